@@ -1,0 +1,42 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install install-test run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# A stamp per extra so that editing pyproject.toml reinstalls.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/ruff check src tests bench main.py
+	$(BIN)/mypy
+	$(BIN)/pytest --cov=segmentation --cov-report=term-missing:skip-covered
+
+lint: install-test
+	$(BIN)/ruff format --check src tests bench main.py
+	$(BIN)/ruff check src tests bench main.py
+
+bench: install-test
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
