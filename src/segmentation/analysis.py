@@ -1,0 +1,414 @@
+"""`analyze`: the pipeline stages composed, from customers to a typed `Analysis`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import pairwise_distances
+from threadpoolctl import threadpool_limits
+
+from segmentation.errors import InsufficientDataError, InvalidInputError, Problem
+from segmentation.pipeline.explain import (
+    AMBIGUOUS_BELOW,
+    Stability,
+    confidence,
+    model_centers,
+    permutation_importance,
+    resampling_stability,
+    surrogate_fidelity,
+)
+from segmentation.pipeline.features import FeatureEncoder
+from segmentation.pipeline.ingest import IngestedCustomers, ingest
+from segmentation.pipeline.models import (
+    NOISE,
+    Algorithm,
+    CentroidModel,
+    DensityModel,
+    SegmentModel,
+    fit_kmeans,
+)
+from segmentation.pipeline.profile import OUTLIERS_NAME, profile_segments
+from segmentation.pipeline.schema import Schema, infer_schema
+from segmentation.pipeline.search import (
+    SEARCH_SAMPLE_SIZE,
+    SILHOUETTE_SAMPLE_SIZE,
+    SearchResult,
+    clustering_scores,
+    search,
+)
+from segmentation.results import (
+    ACCURACY_METHOD,
+    K_SELECTION_METHOD,
+    Analysis,
+    DataQuality,
+    FieldReport,
+    KSelection,
+    Metrics,
+    Segment,
+)
+
+__all__ = ["DEFAULT_K_RANGE", "MAX_K", "analyze"]
+
+DEFAULT_K_RANGE = (2, 10)
+MAX_K = 30
+# Customer-level statistics that are O(n) per field but costly in Python run on this sample.
+EXPLAIN_SAMPLE_SIZE = 2000
+LOW_ACCURACY = 0.6
+SMALL_SEGMENT_SHARE = 0.02
+
+
+def _k_values(
+    n_clusters: int | None, k_range: Sequence[int] | None, n_customers: int, n_distinct: int
+) -> list[int]:
+    """The k to try, checked against the data; option errors name the option and its value."""
+    if n_clusters is not None and k_range is not None:
+        raise InvalidInputError(Problem("give nClusters or kRange, not both", field="options"))
+    if n_clusters is not None:
+        if not 2 <= n_clusters <= MAX_K:
+            raise InvalidInputError(
+                Problem(
+                    f"nClusters={n_clusters} should be between 2 and {MAX_K}", field="nClusters"
+                )
+            )
+        if n_clusters > n_customers:
+            raise InsufficientDataError(
+                Problem(
+                    f"nClusters={n_clusters} should be <= n_customers={n_customers}",
+                    field="nClusters",
+                )
+            )
+        if n_clusters > n_distinct:
+            raise InsufficientDataError(
+                Problem(
+                    f"nClusters={n_clusters} but only {n_distinct} customers differ on the "
+                    "fields used",
+                    field="nClusters",
+                )
+            )
+        return [n_clusters]
+    low, high = k_range if k_range is not None else DEFAULT_K_RANGE
+    if k_range is not None and not (2 <= low <= high <= MAX_K):
+        raise InvalidInputError(
+            Problem(
+                f"kRange=[{low}, {high}] should satisfy 2 <= min <= max <= {MAX_K}", field="kRange"
+            )
+        )
+    # at least about three customers per segment, and never more segments than distinct customers
+    high = min(high, n_distinct, max(2, n_customers // 3))
+    if low > high:
+        raise InsufficientDataError(
+            Problem(
+                f"kRange starts at {low} but {n_customers} customers ({n_distinct} distinct) "
+                f"support at most {high} segments",
+                field="kRange",
+            )
+        )
+    return list(range(low, high + 1))
+
+
+def _count_distinct(X: np.ndarray, cap: int) -> int:
+    """Distinct rows, counting no further than `cap` (enough to bound k)."""
+    probe = X[: max(cap * 50, 5000)]
+    return min(len(np.unique(probe.round(9), axis=0)), cap) if len(probe) else 0
+
+
+def _final_labels(
+    X: np.ndarray, found: SearchResult, random_state: int
+) -> tuple[np.ndarray, SegmentModel]:
+    """Labels for every customer: the sample's when the sample is everyone, else fit/assign."""
+    if len(found.sample_index) == len(X):
+        return found.sample_labels, found.model
+    if found.chosen.algorithm is Algorithm.KMEANS:
+        assert isinstance(found.model, CentroidModel)
+        return fit_kmeans(X, found.chosen.k, random_state, init=found.model.centers)
+    return found.model.assign(X), found.model
+
+
+def _relabel(labels: np.ndarray, model: SegmentModel) -> tuple[np.ndarray, SegmentModel, int, bool]:
+    """Segments numbered by size (largest 0), empty ones dropped, outliers last.
+
+    Returns labels (outliers still -1), the model with the same numbering, the segment count
+    including the outlier segment, and whether there is one.
+    """
+    clustered = labels[labels != NOISE]
+    counts = np.bincount(clustered) if clustered.size else np.zeros(0, dtype=int)
+    order = [int(old) for old in np.argsort(-counts, kind="stable") if counts[old] > 0]
+    mapping = np.full(max(len(counts), 1), NOISE, dtype=np.int64)
+    mapping[order] = np.arange(len(order))
+    relabelled = np.where(labels == NOISE, NOISE, mapping[np.maximum(labels, 0)])
+    has_outliers = bool((labels == NOISE).any())
+    if isinstance(model, CentroidModel):
+        model = CentroidModel(model.centers[order])
+    else:
+        core_mapping = mapping[np.maximum(model.core_labels, 0)]
+        model = DensityModel(
+            model.core_points, np.where(model.core_labels == NOISE, NOISE, core_mapping),
+            model.eps, model.min_samples, len(order),
+        )  # fmt: skip
+    return relabelled, model, len(order) + int(has_outliers), has_outliers
+
+
+@dataclass(frozen=True)
+class _Trust:
+    """Everything that says how far to trust the segments (see pipeline/explain.py)."""
+
+    confidence: np.ndarray
+    ambiguous: np.ndarray
+    stability: Stability
+    importance: dict[str, float]
+    metrics: Metrics
+
+
+def _trust(
+    X: np.ndarray,
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    n_segments: int,
+    found: SearchResult,
+    encoder: FeatureEncoder,
+    model: SegmentModel,
+    random_state: int,
+) -> _Trust:
+    scores = confidence(X, labels, model_centers(X, labels, model))
+    stability = resampling_stability(
+        X, labels, n_segments, algorithm=found.chosen.algorithm, k=found.chosen.k,
+        random_state=random_state, eps=found.dbscan_eps, min_samples=found.dbscan_min_samples,
+    )  # fmt: skip
+    rng = np.random.default_rng(random_state)
+    sample = np.sort(rng.choice(len(X), size=min(len(X), EXPLAIN_SAMPLE_SIZE), replace=False))
+    encoded_sample = encoder.encode(frame.iloc[sample])
+    importance = permutation_importance(
+        encoded_sample,
+        {e.spec.name: e.columns for e in encoder.encodings_},
+        encoder.project,
+        model,
+        random_state,
+    )
+    silhouette_index = np.arange(min(len(sample), SILHOUETTE_SAMPLE_SIZE))
+    silhouette, calinski, davies = clustering_scores(
+        X[sample], labels[sample], pairwise_distances(X[sample][silhouette_index]), silhouette_index
+    )
+    fidelity = surrogate_fidelity(encoded_sample, labels[sample], random_state)
+    return _Trust(
+        confidence=scores,
+        ambiguous=(scores < AMBIGUOUS_BELOW) & (labels != NOISE),
+        stability=stability,
+        importance=importance,
+        metrics=Metrics(silhouette, calinski, davies, fidelity, len(sample)),
+    )
+
+
+def _data_quality(
+    customers: IngestedCustomers,
+    schema: Schema,
+    encoder: FeatureEncoder,
+    warnings: list[str],
+) -> DataQuality:
+    handling = encoder.describe()
+    reports = []
+    for spec in schema.fields:
+        missing = (
+            int(customers.frame[spec.name].isna().sum()) if spec.name in customers.frame else 0
+        )
+        reports.append(
+            FieldReport(
+                spec.name, str(spec.role), missing, handling.get(spec.name, ""), spec.reason
+            )
+        )
+    return DataQuality(len(customers.frame), tuple(reports), tuple(warnings))
+
+
+def _warnings(
+    customers: IngestedCustomers, schema: Schema, segments: list[Segment], accuracy: float
+) -> list[str]:
+    notes = [
+        f"Field {spec.name!r} was ignored: {spec.reason}."
+        for spec in schema.ignored
+        if spec.reason != "excluded by the options"
+    ]
+    feature_names = [spec.name for spec in schema.features]
+    duplicates = int(customers.frame[feature_names].duplicated().sum())
+    if duplicates:
+        notes.append(
+            f"{duplicates} customers are exact duplicates of another on every field used "
+            "(possibly double-counted customers); each is kept and segmented."
+        )
+    for segment in segments:
+        if segment.share < SMALL_SEGMENT_SHARE and not segment.is_outliers:
+            notes.append(
+                f"Segment {segment.name!r} holds only {segment.size} customers "
+                f"({segment.share:.1%}); treat its profile with care."
+            )
+    if accuracy < LOW_ACCURACY:
+        notes.append(
+            f"Accuracy {accuracy:.2f} is low: the segments change when the data is resampled, "
+            "so the customers may not form distinct groups."
+        )
+    return notes
+
+
+def analyze(
+    customers: pd.DataFrame | Sequence[Mapping[str, Any]],
+    *,
+    algorithm: str = "auto",
+    n_clusters: int | None = None,
+    k_range: Sequence[int] | None = None,
+    features: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    random_state: int = 0,
+    eps: float | None = None,
+    min_samples: int | None = None,
+    search_sample_size: int = SEARCH_SAMPLE_SIZE,
+) -> Analysis:
+    """Segment customers and explain the result.
+
+    Parameters
+    ----------
+    customers : a DataFrame or a list of dicts, one per customer; any fields.
+    algorithm : "auto", "kmeans", "hierarchical" or "dbscan".
+    n_clusters : a fixed number of segments, or None to choose it (see search.py).
+    k_range : (min, max) numbers of segments to try; default (2, 10).
+    features, exclude : the fields to use / to leave out (default: every usable field).
+    random_state : seeds every random choice; the same input and seed give the same result.
+    eps, min_samples : DBSCAN's radius and density; chosen from the data when None.
+
+    Examples
+    --------
+    >>> from segmentation.synthetic import make_population
+    >>> result = analyze(make_population(400, 3, random_state=0).frame, random_state=0)
+    >>> len(result.segments), sorted(result.feature_importance)[:3]
+    (3, ['age', 'gender', 'income'])
+    """
+    try:
+        chosen_algorithm = Algorithm(algorithm)
+    except ValueError:
+        choices = ", ".join(repr(a.value) for a in Algorithm)
+        raise InvalidInputError(
+            Problem(f"algorithm={algorithm!r} is not one of {choices}", field="algorithm")
+        ) from None
+    if chosen_algorithm is Algorithm.DBSCAN and (n_clusters is not None or k_range is not None):
+        raise InvalidInputError(
+            Problem("dbscan finds the number of segments itself; drop nClusters/kRange",
+                    field="nClusters")
+        )  # fmt: skip
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 4)
+        clock = now
+
+    ingested = ingest(customers)
+    schema = infer_schema(ingested, features=features, exclude=exclude)
+    if not schema.features:
+        reasons = "; ".join(f"{f.name!r}: {f.reason}" for f in schema.fields) or "no fields at all"
+        raise InvalidInputError(Problem(f"no usable feature field ({reasons})"))
+    frame = ingested.frame
+    encoder = FeatureEncoder(schema, random_state).fit(frame)
+    X = encoder.transform(frame)
+    lap("features")
+
+    n = len(X)
+    n_distinct = _count_distinct(X, MAX_K + 1)
+    if n_distinct < 2:
+        raise InsufficientDataError(
+            "all customers are identical on the fields used "
+            f"({', '.join(s.name for s in schema.features)}); there is nothing to segment"
+        )
+    k_values = _k_values(n_clusters, k_range, n, n_distinct)
+    # Dozens of fits on a sample of at most a few thousand rows: OpenMP threads cost more to
+    # wake than they save there, and contend with the other worker processes.
+    with threadpool_limits(limits=1):
+        found = search(
+            X, algorithm=chosen_algorithm, k_values=k_values, random_state=random_state,
+            sample_size=search_sample_size, eps=eps, min_samples=min_samples,
+        )  # fmt: skip
+    lap("search")
+
+    raw_labels, model = _final_labels(X, found, random_state)
+    labels, model, n_segments, has_outliers = _relabel(raw_labels, model)
+    if n_segments - int(has_outliers) < 1:
+        raise InsufficientDataError(
+            f"dbscan called every customer an outlier ({found.chosen.note}); "
+            "give a larger eps or use kmeans"
+        )
+    lap("fit")
+
+    with threadpool_limits(limits=1):
+        trust = _trust(X, frame, labels, n_segments, found, encoder, model, random_state)
+    lap("explain")
+
+    segment_ids = np.where(labels == NOISE, n_segments - 1, labels)
+    outlier_segment = n_segments - 1 if has_outliers else None
+    profiles = profile_segments(frame, schema, segment_ids, n_segments, outlier_segment)
+    sizes = np.bincount(segment_ids, minlength=n_segments)
+    segments = [
+        Segment(
+            segment_id=i,
+            name=profile.name,
+            size=int(sizes[i]),
+            share=float(sizes[i] / n),
+            centroid=profile.centroid,
+            categories=profile.categories,
+            characteristics=profile.characteristics,
+            confidence=float(trust.confidence[segment_ids == i].mean()),
+            stability=float(trust.stability.per_segment[i]),
+            ambiguous_share=float(trust.ambiguous[segment_ids == i].mean()),
+            is_outliers=profile.name == OUTLIERS_NAME and i == outlier_segment,
+            standardized=profile.standardized,
+        )
+        for i, profile in enumerate(profiles)
+    ]
+    lap("profile")
+
+    id_field = ingested.id_field
+    if id_field is None:
+        customer_ids = None
+    elif isinstance(customers, pd.DataFrame):
+        customer_ids = customers[id_field].tolist()
+    else:
+        customer_ids = [record.get(id_field) for record in customers]
+    options = {
+        "algorithm": chosen_algorithm.value, "nClusters": n_clusters,
+        "kRange": list(k_range) if k_range is not None else None,
+        "features": list(features) if features is not None else None,
+        "exclude": list(exclude), "randomState": random_state, "eps": eps,
+        "minSamples": min_samples,
+    }  # fmt: skip
+    return Analysis(
+        segments=tuple(segments),
+        labels=segment_ids,
+        confidence=trust.confidence,
+        ambiguous=trust.ambiguous,
+        customer_ids=customer_ids,
+        feature_importance=trust.importance,
+        accuracy=trust.stability.overall,
+        accuracy_method=ACCURACY_METHOD,
+        metrics=trust.metrics,
+        k_selection=KSelection(
+            K_SELECTION_METHOD,
+            found.candidates,
+            found.chosen,
+            found.reason,
+            len(found.sample_index),
+        ),
+        data_quality=_data_quality(
+            ingested,
+            schema,
+            encoder,
+            _warnings(ingested, schema, segments, trust.stability.overall),
+        ),
+        algorithm=found.chosen.algorithm.value,
+        random_state=random_state,
+        options=options,
+        encoder=encoder,
+        model=model,
+        timings=timings,
+    )

@@ -1,0 +1,65 @@
+"""The errors the segmentation core raises, all in one tree.
+
+    SegmentationError
+    └── InvalidInputError          the caller's data or options cannot be segmented (HTTP 422)
+        └── InsufficientDataError  well-formed, but too little or too uniform to segment
+
+Each problem names the record (0-based position in the input) and the field at fault where
+there is one, and carries the offending value in its message. Errors are picklable so that they
+cross the boundary of a worker process unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["InsufficientDataError", "InvalidInputError", "Problem", "SegmentationError"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: where it is and what is wrong."""
+
+    message: str
+    record: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.record is not None:
+            where.append(f"record {self.record}")
+        if self.field is not None:
+            where.append(f"field {self.field!r}")
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+
+class SegmentationError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class InvalidInputError(SegmentationError):
+    """The input or the options cannot be used; `problems` says where and why.
+
+    Examples
+    --------
+    >>> error = InvalidInputError([Problem("expected a number, got '75,000'", 3, "income")])
+    >>> str(error)
+    "record 3, field 'income': expected a number, got '75,000'"
+    """
+
+    def __init__(self, problems: list[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        shown = "; ".join(str(problem) for problem in self.problems[:5])
+        more = len(self.problems) - 5
+        return shown + (f"; and {more} more problems" if more > 0 else "")
+
+
+class InsufficientDataError(InvalidInputError):
+    """The input is well formed but cannot be split into segments (too few or identical)."""

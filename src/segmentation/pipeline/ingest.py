@@ -1,0 +1,269 @@
+"""Customers in: check every record and field, and build one typed frame.
+
+Nothing is converted silently. A field mixing numbers with text or booleans, a non-finite or
+absurdly large number, a record that is not an object, a missing or duplicated id: each is a
+`Problem` naming the record and the field. Missing values (null or absent keys) are fine: later
+stages impute and report them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmentation.errors import InsufficientDataError, InvalidInputError, Problem
+
+__all__ = [
+    "MAX_ABS_NUMBER",
+    "IngestedCustomers",
+    "NonFiniteNumber",
+    "find_id_field",
+    "ingest",
+]
+
+# Beyond 1e15 a float no longer holds every integer exactly and squared distances of scaled
+# values lose all precision; no plausible customer attribute is that large.
+MAX_ABS_NUMBER = 1e15
+# Problems past this many are counted, not listed: a caller fixing a file needs the first few.
+MAX_PROBLEMS = 20
+
+ID_FIELD_NAMES = frozenset(
+    {
+        "id", "customerid", "custid", "clientid", "userid", "memberid", "accountid",
+        "customernumber", "customerno", "customerkey",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NonFiniteNumber:
+    """A NaN or Infinity literal from JSON, kept distinct from null so it can be rejected."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class IngestedCustomers:
+    """The validated customers: one row per customer in input order, clean dtypes.
+
+    `frame` columns are float64 (numbers, booleans as 0/1) or object (text); missing values
+    are NaN / None. `id_field` names the customer id column if there is one. `nested_fields`
+    held objects or lists, which are kept in the records but cannot be features.
+    """
+
+    frame: pd.DataFrame
+    id_field: str | None
+    boolean_fields: tuple[str, ...]
+    nested_fields: tuple[str, ...]
+
+
+def normalized_name(field: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", field.lower())
+
+
+def find_id_field(fields: Iterable[str]) -> str | None:
+    """The first field whose name says it is the customer id (`id`, `CustomerID`, `CUST_ID`)."""
+    return next((f for f in fields if normalized_name(f) in ID_FIELD_NAMES), None)
+
+
+def _kind(value: Any) -> str:
+    # bool before int: True is an int to Python but not a number to a customer record
+    if value is None:
+        return "null"
+    if isinstance(value, bool | np.bool_):
+        return "boolean"
+    if isinstance(value, int | np.integer):
+        return "number"
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return "null"
+        return "number" if math.isfinite(value) else "nonfinite"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, NonFiniteNumber):
+        return "nonfinite"
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return "text"
+    if value is pd.NaT or value is pd.NA:
+        return "null"
+    return "nested"
+
+
+KIND_WORDS = {"number": "a number", "text": "text", "boolean": "a boolean (true/false)"}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, NonFiniteNumber):
+        return value.text
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_mixed_kinds(field: str, column: pd.Series, kinds: pd.Series) -> list[Problem]:
+    """Flag the records whose type differs from the field's majority type."""
+    counts = kinds[kinds.isin(list(KIND_WORDS))].value_counts()
+    if len(counts) <= 1:
+        return []
+    majority = str(counts.index[0])
+    problems = []
+    for position in np.flatnonzero((kinds != majority) & kinds.isin(list(KIND_WORDS)))[
+        :MAX_PROBLEMS
+    ]:
+        value = column.iloc[position]
+        problems.append(
+            Problem(
+                f"expected {KIND_WORDS[majority]} as in {counts.iloc[0]} other records, "
+                f"got {_describe(value)}",
+                int(position),
+                field,
+            )
+        )
+    return problems
+
+
+def _check_numbers(field: str, values: np.ndarray) -> list[Problem]:
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~np.isfinite(values) | (np.abs(values) > MAX_ABS_NUMBER)
+    bad &= ~np.isnan(values) | np.isinf(values)
+    problems = []
+    for position in np.flatnonzero(bad)[:MAX_PROBLEMS]:
+        value = values[position]
+        reason = (
+            "is not a finite number"
+            if not math.isfinite(value)
+            else f"is too large (|value| must be <= {MAX_ABS_NUMBER:.0e})"
+        )
+        problems.append(Problem(f"{value!r} {reason}", int(position), field))
+    return problems
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _clean_column(field: str, column: pd.Series) -> tuple[pd.Series | None, str, list[Problem]]:
+    """One column in its clean dtype, its kind (number/boolean/text/nested), and its problems."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return column.astype(float), "boolean", []
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+        return pd.Series(values, index=column.index), "number", _check_numbers(field, values)
+    kinds = column.map(_kind)
+    problems = [
+        Problem(f"{_describe(column.iloc[position])} is not a finite number", int(position), field)
+        for position in np.flatnonzero(kinds == "nonfinite")[:MAX_PROBLEMS]
+    ]
+    problems += _check_mixed_kinds(field, column, kinds)
+    present = set(kinds.unique()) - {"null"}
+    if problems:
+        return None, "invalid", problems
+    if "nested" in present:
+        return None, "nested", []
+    if present == {"number"}:
+        values = _numbers(column)
+        return pd.Series(values, index=column.index), "number", _check_numbers(field, values)
+    if present == {"boolean"}:
+        return column.map(lambda v: np.nan if v is None else float(v)).astype(float), "boolean", []
+    text = column.astype(object).where(kinds != "null", None)
+    return text.map(lambda v: v if v is None else str(v)), "text", []
+
+
+def _check_ids(frame: pd.DataFrame, id_field: str) -> list[Problem]:
+    ids = frame[id_field]
+    problems = [
+        Problem(f"has no {id_field!r} while other records do", int(position), id_field)
+        for position in np.flatnonzero(ids.isna().to_numpy())[:MAX_PROBLEMS]
+    ]
+    duplicated = ids.duplicated(keep=False) & ids.notna()
+    if duplicated.any():
+        first_position: dict[Any, int] = {}
+        for position in np.flatnonzero(duplicated.to_numpy()):
+            value = ids.iloc[position]
+            if value in first_position:
+                problems.append(
+                    Problem(
+                        f"duplicate id {_describe(value)}, also used by record "
+                        f"{first_position[value]}",
+                        int(position),
+                        id_field,
+                    )
+                )
+            else:
+                first_position[value] = int(position)
+            if len(problems) >= MAX_PROBLEMS:
+                break
+    return problems
+
+
+def ingest(customers: pd.DataFrame | Sequence[Mapping[str, Any]]) -> IngestedCustomers:
+    """Validate customers and return them as one frame with clean dtypes.
+
+    Raises `InvalidInputError` listing every problem found (up to 20 named), or
+    `InsufficientDataError` when there are fewer than 2 customers.
+
+    Examples
+    --------
+    >>> ingest([{"id": 1, "income": 10}, {"id": 2, "income": "75,000"}])
+    Traceback (most recent call last):
+    ...
+    segmentation.errors.InvalidInputError: record 1, field 'income': expected a number as in 1 \
+other records, got '75,000'
+    """
+    if isinstance(customers, pd.DataFrame):
+        raw = customers.reset_index(drop=True)
+        raw.columns = [str(c) for c in raw.columns]
+    else:
+        if isinstance(customers, str | bytes) or not isinstance(customers, Sequence):
+            raise InvalidInputError("customers must be a list of objects (one per customer)")
+        not_objects = [
+            Problem(f"must be an object with the customer's fields, got {_describe(record)}", i)
+            for i, record in enumerate(customers)
+            if not isinstance(record, Mapping)
+        ]
+        if not_objects:
+            raise InvalidInputError(not_objects)
+        raw = pd.DataFrame.from_records(list(customers)) if customers else pd.DataFrame()
+        raw.columns = [str(c) for c in raw.columns]
+    if len(raw) == 0:
+        raise InsufficientDataError("no customers were sent; at least 2 are needed to segment")
+    if len(raw) < 2:
+        raise InsufficientDataError(
+            f"n_customers={len(raw)} is too few to segment; at least 2 are needed"
+        )
+
+    problems: list[Problem] = []
+    columns: dict[str, pd.Series] = {}
+    boolean_fields: list[str] = []
+    nested_fields: list[str] = []
+    for field in raw.columns:
+        cleaned, kind, field_problems = _clean_column(field, raw[field])
+        problems += field_problems
+        if kind == "nested":
+            nested_fields.append(field)
+        elif cleaned is not None:
+            columns[field] = cleaned
+            if kind == "boolean":
+                boolean_fields.append(field)
+
+    id_field = find_id_field(raw.columns)
+    if id_field is not None and id_field in columns:
+        problems += _check_ids(pd.DataFrame({id_field: columns[id_field]}), id_field)
+    if problems:
+        problems.sort(key=lambda p: p.record if p.record is not None else -1)
+        raise InvalidInputError(problems)
+
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(len(raw)))
+    return IngestedCustomers(
+        frame=frame,
+        id_field=id_field,
+        boolean_fields=tuple(boolean_fields),
+        nested_fields=tuple(nested_fields),
+    )

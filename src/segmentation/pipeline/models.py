@@ -1,0 +1,170 @@
+"""The clustering algorithms, each as a fitted model that can assign any customer.
+
+Every model answers `assign(X)`: k-means and Ward by the nearest centroid, DBSCAN by the nearest
+core customer within `eps` (else noise, label -1). That single operation serves the final fit
+on all rows, prediction strength, permutation importance and, later, scoring new customers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from sklearn.cluster import DBSCAN, KMeans
+from sklearn.neighbors import NearestNeighbors
+
+__all__ = [
+    "NOISE",
+    "Algorithm",
+    "CentroidModel",
+    "DensityModel",
+    "SegmentModel",
+    "centroids_of",
+    "choose_eps",
+    "fit_dbscan",
+    "fit_kmeans",
+    "nearest_centroid",
+    "ward_labels",
+    "ward_tree",
+]
+
+NOISE = -1
+# Assignment runs in blocks so that the distance matrix stays small: O(block x k) memory.
+ASSIGN_BLOCK = 65_536
+
+
+class Algorithm(StrEnum):
+    """The clustering methods a caller can ask for."""
+
+    #: the best of the methods below by stability, then silhouette (see search.py)
+    AUTO = "auto"
+    #: k-means (Lloyd, k-means++ starts): round segments of similar spread
+    KMEANS = "kmeans"
+    #: Ward agglomerative clustering: nested segments, uneven sizes
+    HIERARCHICAL = "hierarchical"
+    #: DBSCAN with eps from the knee of the k-distance curve: any shape, noise as Outliers
+    DBSCAN = "dbscan"
+
+
+def nearest_centroid(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label of the nearest center per row and the sorted distances to the two nearest."""
+    labels = np.empty(len(X), dtype=np.int64)
+    two_nearest = np.empty((len(X), 2))
+    center_norms = (centers**2).sum(axis=1)
+    for start in range(0, len(X), ASSIGN_BLOCK):
+        block = X[start : start + ASSIGN_BLOCK]
+        squared = (block**2).sum(axis=1)[:, None] - 2 * block @ centers.T + center_norms[None, :]
+        np.maximum(squared, 0, out=squared)
+        labels[start : start + len(block)] = squared.argmin(axis=1)
+        if centers.shape[0] > 1:
+            part = np.partition(squared, 1, axis=1)[:, :2]
+        else:
+            part = np.column_stack([squared[:, 0], np.full(len(block), np.inf)])
+        two_nearest[start : start + len(block)] = np.sqrt(part)
+    return labels, two_nearest
+
+
+def centroids_of(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each label 0..k-1 (noise excluded); an empty label gets +inf so it never wins."""
+    centers = np.full((k, X.shape[1]), np.inf)
+    for label in range(k):
+        members = labels == label
+        if members.any():
+            centers[label] = X[members].mean(axis=0)
+    return centers
+
+
+@dataclass(frozen=True)
+class CentroidModel:
+    """Segments as centroids: a customer belongs to the nearest one."""
+
+    centers: np.ndarray
+
+    @property
+    def n_segments(self) -> int:
+        return len(self.centers)
+
+    def assign(self, X: np.ndarray) -> np.ndarray:
+        return nearest_centroid(X, self.centers)[0]
+
+
+@dataclass(frozen=True)
+class DensityModel:
+    """Segments as dense regions: a customer within `eps` of a core customer joins its segment."""
+
+    core_points: np.ndarray
+    core_labels: np.ndarray
+    eps: float
+    min_samples: int
+    n_segments: int
+
+    def assign(self, X: np.ndarray) -> np.ndarray:
+        if len(self.core_points) == 0:
+            return np.full(len(X), NOISE, dtype=np.int64)
+        index = NearestNeighbors(n_neighbors=1).fit(self.core_points)
+        distance, nearest = index.kneighbors(X)
+        labels = self.core_labels[nearest[:, 0]].astype(np.int64)
+        labels[distance[:, 0] > self.eps] = NOISE
+        return labels
+
+
+SegmentModel = CentroidModel | DensityModel
+
+
+def fit_kmeans(
+    X: np.ndarray,
+    k: int,
+    random_state: int,
+    n_init: int = 4,
+    init: np.ndarray | None = None,
+) -> tuple[np.ndarray, CentroidModel]:
+    """k-means labels and model; `init` centers (from a sample) make large fits one start."""
+    kmeans = KMeans(
+        n_clusters=k,
+        init=init if init is not None else "k-means++",
+        n_init=1 if init is not None else n_init,
+        random_state=random_state,
+    ).fit(X)
+    return kmeans.labels_.astype(np.int64), CentroidModel(kmeans.cluster_centers_)
+
+
+def ward_tree(X: np.ndarray) -> np.ndarray:
+    """The Ward merge tree (scipy linkage); O(n^2) memory, so callers pass a bounded sample."""
+    return linkage(X, method="ward")
+
+
+def ward_labels(tree: np.ndarray, k: int) -> np.ndarray:
+    """Cut a Ward tree into k segments labelled 0..k-1."""
+    return fcluster(tree, k, criterion="maxclust").astype(np.int64) - 1
+
+
+def choose_eps(X: np.ndarray, min_samples: int) -> float:
+    """eps at the knee of the sorted k-distance curve (Ester et al.'s heuristic, made automatic).
+
+    The knee is the point farthest from the chord joining the curve's ends (Kneedle).
+    """
+    neighbors = NearestNeighbors(n_neighbors=min(min_samples, len(X) - 1)).fit(X)
+    distances = np.sort(neighbors.kneighbors(X)[0][:, -1])
+    if distances[-1] <= distances[0]:
+        return float(distances[-1]) or 1e-9
+    x = np.linspace(0.0, 1.0, len(distances))
+    y = (distances - distances[0]) / (distances[-1] - distances[0])
+    knee = int(np.argmax(x - y))
+    return float(distances[knee]) or 1e-9
+
+
+def fit_dbscan(X: np.ndarray, eps: float, min_samples: int) -> tuple[np.ndarray, DensityModel]:
+    """DBSCAN labels (noise -1) and a model that assigns new rows to the nearest core."""
+    dbscan = DBSCAN(eps=eps, min_samples=min_samples).fit(X)
+    labels = dbscan.labels_.astype(np.int64)
+    core = dbscan.core_sample_indices_
+    model = DensityModel(
+        core_points=X[core],
+        core_labels=labels[core],
+        eps=eps,
+        min_samples=min_samples,
+        n_segments=int(labels.max() + 1) if labels.size else 0,
+    )
+    return labels, model

@@ -1,0 +1,403 @@
+"""Segments in the user's words: centroids in original units, characteristics, business names.
+
+A characteristic is stated only when the difference is large (|standardized difference| >= 0.5,
+or a share at least 15 points and 1.3x above the overall one) and significant (Welch's t-test
+or a two-proportion z-test, p < 0.01), and it always carries the numbers behind it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from segmentation.pipeline.features import MISSING_LEVEL, numeric_values
+from segmentation.pipeline.schema import FieldRole, FieldSpec, Schema
+
+__all__ = ["Evidence", "SegmentProfile", "format_number", "profile_segments"]
+
+MIN_EFFECT_SD = 0.5
+MIN_SHARE_LIFT = 1.3
+MIN_SHARE_POINTS = 0.15
+MAX_P_VALUE = 0.01
+MAX_CHARACTERISTICS = 5
+HIGH, LOW = 0.5, -0.5
+OUTLIERS_NAME = "Outliers"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One measured difference between a segment and everyone: the basis of a phrase."""
+
+    field: str
+    kind: str  # "mean" | "share" | "date"
+    segment_value: float
+    overall_value: float
+    effect: float  # standardized difference (means) or Cohen's h (shares)
+    p_value: float
+    level: str | None = None
+    phrase: str = ""
+
+
+@dataclass(frozen=True)
+class SegmentProfile:
+    name: str
+    centroid: dict[str, float | None]
+    categories: dict[str, dict[str, float]]
+    characteristics: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+    standardized: dict[str, float]
+
+
+def format_number(value: float) -> str:
+    """Short human figure: 152k, 1.2M, 14.3, 0.42."""
+    magnitude = abs(value)
+    if magnitude >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if magnitude >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 1:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def label(field: str) -> str:
+    text = field.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _date_text(days: float) -> str:
+    return (pd.Timestamp("1970-01-01") + pd.Timedelta(days=round(days))).strftime("%Y-%m-%d")
+
+
+def _mean_phrase(spec: FieldSpec, seg: float, overall: float, non_negative: bool) -> str:
+    if spec.role is FieldRole.DATE:
+        direction = "later" if seg > overall else "earlier"
+        figures = f"({_date_text(seg)} vs {_date_text(overall)})"
+        return f"{label(spec.name)} {direction} than average {figures}"
+    figures = f"({format_number(seg)} vs {format_number(overall)})"
+    if non_negative and overall > 0:
+        ratio = seg / overall
+        if ratio >= 1.5:
+            return f"{label(spec.name)} {ratio:.1f}x the average {figures}"
+        if ratio <= 2 / 3:
+            return f"{label(spec.name)} {(1 - ratio) * 100:.0f}% below the average {figures}"
+    direction = "above" if seg > overall else "below"
+    return f"{label(spec.name)} {direction} average {figures}"
+
+
+def _share_phrase(spec: FieldSpec, level: str | None, seg: float, overall: float) -> str:
+    if spec.role is FieldRole.BOOLEAN:
+        return f"{seg:.0%} {label(spec.name)} vs {overall:.0%} overall"
+    return f"{seg:.0%} {level} ({label(spec.name)}) vs {overall:.0%} overall"
+
+
+def _welch_p(values: np.ndarray, members: np.ndarray) -> float:
+    inside, outside = values[members], values[~members]
+    inside, outside = inside[~np.isnan(inside)], outside[~np.isnan(outside)]
+    if len(inside) < 2 or len(outside) < 2:
+        return 1.0
+    spread = inside.var(ddof=1) / len(inside) + outside.var(ddof=1) / len(outside)
+    if spread <= 0:
+        return 0.0 if inside.mean() != outside.mean() else 1.0
+    t = (inside.mean() - outside.mean()) / math.sqrt(spread)
+    return float(2 * stats.norm.sf(abs(t)))
+
+
+def _proportion_p(hits_in: float, n_in: int, hits_out: float, n_out: int) -> float:
+    if n_in == 0 or n_out == 0:
+        return 1.0
+    pooled = (hits_in + hits_out) / (n_in + n_out)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_in + 1 / n_out))
+    if spread == 0:
+        return 1.0
+    z = (hits_in / n_in - hits_out / n_out) / spread
+    return float(2 * stats.norm.sf(abs(z)))
+
+
+def _cohens_h(p1: float, p2: float) -> float:
+    return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
+
+
+class _FieldStats:
+    """Per-field numbers computed once for all segments."""
+
+    def __init__(self, frame: pd.DataFrame, spec: FieldSpec, segment_ids: np.ndarray) -> None:
+        self.spec = spec
+        self.segment_ids = segment_ids
+        if spec.role is FieldRole.CATEGORICAL:
+            self.text = (
+                frame[spec.name].astype(object).where(frame[spec.name].notna(), MISSING_LEVEL)
+            )
+            self.text = self.text.map(str).to_numpy()
+            self.overall_shares = pd.Series(self.text).value_counts(normalize=True)
+        else:
+            self.values = numeric_values(frame, spec)
+            present = self.values[~np.isnan(self.values)]
+            self.overall_mean = float(present.mean()) if present.size else math.nan
+            self.overall_sd = float(present.std()) if present.size else 0.0
+            self.non_negative = bool(present.size and present.min() >= 0)
+
+    def evidence(self, segment: int) -> list[Evidence]:
+        members = self.segment_ids == segment
+        n_in, n_out = int(members.sum()), int((~members).sum())
+        spec = self.spec
+        if spec.role is FieldRole.CATEGORICAL:
+            found = []
+            inside = pd.Series(self.text[members]).value_counts()
+            for level, count in inside.items():
+                seg_share = count / n_in
+                overall = float(self.overall_shares[level])
+                out_hits = overall * len(self.text) - count
+                h = _cohens_h(seg_share, overall)
+                if (
+                    seg_share - overall >= MIN_SHARE_POINTS
+                    and seg_share >= MIN_SHARE_LIFT * overall
+                    and _proportion_p(count, n_in, out_hits, n_out) < MAX_P_VALUE
+                ):
+                    found.append(
+                        Evidence(spec.name, "share", seg_share, overall, h, 0.0, str(level),
+                                 _share_phrase(spec, str(level), seg_share, overall))
+                    )  # fmt: skip
+            return found
+        values = self.values
+        seg_values = values[members]
+        seg_values = seg_values[~np.isnan(seg_values)]
+        if not seg_values.size or self.overall_sd == 0:
+            return []
+        seg_mean = float(seg_values.mean())
+        if spec.role is FieldRole.BOOLEAN:
+            n_present = int((~np.isnan(values)).sum())
+            h = _cohens_h(min(max(seg_mean, 0.0), 1.0), min(max(self.overall_mean, 0.0), 1.0))
+            out_hits = self.overall_mean * n_present - seg_mean * seg_values.size
+            p = _proportion_p(seg_mean * seg_values.size, seg_values.size, out_hits,
+                              n_present - seg_values.size)  # fmt: skip
+            if (
+                abs(seg_mean - self.overall_mean) >= MIN_SHARE_POINTS
+                and p < MAX_P_VALUE
+                and (
+                    seg_mean >= MIN_SHARE_LIFT * self.overall_mean
+                    or (1 - seg_mean) >= MIN_SHARE_LIFT * (1 - self.overall_mean)
+                )
+            ):
+                phrase = _share_phrase(spec, None, seg_mean, self.overall_mean)
+                return [
+                    Evidence(spec.name, "share", seg_mean, self.overall_mean, h, p, None, phrase)
+                ]
+            return []
+        effect = (seg_mean - self.overall_mean) / self.overall_sd
+        p = _welch_p(values, members)
+        if abs(effect) >= MIN_EFFECT_SD and p < MAX_P_VALUE:
+            kind = "date" if spec.role is FieldRole.DATE else "mean"
+            phrase = _mean_phrase(spec, seg_mean, self.overall_mean, self.non_negative)
+            return [Evidence(spec.name, kind, seg_mean, self.overall_mean, effect, p, None, phrase)]
+        return []
+
+    def standardized(self, segment: int) -> float:
+        """Segment mean minus overall mean in overall SDs (shares for categories: not used)."""
+        if self.spec.role is FieldRole.CATEGORICAL or self.overall_sd == 0:
+            return 0.0
+        seg_values = self.values[self.segment_ids == segment]
+        seg_values = seg_values[~np.isnan(seg_values)]
+        if not seg_values.size:
+            return 0.0
+        return float((seg_values.mean() - self.overall_mean) / self.overall_sd)
+
+    def centroid(self, segment: int) -> float | None:
+        seg_values = self.values[self.segment_ids == segment]
+        seg_values = seg_values[~np.isnan(seg_values)]
+        return float(f"{seg_values.mean():.6g}") if seg_values.size else None
+
+    def shares(self, segment: int) -> dict[str, float]:
+        inside = pd.Series(self.text[self.segment_ids == segment]).value_counts(normalize=True)
+        return {str(level): round(float(share), 4) for level, share in inside.items()}
+
+
+# Business axes recognised from field names; a segment's position on them picks its name.
+AXIS_PATTERNS = {
+    "income": re.compile(r"income|salary|wealth|earning"),
+    "spend": re.compile(r"spend|mnt|amount|monetary|revenue|sales|value|balance|payment|ltv|clv"),
+    "frequency": re.compile(r"frequen|count|num|trx|visit|order|transaction|purchase"),
+    "recency": re.compile(r"recen|dayssince|lastpurchase|lastorder"),
+    "age": re.compile(r"^age$|^age\b|yearbirth|birthyear|^age_?"),
+}
+# Names by (income level, spend level), and by (value level, frequency level).
+INCOME_SPEND_NAMES = {
+    ("H", "H"): "High-Value Customers", ("H", "L"): "Cautious Affluent Customers",
+    ("L", "H"): "Impulsive Spenders", ("L", "L"): "Budget-Conscious Customers",
+    ("M", "M"): "Mainstream Customers", ("H", "M"): "Affluent Moderate Spenders",
+    ("L", "M"): "Modest-Income Customers", ("M", "H"): "Enthusiastic Spenders",
+    ("M", "L"): "Low-Spending Customers",
+}  # fmt: skip
+VALUE_FREQUENCY_NAMES = {
+    ("H", "H"): "Champions", ("H", "L"): "Big-Ticket Occasional Buyers",
+    ("L", "H"): "Frequent Bargain Hunters", ("L", "L"): "Low-Engagement Customers",
+    ("M", "M"): "Core Customers", ("H", "M"): "High-Value Customers",
+    ("M", "H"): "Loyal Regulars", ("L", "M"): "Light Spenders", ("M", "L"): "Occasional Buyers",
+}  # fmt: skip
+VALUE_NAMES = {"H": "High-Value Customers", "M": "Mid-Value Customers", "L": "Low-Value Customers"}
+
+
+def field_axis(spec: FieldSpec, values: np.ndarray | None) -> str | None:
+    """The business axis a field measures, if its name says so (counts of purchases: frequency)."""
+    name = re.sub(r"[^a-z]", "", spec.name.lower())
+    if spec.role not in (FieldRole.NUMERIC, FieldRole.DATE):
+        return None
+    if AXIS_PATTERNS["age"].search(spec.name.lower()) or "yearbirth" in name:
+        return "age"
+    if AXIS_PATTERNS["recency"].search(name):
+        return "recency"
+    if AXIS_PATTERNS["income"].search(name):
+        return "income"
+    is_count = values is not None and bool(np.all(np.mod(values[~np.isnan(values)], 1) == 0))
+    if AXIS_PATTERNS["frequency"].search(name) and is_count and "amount" not in name:
+        return "frequency"
+    if AXIS_PATTERNS["spend"].search(name) or AXIS_PATTERNS["frequency"].search(name):
+        return "spend"
+    return None
+
+
+def _level(z: float) -> str:
+    return "H" if z >= HIGH else "L" if z <= LOW else "M"
+
+
+def _axis_scores(
+    stats_by_field: list[_FieldStats], axes: dict[str, str], segment: int
+) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for field_stats in stats_by_field:
+        axis = axes.get(field_stats.spec.name)
+        if axis is None:
+            continue
+        z = field_stats.standardized(segment)
+        if axis == "age" and "birth" in field_stats.spec.name.lower():
+            z = -z  # a later birth year is a younger customer
+        sums.setdefault(axis, []).append(z)
+    return {axis: float(np.mean(zs)) for axis, zs in sums.items()}
+
+
+def _business_name(axis: dict[str, float], evidence: list[Evidence]) -> str | None:
+    if "income" in axis and "spend" in axis:
+        base = INCOME_SPEND_NAMES[(_level(axis["income"]), _level(axis["spend"]))]
+    elif ("spend" in axis or "income" in axis) and "frequency" in axis:
+        value = axis.get("spend", axis.get("income", 0.0))
+        base = VALUE_FREQUENCY_NAMES[(_level(value), _level(axis["frequency"]))]
+    elif "spend" in axis or "income" in axis:
+        base = VALUE_NAMES[_level(axis.get("spend", axis.get("income", 0.0)))]
+    elif "frequency" in axis:
+        base = {"H": "Frequent Buyers", "M": "Regular Buyers", "L": "Infrequent Buyers"}[
+            _level(axis["frequency"])
+        ]
+    else:
+        return None
+    if axis.get("recency", 0.0) >= 0.8:
+        base = "Lapsing " + base
+    age = axis.get("age", 0.0)
+    if age <= -0.8:
+        base = "Young " + base
+    elif age >= 0.8:
+        base = "Senior " + base
+    return base
+
+
+def _descriptor(item: Evidence) -> str:
+    if item.kind == "share":
+        return f"Mostly {item.level}" if item.level else f"Mostly {label(item.field)}"
+    return f"{'High' if item.effect > 0 else 'Low'} {label(item.field)}"
+
+
+def _field_name(evidence: list[Evidence]) -> str:
+    top = sorted(evidence, key=lambda e: -abs(e.effect))[:2]
+    if not top:
+        return "Typical Customers"
+    return " & ".join(_descriptor(e) for e in top) + " Customers"
+
+
+def _make_unique(names: list[str], evidence: list[list[Evidence]]) -> list[str]:
+    result = list(names)
+    for name in set(names):
+        holders = [i for i, n in enumerate(names) if n == name]
+        if len(holders) < 2:
+            continue
+        for i in holders:
+            words = name.lower()
+            extra = next(
+                (e for e in sorted(evidence[i], key=lambda e: -abs(e.effect))
+                 if label(e.field).lower() not in words),
+                None,
+            )  # fmt: skip
+            if extra is not None:
+                result[i] = f"{name} ({_descriptor(extra)})"
+    seen: dict[str, int] = {}
+    for i, name in enumerate(result):
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            result[i] = f"{name} {seen[name]}"
+    return result
+
+
+def profile_segments(
+    frame: pd.DataFrame,
+    schema: Schema,
+    segment_ids: np.ndarray,
+    n_segments: int,
+    outlier_segment: int | None = None,
+) -> list[SegmentProfile]:
+    """One profile per segment 0..n_segments-1 (the outlier segment, if any, is named Outliers)."""
+    stats_by_field = [_FieldStats(frame, spec, segment_ids) for spec in schema.features]
+    axes = {}
+    for field_stats in stats_by_field:
+        values = getattr(field_stats, "values", None)
+        axis = field_axis(field_stats.spec, values)
+        if axis is not None:
+            axes[field_stats.spec.name] = axis
+    names, evidence_lists, partial = [], [], []
+    for segment in range(n_segments):
+        evidence = [item for s in stats_by_field for item in s.evidence(segment)]
+        evidence.sort(key=lambda e: -abs(e.effect))
+        centroid = {
+            s.spec.name: s.centroid(segment)
+            for s in stats_by_field
+            if s.spec.role in (FieldRole.NUMERIC, FieldRole.BOOLEAN)
+        }
+        categories = {
+            s.spec.name: s.shares(segment)
+            for s in stats_by_field
+            if s.spec.role is FieldRole.CATEGORICAL
+        }
+        standardized = {s.spec.name: s.standardized(segment) for s in stats_by_field}
+        if segment == outlier_segment:
+            name = OUTLIERS_NAME
+        else:
+            name = _business_name(_axis_scores(stats_by_field, axes, segment), evidence) or (
+                _field_name(evidence)
+            )
+        characteristics = [e.phrase for e in evidence[:MAX_CHARACTERISTICS]]
+        if not characteristics:
+            closest = max(standardized.items(), key=lambda kv: abs(kv[1]), default=("", 0.0))
+            characteristics = [
+                "Close to the average on every field"
+                + (
+                    f" (largest difference: {label(closest[0])} {closest[1]:+.1f} SD)"
+                    if closest[0]
+                    else ""
+                )
+            ]
+        names.append(name)
+        evidence_lists.append(evidence)
+        partial.append(
+            (centroid, categories, tuple(characteristics), tuple(evidence), standardized)
+        )
+    names = _make_unique(names, evidence_lists)
+    return [
+        SegmentProfile(name, centroid, categories, characteristics, evidence, standardized)
+        for name, (centroid, categories, characteristics, evidence, standardized) in zip(
+            names, partial, strict=True
+        )
+    ]

@@ -1,0 +1,180 @@
+"""Each field's role: id, numeric, boolean, categorical, date, or ignored (with the reason).
+
+The role decides how a field is encoded and described. An id is never a feature; free text,
+constants and nested values are ignored and reported, never guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+from segmentation.errors import InvalidInputError, Problem
+from segmentation.pipeline.ingest import IngestedCustomers, normalized_name
+
+__all__ = ["FieldRole", "FieldSpec", "Schema", "infer_schema", "parse_dates"]
+
+# A text field with more distinct values than this is free text or a code, not a category.
+MAX_CATEGORY_LEVELS = 50
+DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d-%m-%Y", "%d/%m/%Y",
+                "%m/%d/%Y", "%Y/%m/%d", "%Y%m%d")  # fmt: skip
+# Money-like names get the log transform whenever they are skewed; see features.py.
+MONEY_PATTERN = re.compile(
+    r"income|salary|spend|revenue|amount|value|monetary|sales|mnt|balance|price|payment|"
+    r"purchase|limit|wealth|ltv|clv|profit|cost|fresh|milk|grocery|frozen|detergent|deli",
+)
+
+
+class FieldRole(StrEnum):
+    """How a field takes part in the segmentation."""
+
+    #: identifies the customer; never a feature
+    ID = "id"
+    #: a number; imputed with the median, log-transformed when skewed, standardized
+    NUMERIC = "numeric"
+    #: true/false or 0/1; imputed with the most frequent value
+    BOOLEAN = "boolean"
+    #: a few distinct text values; one-hot encoded with rare levels grouped
+    CATEGORICAL = "categorical"
+    #: calendar dates; used as days before the latest date in the data
+    DATE = "date"
+    #: not used; `FieldSpec.reason` says why
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    role: FieldRole
+    reason: str = ""
+    date_format: str | None = None
+
+    @property
+    def is_feature(self) -> bool:
+        return self.role not in (FieldRole.ID, FieldRole.IGNORED)
+
+
+@dataclass(frozen=True)
+class Schema:
+    fields: tuple[FieldSpec, ...]
+    id_field: str | None
+
+    @property
+    def features(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.is_feature)
+
+    @property
+    def ignored(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.role is FieldRole.IGNORED)
+
+    def role(self, name: str) -> FieldRole:
+        return next(f.role for f in self.fields if f.name == name)
+
+
+def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
+    """Text to timestamps with one explicit format; unparseable values become NaT."""
+    return pd.to_datetime(values, format=date_format, errors="coerce")
+
+
+def _date_format(text: pd.Series) -> str | None:
+    present = text.dropna()
+    if present.empty or not present.map(lambda v: any(c.isdigit() for c in v)).all():
+        return None
+    probe = present.iloc[: min(len(present), 200)]
+    for date_format in DATE_FORMATS:
+        if parse_dates(probe, date_format).notna().all() and (
+            parse_dates(present, date_format).notna().all()
+        ):
+            return date_format
+    return None
+
+
+def _text_role(name: str, text: pd.Series, n_customers: int) -> FieldSpec:
+    present = text.dropna()
+    levels = present.nunique()
+    date_format = _date_format(text)
+    if date_format is not None:
+        return FieldSpec(name, FieldRole.DATE, date_format=date_format)
+    if levels <= 1:
+        return FieldSpec(name, FieldRole.IGNORED, "the same value for every customer")
+    unique_per_customer = levels == len(present) and len(present) >= 10
+    if unique_per_customer:
+        return FieldSpec(name, FieldRole.IGNORED, "a different value for every customer (a code)")
+    if levels > MAX_CATEGORY_LEVELS or (n_customers >= 40 and levels > n_customers / 2):
+        return FieldSpec(name, FieldRole.IGNORED, f"free text or a code ({levels} distinct values)")
+    return FieldSpec(name, FieldRole.CATEGORICAL)
+
+
+def _numeric_role(name: str, values: pd.Series, is_boolean: bool) -> FieldSpec:
+    present = values.dropna()
+    if present.nunique() <= 1:
+        return FieldSpec(name, FieldRole.IGNORED, "the same value for every customer")
+    if is_boolean or set(np.unique(present.to_numpy())) <= {0.0, 1.0}:
+        return FieldSpec(name, FieldRole.BOOLEAN)
+    return FieldSpec(name, FieldRole.NUMERIC)
+
+
+def _select(
+    columns: Sequence[str], features: Sequence[str] | None, exclude: Sequence[str]
+) -> set[str]:
+    """The fields the caller allows as features; unknown names are errors, not no-ops."""
+    known = set(columns)
+    unknown = [f for f in [*(features or []), *exclude] if f not in known]
+    if unknown:
+        shown = ", ".join(repr(c) for c in list(columns)[:30])
+        raise InvalidInputError(
+            [
+                Problem(f"options name unknown field {name!r}; the customers have: {shown}")
+                for name in unknown
+            ]
+        )
+    allowed = set(features) if features else known
+    return allowed - set(exclude)
+
+
+def infer_schema(
+    customers: IngestedCustomers,
+    *,
+    features: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+) -> Schema:
+    """Decide each field's role from its name and values.
+
+    `features` (if given) is the complete list of fields to use and `exclude` removes fields;
+    either naming a field the customers do not have raises `InvalidInputError`.
+    """
+    frame = customers.frame
+    all_fields = [*frame.columns, *customers.nested_fields]
+    allowed = _select(all_fields, features, exclude)
+    specs: list[FieldSpec] = []
+    for name in frame.columns:
+        column = frame[name]
+        if name == customers.id_field:
+            specs.append(FieldSpec(name, FieldRole.ID, "the customer id"))
+        elif name not in allowed:
+            specs.append(FieldSpec(name, FieldRole.IGNORED, "excluded by the options"))
+        elif not pd.api.types.is_numeric_dtype(column.dtype):
+            as_numbers = pd.to_numeric(column, errors="coerce")
+            if column.notna().any() and as_numbers.notna().sum() == column.notna().sum():
+                spec = _numeric_role(name, as_numbers.astype(float), False)
+            else:
+                spec = _text_role(name, column, len(frame))
+            specs.append(spec)
+        elif (
+            normalized_name(name).endswith("id")
+            and column.notna().all()
+            and column.nunique() == len(column) >= 10
+        ):
+            specs.append(FieldSpec(name, FieldRole.IGNORED, "an identifier (unique per customer)"))
+        else:
+            specs.append(_numeric_role(name, column, name in customers.boolean_fields))
+    specs += [
+        FieldSpec(name, FieldRole.IGNORED, "holds objects or lists, which cannot be compared")
+        for name in customers.nested_fields
+    ]
+    return Schema(fields=tuple(specs), id_field=customers.id_field)

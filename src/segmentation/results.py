@@ -1,0 +1,117 @@
+"""The typed result of an analysis. The wire layer turns it into the seed's JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from segmentation.pipeline.features import FeatureEncoder
+from segmentation.pipeline.models import SegmentModel
+from segmentation.pipeline.search import Candidate
+
+__all__ = ["Analysis", "DataQuality", "FieldReport", "KSelection", "Metrics", "Segment"]
+
+ACCURACY_METHOD = (
+    "resampling stability (Hennig's clusterboot): mean best-match Jaccard similarity of each "
+    "segment over bootstrap refits, weighted by segment size"
+)
+K_SELECTION_METHOD = (
+    "prediction strength (Tibshirani & Walther 2005) on a bounded sample: the largest k whose "
+    "worst segment keeps >= 0.8 co-membership agreement across half-samples; ties broken by "
+    "silhouette"
+)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment: who is in it, what it looks like, how much to trust it."""
+
+    segment_id: int
+    name: str
+    size: int
+    share: float
+    centroid: dict[str, float | None]
+    categories: dict[str, dict[str, float]]
+    characteristics: tuple[str, ...]
+    confidence: float
+    stability: float
+    ambiguous_share: float
+    is_outliers: bool
+    standardized: dict[str, float]
+
+
+@dataclass(frozen=True)
+class KSelection:
+    method: str
+    candidates: tuple[Candidate, ...]
+    chosen: Candidate
+    reason: str
+    sample_size: int
+
+
+@dataclass(frozen=True)
+class Metrics:
+    silhouette: float
+    calinski_harabasz: float
+    davies_bouldin: float
+    surrogate_fidelity: float
+    sample_size: int
+
+
+@dataclass(frozen=True)
+class FieldReport:
+    name: str
+    role: str
+    missing: int
+    handling: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    records: int
+    fields: tuple[FieldReport, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def ignored(self) -> tuple[FieldReport, ...]:
+        return tuple(f for f in self.fields if f.role == "ignored")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A finished segmentation.
+
+    `labels[i]` is the segment id of the i-th customer sent; `confidence[i]` its simplified
+    silhouette and `ambiguous[i]` whether that is below `AMBIGUOUS_BELOW`. `encoder` and
+    `model` are the fitted pipeline that assigns new customers.
+    """
+
+    segments: tuple[Segment, ...]
+    labels: np.ndarray
+    confidence: np.ndarray
+    ambiguous: np.ndarray
+    customer_ids: Sequence[Any] | None
+    feature_importance: dict[str, float]
+    accuracy: float
+    accuracy_method: str
+    metrics: Metrics
+    k_selection: KSelection
+    data_quality: DataQuality
+    algorithm: str
+    random_state: int
+    options: Mapping[str, Any]
+    encoder: FeatureEncoder
+    model: SegmentModel
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.labels)
+
+    def members(self, segment_id: int) -> np.ndarray:
+        """Positions (in input order) of the customers in one segment."""
+        return np.flatnonzero(self.labels == segment_id)
