@@ -244,23 +244,32 @@ VALUE_FREQUENCY_NAMES = {
 VALUE_NAMES = {"H": "High-Value Customers", "M": "Mid-Value Customers", "L": "Low-Value Customers"}
 
 
-def field_axis(spec: FieldSpec, values: np.ndarray | None) -> str | None:
-    """The business axis a field measures, if its name says so (counts of purchases: frequency)."""
-    name = re.sub(r"[^a-z]", "", spec.name.lower())
-    if spec.role not in (FieldRole.NUMERIC, FieldRole.DATE):
-        return None
-    if AXIS_PATTERNS["age"].search(spec.name.lower()) or "yearbirth" in name:
+def axis_of(field: str, is_count: bool | None) -> str | None:
+    """The business axis a numeric field measures, if its name says so.
+
+    `purchases` is ambiguous: a count of purchases is frequency, an amount is spend.
+    `is_count` settles it (None: unknown, read as a count, as in the seed's example).
+    """
+    name = re.sub(r"[^a-z]", "", field.lower())
+    if AXIS_PATTERNS["age"].search(field.lower()) or "yearbirth" in name:
         return "age"
     if AXIS_PATTERNS["recency"].search(name):
         return "recency"
     if AXIS_PATTERNS["income"].search(name):
         return "income"
-    is_count = values is not None and bool(np.all(np.mod(values[~np.isnan(values)], 1) == 0))
-    if AXIS_PATTERNS["frequency"].search(name) and is_count and "amount" not in name:
+    if AXIS_PATTERNS["frequency"].search(name) and is_count is not False and "amount" not in name:
         return "frequency"
     if AXIS_PATTERNS["spend"].search(name) or AXIS_PATTERNS["frequency"].search(name):
         return "spend"
     return None
+
+
+def field_axis(spec: FieldSpec, values: np.ndarray | None) -> str | None:
+    """`axis_of` for a field of the data, whose values say whether it counts."""
+    if spec.role not in (FieldRole.NUMERIC, FieldRole.DATE):
+        return None
+    is_count = values is not None and bool(np.all(np.mod(values[~np.isnan(values)], 1) == 0))
+    return axis_of(spec.name, is_count)
 
 
 def _level(z: float) -> str:

@@ -6,7 +6,6 @@ constants and nested values are ignored and reported, never guessed at.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,11 +22,6 @@ __all__ = ["FieldRole", "FieldSpec", "Schema", "infer_schema", "parse_dates"]
 MAX_CATEGORY_LEVELS = 50
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d-%m-%Y", "%d/%m/%Y",
                 "%m/%d/%Y", "%Y/%m/%d", "%Y%m%d")  # fmt: skip
-# Money-like names get the log transform whenever they are skewed; see features.py.
-MONEY_PATTERN = re.compile(
-    r"income|salary|spend|revenue|amount|value|monetary|sales|mnt|balance|price|payment|"
-    r"purchase|limit|wealth|ltv|clv|profit|cost|fresh|milk|grocery|frozen|detergent|deli",
-)
 
 
 class FieldRole(StrEnum):
