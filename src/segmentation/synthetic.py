@@ -49,9 +49,9 @@ class Population:
     labels: np.ndarray
 
     def records(self) -> list[dict[str, object]]:
-        """The customers as JSON-ready dicts, missing values as absent keys' None."""
+        """The customers as JSON-ready dicts, missing values as None."""
         frame = self.frame.astype(object).where(self.frame.notna(), None)
-        return frame.to_dict(orient="records")  # type: ignore[return-value]
+        return frame.to_dict(orient="records")
 
 
 def make_population(

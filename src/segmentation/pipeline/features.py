@@ -138,7 +138,7 @@ class FeatureEncoder:
         is_missing = np.isnan(values)
         missing = int(is_missing.sum())
         present = values[~is_missing]
-        notes: list[str] = []
+        notes = []
         if spec.role is FieldRole.BOOLEAN:
             fill = float(np.round(present.mean())) if present.size else 0.0
             if missing:
@@ -184,7 +184,8 @@ class FeatureEncoder:
             return one_hot
         values = numeric_values(frame, spec)
         is_missing = np.isnan(values)
-        filled = np.where(is_missing, encoding.fill_value, values).astype(float)
+        fill = float(encoding.fill_value) if isinstance(encoding.fill_value, float) else 0.0
+        filled = np.where(is_missing, fill, values)
         if spec.role is FieldRole.BOOLEAN:
             return filled[:, None]
         if encoding.log:

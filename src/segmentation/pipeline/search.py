@@ -157,6 +157,10 @@ def clustering_scores(
     return silhouette_from_distances(distances, labels[silhouette_index]), calinski, davies
 
 
+# a candidate, its labels on the search sample, and its model
+_Scored = tuple[Candidate, np.ndarray, SegmentModel]
+
+
 class _Search:
     """State shared by the candidates: the sample, its halves and its distance matrix."""
 
@@ -188,8 +192,8 @@ class _Search:
     def _pair_strength(self, fit_a: SegmentModel, labels_b: np.ndarray, b: np.ndarray) -> float:
         return prediction_strength(labels_b, fit_a.assign(self.X[b]))
 
-    def kmeans(self, ks: Sequence[int]) -> list[tuple[Candidate, np.ndarray, SegmentModel]]:
-        results = []
+    def kmeans(self, ks: Sequence[int]) -> list[_Scored]:
+        results: list[_Scored] = []
         for k in ks:
             labels, model = fit_kmeans(self.X, k, self.random_state, n_init=3)
             strength = float("nan")
@@ -204,14 +208,14 @@ class _Search:
             results.append((self.candidate(Algorithm.KMEANS, k, labels, strength), labels, model))
         return results
 
-    def hierarchical(self, ks: Sequence[int]) -> list[tuple[Candidate, np.ndarray, SegmentModel]]:
+    def hierarchical(self, ks: Sequence[int]) -> list[_Scored]:
         tree = ward_tree(self.X)
         half_trees = (
             [(ward_tree(self.X[a]), ward_tree(self.X[b])) for a, b in self.halves]
             if self.with_stability
             else []
         )
-        results = []
+        results: list[_Scored] = []
         for k in ks:
             labels = ward_labels(tree, k)
             model = CentroidModel(centroids_of(self.X, labels, k))

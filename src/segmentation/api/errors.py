@@ -1,0 +1,77 @@
+"""Errors of the service itself (not of the caller's data), and the HTTP status of every error.
+
+    ServiceError
+    ├── PayloadTooLargeError    413: the body exceeds SEGMENTATION_MAX_BODY_BYTES
+    ├── UnsupportedMediaError   415: the body is not JSON
+    ├── ServiceBusyError        503: SEGMENTATION_MAX_PENDING analyses already running or queued
+    └── WorkerDiedError         500: the worker process died mid-analysis (killed, out of memory)
+
+Domain errors from the core (`segmentation.errors`) map to 422.
+"""
+
+from __future__ import annotations
+
+from segmentation.errors import InvalidInputError, SegmentationError
+
+__all__ = [
+    "PayloadTooLargeError",
+    "ServiceBusyError",
+    "ServiceError",
+    "UnsupportedMediaError",
+    "WorkerDiedError",
+    "status_of",
+]
+
+
+class ServiceError(Exception):
+    """Base of the errors raised by the service layer."""
+
+
+class PayloadTooLargeError(ServiceError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the request body exceeds the limit of {limit} bytes "
+            "(SEGMENTATION_MAX_BODY_BYTES); send fewer customers per request"
+        )
+
+
+class UnsupportedMediaError(ServiceError):
+    def __init__(self, content_type: str) -> None:
+        super().__init__(
+            f"the body must be JSON (Content-Type: application/json), got {content_type!r}"
+        )
+
+
+class ServiceBusyError(ServiceError):
+    def __init__(self, pending: int, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            f"{pending} analyses are already running or queued (SEGMENTATION_MAX_PENDING); "
+            f"retry in {retry_after} s"
+        )
+
+
+class WorkerDiedError(ServiceError):
+    def __init__(self) -> None:
+        super().__init__(
+            "the worker process running this analysis died (killed or out of memory); "
+            "a new worker has been started, so the request can be retried"
+        )
+
+
+STATUS = {
+    PayloadTooLargeError: 413,
+    UnsupportedMediaError: 415,
+    ServiceBusyError: 503,
+    WorkerDiedError: 500,
+    InvalidInputError: 422,
+    SegmentationError: 422,
+}
+
+
+def status_of(error: Exception) -> int:
+    """The HTTP status for an error: the most specific class listed in STATUS."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500

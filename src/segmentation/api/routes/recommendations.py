@@ -1,0 +1,46 @@
+"""POST /api/recommendations: advice from an analysis the caller already has."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from segmentation.api.convert import (
+    parse_json,
+    problems_from_validation,
+    recommendations_to_wire,
+    summaries_from_wire,
+)
+from segmentation.api.deps import JsonBody
+from segmentation.api.schemas import RecommendationsRequest, RecommendationsResponse
+from segmentation.recommend import recommend
+
+router = APIRouter(tags=["recommendations"])
+
+
+def _recommend(body: bytes) -> RecommendationsResponse:
+    try:
+        request = RecommendationsRequest.model_validate(parse_json(body))
+    except ValidationError as error:
+        raise problems_from_validation(error) from None
+    analysis = request.analysis
+    advice = recommend(summaries_from_wire(analysis.clusters), accuracy=analysis.accuracy)
+    return RecommendationsResponse.model_validate(recommendations_to_wire(advice))
+
+
+@router.post(
+    "/api/recommendations",
+    response_model=RecommendationsResponse,
+    summary="Recommend actions per segment",
+    description=(
+        "Takes {\"analysis\": <an /api/analyze response>} (clusters[].customers may be dropped "
+        "if clusters[].size is kept) and returns concrete per-segment actions ordered by "
+        "business impact (size x value), then cross-segment advice."
+    ),
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{RecommendationsRequest.__name__}"}}}}},
+)  # fmt: skip
+async def recommendations(body: JsonBody) -> RecommendationsResponse:
+    # parsing a posted-back analysis with all its customers can take 100 ms: off the loop
+    return await run_in_threadpool(_recommend, body)

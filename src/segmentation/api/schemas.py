@@ -1,0 +1,157 @@
+"""Wire schemas: the seed's camelCase JSON, validated at the edge with pydantic.
+
+Requests are strict: an unknown key, a string where a number belongs or an out-of-range option
+is a 422 naming it, never a silent coercion. Responses are described here for the OpenAPI
+document; they are built by `convert.py` and serialized with orjson for speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from segmentation.analysis import DEFAULT_K_RANGE, MAX_K
+
+__all__ = [
+    "AnalysisResponse",
+    "AnalyzeOptions",
+    "AnalyzeRequest",
+    "RecommendationsRequest",
+    "RecommendationsResponse",
+]
+
+ACCURACY_DOC = (
+    "How reproducible the segmentation is, in [0, 1]: resampling stability (Hennig's "
+    "clusterboot). The chosen method is refit on bootstrap resamples; each segment is matched "
+    "to its best counterpart by Jaccard similarity; the mean is weighted by segment size. Above "
+    "0.75 is usually read as stable, below 0.5 as no real structure."
+)
+IMPORTANCE_DOC = (
+    "One weight per original input field, summing to 1: the share of customers whose segment "
+    "changes when that field is shuffled (one-hot parts of a field shuffled together)."
+)
+CONFIDENCE_DOC = (
+    "Mean over the segment's customers of the simplified silhouette (b - a) / max(a, b), a the "
+    "distance to the own segment centre and b to the next nearest. Below 0.1 a customer is "
+    "flagged ambiguous."
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class AnalyzeOptions(_Strict):
+    """How to segment. Every key is optional."""
+
+    algorithm: Literal["auto", "kmeans", "hierarchical", "dbscan"] = Field(
+        "auto", description="'auto' tries k-means, Ward hierarchical and DBSCAN and keeps the best."
+    )
+    nClusters: int | None = Field(None, ge=2, le=MAX_K, description="A fixed number of segments.")
+    kRange: list[int] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description=f"[min, max] numbers of segments to try; default {list(DEFAULT_K_RANGE)}.",
+    )
+    features: list[str] | None = Field(
+        None, min_length=1, description="Only these fields are used (default: every usable one)."
+    )
+    exclude: list[str] = Field(default_factory=list, description="Fields not to use.")
+    randomState: int = Field(
+        0, ge=0, le=2**32 - 1, description="Seed: the same input and seed give the same response."
+    )
+    eps: float | None = Field(None, gt=0, description="DBSCAN radius (scaled units); default auto.")
+    minSamples: int | None = Field(None, ge=2, description="DBSCAN density; default 2 x dims.")
+    includeCustomers: bool = Field(
+        True, description="false leaves clusters[].customers empty, to save bandwidth."
+    )
+    includeCustomerScores: bool = Field(
+        False,
+        description="true adds customerScores: per customer its segment, confidence, ambiguous.",
+    )
+
+
+class AnalyzeRequest(_Strict):
+    """The seed's request: customers as objects with any fields, plus optional options."""
+
+    customerData: list[Any] = Field(
+        description="One object per customer, any fields (numbers, text, booleans, ISO dates)."
+    )
+    options: AnalyzeOptions = Field(default_factory=AnalyzeOptions)
+
+
+class ClusterOut(BaseModel):
+    clusterId: int
+    customers: list[dict[str, Any]] = Field(description="The customers exactly as sent.")
+    centroid: dict[str, float | None] = Field(
+        description="Mean of each numeric field in original units (booleans: share true)."
+    )
+    clusterName: str = Field(description="A business name, unique within the analysis.")
+    characteristics: list[str] = Field(description="Large, significant differences, with numbers.")
+    size: int
+    share: float
+    confidence: float = Field(description=CONFIDENCE_DOC)
+    stability: float = Field(description="This segment's mean best-match Jaccard over resamples.")
+    ambiguousShare: float
+    isOutliers: bool
+    categories: dict[str, dict[str, float]] = Field(
+        description="Share of each level of each categorical field."
+    )
+
+
+class AnalysisResponse(BaseModel):
+    clusters: list[ClusterOut]
+    featureImportance: dict[str, float] = Field(description=IMPORTANCE_DOC)
+    accuracy: float = Field(description=ACCURACY_DOC)
+    accuracyMethod: str
+    algorithm: str
+    metrics: dict[str, Any]
+    kSelection: dict[str, Any]
+    dataQuality: dict[str, Any]
+    randomState: int
+    customerScores: list[dict[str, Any]] | None = None
+    timings: dict[str, float]
+
+
+class ClusterIn(BaseModel):
+    """A cluster as /api/analyze returned it; customers may have been dropped."""
+
+    model_config = ConfigDict(extra="allow")
+
+    clusterId: int
+    clusterName: str
+    centroid: dict[str, float | None]
+    characteristics: list[str] = Field(default_factory=list)
+    customers: list[Any] | None = None
+    size: int | None = Field(None, ge=0)
+    stability: float | None = None
+    isOutliers: bool = False
+
+
+class AnalysisIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    clusters: list[ClusterIn] = Field(min_length=1)
+    accuracy: float | None = None
+
+
+class RecommendationsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    analysis: AnalysisIn
+
+
+class Action(BaseModel):
+    segment: str | None
+    clusterId: int | None
+    action: str
+    rationale: str
+    priority: int = Field(description="1 = act first; per-segment actions by size x value.")
+    impact: float
+
+
+class RecommendationsResponse(BaseModel):
+    recommendations: list[str]
+    actions: list[Action]

@@ -1,0 +1,50 @@
+"""Settings, all from environment variables prefixed SEGMENTATION_, each with a safe default."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Service configuration. Every field is read from `SEGMENTATION_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="SEGMENTATION_", extra="ignore")
+
+    cors_origins: str = Field(
+        default="http://localhost:3000,http://localhost:5173,http://127.0.0.1:3000,http://127.0.0.1:5173",
+        description="Comma-separated origins allowed to call the API from a browser; '*' for any.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Largest request body accepted; larger bodies get 413.",
+    )
+    workers: int = Field(
+        default_factory=lambda: max(1, min(2, os.cpu_count() or 1)),
+        ge=1,
+        description="Worker processes that run analyses (never on the event loop).",
+    )
+    max_pending: int = Field(
+        default=8,
+        ge=1,
+        description="Analyses running or waiting at once; beyond, 503 + Retry-After.",
+    )
+    max_customers: int = Field(
+        default=1_000_000, ge=2, description="Most customers accepted in one analysis."
+    )
+    retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with 503.")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
