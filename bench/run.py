@@ -53,6 +53,7 @@ HEALTH_CALL_TIMEOUT_S = 5.0
 STARTUP_TIMEOUT_S = 60.0
 OURS_TIMEOUT_S = 900.0
 MAX_HEALTH_CALLS = 100_000  # bounds the poll loop even if a request never returns
+FOREIGN_CPU_WARN = 0.1  # above this share of the CPUs taken by other work, a time is suspect
 
 TARGET_TIME_S = {1_000: 0.3, 10_000: 1.0, 100_000: 10.0}
 TARGET_SPEEDUP_AT = 10_000
@@ -197,6 +198,54 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine spent not idle, summed over all CPUs."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+class ForeignLoad:
+    """Share of the machine's CPUs used by other work during a request.
+
+    The benchmark often shares a machine with builds and tests; this says how far to trust the
+    times. Foreign = busy CPU time of the machine minus that of the server tree and of this
+    process. Server children that exit mid-request are counted as foreign (an overestimate).
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.me = psutil.Process()
+        self.start = self._snapshot()
+
+    def _snapshot(self) -> tuple[float, float, float, float]:
+        """Wall clock, machine busy CPU, server tree CPU, own CPU: all in seconds."""
+        mine = self.me.cpu_times()
+        own = mine.user + mine.system
+        return time.monotonic(), busy_cpu_seconds(), tree_cpu_seconds(self.server_pid), own
+
+    def share(self) -> float:
+        """Foreign CPU seconds / (elapsed seconds x CPUs), 0 (idle) to 1 (all CPUs taken)."""
+        end = self._snapshot()
+        wall, busy, server, own = (b - a for a, b in zip(self.start, end, strict=True))
+        foreign = max(0.0, busy - server - own)
+        return round(min(1.0, foreign / max(wall * (os.cpu_count() or 1), 1e-9)), 3)
+
+
 class MemorySampler(threading.Thread):
     """Samples the server tree's RSS every 20 ms: the peak is what an operator must provision."""
 
@@ -272,6 +321,7 @@ class Run:
     n_clusters: int | None = None
     detail: str = ""
     health: dict[str, float | int] = field(default_factory=dict)
+    foreign_cpu_share: float | None = None
 
 
 def assignment(response: dict[str, Any]) -> dict[Any, Any]:
@@ -304,6 +354,7 @@ def measure(
     sampler = MemorySampler(server.pid)
     poller = HealthPoller(server.url) if poll_health else None
     timeout = httpx.Timeout(timeout_s, connect=10.0)
+    foreign = ForeignLoad(server.pid)
     sampler.start()
     if poller is not None:
         poller.start()
@@ -324,6 +375,7 @@ def measure(
         elapsed = time.perf_counter() - started
         peak = sampler.finish()
         health = poller.finish() if poller is not None else {}
+        foreign_share = foreign.share()
     if status == "ok" and elapsed > timeout_s:
         status, detail = "timeout", f"did not finish in {timeout_s:g} s"
     run = Run(
@@ -335,6 +387,7 @@ def measure(
         round(peak / MiB, 1),
         detail=detail,
         health=health,
+        foreign_cpu_share=foreign_share,
     )
     if status == "ok" and response is not None:
         if response.status_code != 200:
@@ -510,7 +563,7 @@ def cell(run: Run | None) -> list[str]:
     return [f"{run.seconds:.3f} s", f"{run.peak_mib:.0f}", f"{run.ari:.3f}"]
 
 
-def table(runs: list[Run], sizes: list[int], plain_timeout: float) -> str:
+def table(runs: list[Run], sizes: list[int], plain_timeout: float, load_before: float) -> str:
     """The results as a fixed-width text table, then the targets and health latencies."""
     header = [
         "size",
@@ -539,6 +592,14 @@ def table(runs: list[Run], sizes: list[int], plain_timeout: float) -> str:
         + ", ".join(f"{r.server} {r.size:,} {r.baseline_mib:.0f}" for r in runs if r.baseline_mib)
         + ")"
     )
+    lines.append(
+        "CPU taken by other work during each request: "
+        + ", ".join(
+            f"{r.server} {r.size:,} {r.foreign_cpu_share:.0%}"
+            for r in runs
+            if r.foreign_cpu_share is not None
+        )
+    )
     for run in runs:
         if run.health:
             h = run.health
@@ -553,6 +614,14 @@ def table(runs: list[Run], sizes: list[int], plain_timeout: float) -> str:
                 f"{run.server} {run.size:,}: only {run.assigned:,} of "
                 f"{run.size:,} customers assigned"
             )
+    lines.append(f"load average (1 min) before the run: {load_before:.2f} on {os.cpu_count()} CPUs")
+    skewed = [r for r in runs if (r.foreign_cpu_share or 0.0) > FOREIGN_CPU_WARN]
+    if skewed:
+        names = ", ".join(f"{r.server} {r.size:,}" for r in skewed)
+        lines.append(
+            f"WARNING: other work took > {FOREIGN_CPU_WARN:.0%} of the CPUs during {names}; "
+            "those times are inflated, run again on a quiet machine"
+        )
     lines.append("")
     for target in targets(runs, plain_timeout):
         value = target["value"]
@@ -573,14 +642,18 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def write_json(runs: list[Run], args: argparse.Namespace, path: Path) -> None:
+def write_json(
+    runs: list[Run], args: argparse.Namespace, path: Path, before: dict[str, Any]
+) -> None:
     """Keep the numbers for comparison across commits (bench/results/ is git-ignored)."""
     document = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": before,
+        "loadavg_after_1_5_15": machine()["loadavg_1_5_15"],
         "settings": {
             "sizes": args.sizes,
             "only": args.only,
@@ -651,14 +724,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
         file=sys.stderr,
     )
+    before = machine()  # the load now is other work's, not ours
     try:
         runs = benchmark(args.sizes, args.only, args.plain_timeout, args.warmup)
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
         return 130
-    print(table(runs, args.sizes, args.plain_timeout))
+    print(table(runs, args.sizes, args.plain_timeout, before["loadavg_1_5_15"][0]))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_json(runs, args, args.output)
+    write_json(runs, args, args.output, before)
     print(f"\nresults written to {args.output}")
     return 0
 

@@ -120,12 +120,17 @@ def _count_distinct(X: np.ndarray, cap: int) -> int:
 def _final_labels(
     X: np.ndarray, found: SearchResult, random_state: int
 ) -> tuple[np.ndarray, SegmentModel]:
-    """Labels for every customer: the sample's when the sample is everyone, else fit/assign."""
-    if len(found.sample_index) == len(X):
-        return found.sample_labels, found.model
+    """Labels for every customer.
+
+    k-means is refit on all rows from the sample's centres (one start, so cheap even at 1M).
+    Ward and DBSCAN keep the sample's labels when the sample is everyone, else every customer
+    is assigned by the sample's model (nearest centroid; nearest core customer within eps).
+    """
     if found.chosen.algorithm is Algorithm.KMEANS:
         assert isinstance(found.model, CentroidModel)
         return fit_kmeans(X, found.chosen.k, random_state, init=found.model.centers)
+    if len(found.sample_index) == len(X):
+        return found.sample_labels, found.model
     return found.model.assign(X), found.model
 
 

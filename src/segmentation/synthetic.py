@@ -30,14 +30,14 @@ class Persona:
 REGIONS = ("North", "South", "East", "West")
 
 PERSONAS: tuple[Persona, ...] = (
-    Persona("affluent loyal", 48, 6, 140_000, 30, 0.5, (0.55, 0.15, 0.15, 0.15)),
-    Persona("young bargain hunters", 24, 3, 28_000, 22, 0.6, (0.2, 0.4, 0.2, 0.2)),
-    Persona("careful affluent", 52, 7, 120_000, 5, 0.45, (0.25, 0.25, 0.3, 0.2)),
-    Persona("budget families", 38, 5, 42_000, 6, 0.55, (0.1, 0.2, 0.2, 0.5)),
-    Persona("mainstream", 35, 6, 68_000, 14, 0.5, (0.25, 0.25, 0.25, 0.25)),
-    Persona("retired regulars", 71, 5, 48_000, 18, 0.55, (0.2, 0.2, 0.5, 0.1)),
-    Persona("high rollers", 40, 8, 310_000, 45, 0.35, (0.4, 0.1, 0.4, 0.1)),
-    Persona("dormant", 45, 12, 58_000, 1.5, 0.5, (0.25, 0.25, 0.25, 0.25)),
+    Persona("affluent loyal", 50, 6, 150_000, 30, 0.5, (0.6, 0.1, 0.15, 0.15)),
+    Persona("young bargain hunters", 24, 3, 30_000, 25, 0.65, (0.15, 0.6, 0.1, 0.15)),
+    Persona("careful affluent", 56, 6, 130_000, 5, 0.4, (0.2, 0.15, 0.5, 0.15)),
+    Persona("budget families", 38, 4, 40_000, 8, 0.6, (0.1, 0.15, 0.15, 0.6)),
+    Persona("mainstream", 36, 5, 75_000, 15, 0.5, (0.25, 0.25, 0.25, 0.25)),
+    Persona("retired regulars", 72, 4, 50_000, 18, 0.55, (0.15, 0.1, 0.6, 0.15)),
+    Persona("high rollers", 42, 6, 350_000, 50, 0.35, (0.45, 0.05, 0.45, 0.05)),
+    Persona("dormant", 46, 8, 60_000, 1, 0.5, (0.25, 0.25, 0.25, 0.25)),
 )
 
 

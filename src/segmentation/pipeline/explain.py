@@ -26,8 +26,8 @@ from segmentation.pipeline.models import (
     SegmentModel,
     centroids_of,
     fit_dbscan,
-    fit_kmeans,
     nearest_centroid,
+    sample_kmeans,
     ward_labels,
     ward_tree,
 )
@@ -84,7 +84,7 @@ def _refit(
 ) -> Callable[[np.ndarray], np.ndarray]:
     def run(X: np.ndarray) -> np.ndarray:
         if algorithm is Algorithm.KMEANS:
-            return fit_kmeans(X, k, seed, n_init=2)[0]
+            return sample_kmeans(X, k, seed, n_init=2)[0]
         if algorithm is Algorithm.HIERARCHICAL:
             return ward_labels(ward_tree(X), k)
         assert eps is not None and min_samples is not None

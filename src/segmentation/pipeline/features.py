@@ -24,12 +24,14 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from segmentation.pipeline.schema import FieldRole, FieldSpec, Schema, parse_dates
+from segmentation.pipeline.schema import FieldRole, FieldSpec, Schema, is_money, parse_dates
 
 __all__ = ["FeatureEncoder", "FieldEncoding", "numeric_values"]
 
 CLIP_SD = 5.0
 SKEW_FOR_LOG = 1.0
+# Money is log-normal-ish within a segment: a mild overall skew already means a long tail.
+MONEY_SKEW_FOR_LOG = 0.5
 # Levels held by fewer customers than this share are grouped into "Other".
 RARE_LEVEL_SHARE = 0.01
 MAX_LEVELS = 15
@@ -147,7 +149,8 @@ class FeatureEncoder:
         fill = float(np.median(present)) if present.size else 0.0
         if missing:
             notes.append(f"missing values filled with the median {fill:g}")
-        log = bool(present.size > 2 and present.min() >= 0 and _skew(present) > SKEW_FOR_LOG)
+        skew_limit = MONEY_SKEW_FOR_LOG if is_money(spec.name) else SKEW_FOR_LOG
+        log = bool(present.size > 2 and present.min() >= 0 and _skew(present) > skew_limit)
         transformed = np.log1p(present) if log else present
         if log:
             notes.append("log-transformed (skewed, non-negative)")

@@ -8,7 +8,6 @@ or a two-proportion z-test, p < 0.01), and it always carries the numbers behind 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from segmentation.pipeline.features import MISSING_LEVEL, numeric_values
-from segmentation.pipeline.schema import FieldRole, FieldSpec, Schema
+from segmentation.pipeline.schema import FieldRole, FieldSpec, Schema, axis_of
 
 __all__ = ["Evidence", "SegmentProfile", "format_number", "profile_segments"]
 
@@ -219,14 +218,6 @@ class _FieldStats:
         return {str(level): round(float(share), 4) for level, share in inside.items()}
 
 
-# Business axes recognised from field names; a segment's position on them picks its name.
-AXIS_PATTERNS = {
-    "income": re.compile(r"income|salary|wealth|earning"),
-    "spend": re.compile(r"spend|mnt|amount|monetary|revenue|sales|value|balance|payment|ltv|clv"),
-    "frequency": re.compile(r"frequen|count|num|trx|visit|order|transaction|purchase"),
-    "recency": re.compile(r"recen|dayssince|lastpurchase|lastorder"),
-    "age": re.compile(r"^age$|^age\b|yearbirth|birthyear|^age_?"),
-}
 # Names by (income level, spend level), and by (value level, frequency level).
 INCOME_SPEND_NAMES = {
     ("H", "H"): "High-Value Customers", ("H", "L"): "Cautious Affluent Customers",
@@ -242,26 +233,6 @@ VALUE_FREQUENCY_NAMES = {
     ("M", "H"): "Loyal Regulars", ("L", "M"): "Light Spenders", ("M", "L"): "Occasional Buyers",
 }  # fmt: skip
 VALUE_NAMES = {"H": "High-Value Customers", "M": "Mid-Value Customers", "L": "Low-Value Customers"}
-
-
-def axis_of(field: str, is_count: bool | None) -> str | None:
-    """The business axis a numeric field measures, if its name says so.
-
-    `purchases` is ambiguous: a count of purchases is frequency, an amount is spend.
-    `is_count` settles it (None: unknown, read as a count, as in the seed's example).
-    """
-    name = re.sub(r"[^a-z]", "", field.lower())
-    if AXIS_PATTERNS["age"].search(field.lower()) or "yearbirth" in name:
-        return "age"
-    if AXIS_PATTERNS["recency"].search(name):
-        return "recency"
-    if AXIS_PATTERNS["income"].search(name):
-        return "income"
-    if AXIS_PATTERNS["frequency"].search(name) and is_count is not False and "amount" not in name:
-        return "frequency"
-    if AXIS_PATTERNS["spend"].search(name) or AXIS_PATTERNS["frequency"].search(name):
-        return "spend"
-    return None
 
 
 def field_axis(spec: FieldSpec, values: np.ndarray | None) -> str | None:

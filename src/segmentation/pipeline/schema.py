@@ -6,6 +6,7 @@ constants and nested values are ignored and reported, never guessed at.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,12 +17,46 @@ import pandas as pd
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.ingest import IngestedCustomers, normalized_name
 
-__all__ = ["FieldRole", "FieldSpec", "Schema", "infer_schema", "parse_dates"]
+__all__ = ["FieldRole", "FieldSpec", "Schema", "axis_of", "infer_schema", "is_money", "parse_dates"]
 
 # A text field with more distinct values than this is free text or a code, not a category.
 MAX_CATEGORY_LEVELS = 50
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d-%m-%Y", "%d/%m/%Y",
                 "%m/%d/%Y", "%Y/%m/%d", "%Y%m%d")  # fmt: skip
+
+# Business axes recognised from field names; a segment's position on them picks its name.
+AXIS_PATTERNS = {
+    "income": re.compile(r"income|salary|wealth|earning"),
+    "spend": re.compile(r"spend|mnt|amount|monetary|revenue|sales|value|balance|payment|ltv|clv"),
+    "frequency": re.compile(r"frequen|count|num|trx|visit|order|transaction|purchase"),
+    "recency": re.compile(r"recen|dayssince|lastpurchase|lastorder"),
+    "age": re.compile(r"^age$|^age\b|yearbirth|birthyear|^age_?"),
+}
+
+
+def axis_of(field: str, is_count: bool | None) -> str | None:
+    """The business axis a numeric field measures, if its name says so.
+
+    `purchases` is ambiguous: a count of purchases is frequency, an amount is spend.
+    `is_count` settles it (None: unknown, read as a count, as in the seed's example).
+    """
+    name = re.sub(r"[^a-z]", "", field.lower())
+    if AXIS_PATTERNS["age"].search(field.lower()) or "yearbirth" in name:
+        return "age"
+    if AXIS_PATTERNS["recency"].search(name):
+        return "recency"
+    if AXIS_PATTERNS["income"].search(name):
+        return "income"
+    if AXIS_PATTERNS["frequency"].search(name) and is_count is not False and "amount" not in name:
+        return "frequency"
+    if AXIS_PATTERNS["spend"].search(name) or AXIS_PATTERNS["frequency"].search(name):
+        return "spend"
+    return None
+
+
+def is_money(field: str) -> bool:
+    """Income or spend by its name: such fields get the log transform at a lower skew."""
+    return axis_of(field, is_count=False) in ("income", "spend")
 
 
 class FieldRole(StrEnum):

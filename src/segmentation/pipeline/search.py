@@ -13,6 +13,7 @@ Every O(n^2) step (Ward's tree, silhouette) runs on the bounded sample only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from segmentation.pipeline.models import (
     centroids_of,
     choose_eps,
     fit_dbscan,
-    fit_kmeans,
+    sample_kmeans,
     ward_labels,
     ward_tree,
 )
@@ -37,6 +38,9 @@ PREDICTION_STRENGTH_THRESHOLD = 0.8
 SEARCH_SAMPLE_SIZE = 2000
 SILHOUETTE_SAMPLE_SIZE = 1000
 STABILITY_SPLITS = 2
+# k-means restarts per fit: on the sample, and on each half-sample for prediction strength
+SEARCH_N_INIT = 3
+STABILITY_N_INIT = 2
 # Below this many customers halves are too small to say anything: k falls back to silhouette.
 MIN_CUSTOMERS_FOR_STABILITY = 20
 # A test segment smaller than this says little about stability and would make the minimum noisy.
@@ -195,13 +199,17 @@ class _Search:
     def kmeans(self, ks: Sequence[int]) -> list[_Scored]:
         results: list[_Scored] = []
         for k in ks:
-            labels, model = fit_kmeans(self.X, k, self.random_state, n_init=3)
+            labels, model = sample_kmeans(self.X, k, self.random_state, SEARCH_N_INIT)
             strength = float("nan")
             if self.with_stability:
                 values = []
                 for a, b in self.halves:
-                    labels_a, model_a = fit_kmeans(self.X[a], k, self.random_state, n_init=2)
-                    labels_b, model_b = fit_kmeans(self.X[b], k, self.random_state, n_init=2)
+                    labels_a, model_a = sample_kmeans(
+                        self.X[a], k, self.random_state, STABILITY_N_INIT
+                    )
+                    labels_b, model_b = sample_kmeans(
+                        self.X[b], k, self.random_state, STABILITY_N_INIT
+                    )
                     values.append(self._pair_strength(model_a, labels_b, b))
                     values.append(self._pair_strength(model_b, labels_a, a))
                 strength = float(np.mean(values))
@@ -242,7 +250,8 @@ class _Search:
         labels, model = fit_dbscan(self.X, eps, min_samples)
         k = model.n_segments
         strength = float("nan")
-        if self.with_stability and k >= 1:
+        # with fewer than 2 segments there is no co-membership to test, and it cannot win
+        if self.with_stability and k >= 2:
             half_min = max(2, min_samples // 2)
             values = []
             for a, b in self.halves:
@@ -323,14 +332,25 @@ def search(
 ) -> SearchResult:
     """Score every candidate on a bounded sample and choose one (see the module docstring)."""
     state = _Search(X, random_state, sample_size)
-    partition_results = []
-    if algorithm in (Algorithm.AUTO, Algorithm.KMEANS):
-        partition_results += state.kmeans(k_values)
-    if algorithm in (Algorithm.AUTO, Algorithm.HIERARCHICAL):
-        partition_results += state.hierarchical(k_values)
-    density_result = None
-    if algorithm in (Algorithm.AUTO, Algorithm.DBSCAN):
-        density_result = state.dbscan(eps, min_samples)
+    # Two threads: the fits release the GIL, so k-means and Ward+DBSCAN overlap on two cores.
+    with ThreadPoolExecutor(max_workers=2) as threads:
+        kmeans_future = (
+            threads.submit(state.kmeans, k_values)
+            if algorithm in (Algorithm.AUTO, Algorithm.KMEANS)
+            else None
+        )
+        partition_results = (
+            state.hierarchical(k_values)
+            if algorithm in (Algorithm.AUTO, Algorithm.HIERARCHICAL)
+            else []
+        )
+        density_result = (
+            state.dbscan(eps, min_samples)
+            if algorithm in (Algorithm.AUTO, Algorithm.DBSCAN)
+            else None
+        )
+        if kmeans_future is not None:
+            partition_results = kmeans_future.result() + partition_results
 
     candidates = [c for c, _, _ in partition_results]
     if density_result is not None:

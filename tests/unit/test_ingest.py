@@ -1,0 +1,278 @@
+"""ingest: every record and field checked, problems named by record index, field and value."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segmentation.errors import InsufficientDataError, InvalidInputError
+from segmentation.pipeline.ingest import NonFiniteNumber, find_id_field, ingest
+
+
+def _problems(error: pytest.ExceptionInfo[InvalidInputError]) -> list[tuple[int | None, str | None]]:
+    return [(p.record, p.field) for p in error.value.problems]
+
+
+def test_text_among_numbers_names_the_minority_record() -> None:
+    customers = [{"id": i, "income": v} for i, v in enumerate([52_000, 61_000, 48_000, "75,000"])]
+    with pytest.raises(InvalidInputError, match=r"record 3, field 'income'.*'75,000'") as error:
+        ingest(customers)
+    assert _problems(error) == [(3, "income")]
+
+
+def test_number_among_text_names_the_number() -> None:
+    customers = [{"region": "North"}, {"region": 5}, {"region": "South"}]
+    with pytest.raises(InvalidInputError, match=r"record 1, field 'region'.*got 5") as error:
+        ingest(customers)
+    assert _problems(error) == [(1, "region")]
+
+
+def test_boolean_among_numbers_is_rejected() -> None:
+    customers = [{"purchases": 3}, {"purchases": True}, {"purchases": 7}]
+    with pytest.raises(InvalidInputError, match=r"record 1, field 'purchases'.*got true"):
+        ingest(customers)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        # what parse_json makes of the NaN literal: shown as the caller wrote it
+        (NonFiniteNumber("NaN"), "NaN "),
+        # and of -Infinity
+        (NonFiniteNumber("-Infinity"), "-Infinity "),
+        # a Python float infinity, or what JSON's 1e999 parses to (display: see below)
+        (float("inf"), ""),
+        (float("-inf"), ""),
+    ],
+)
+def test_non_finite_numbers_are_rejected(value: object, shown: str) -> None:
+    customers = [{"id": 1, "income": 10.0}, {"id": 2, "income": value}, {"id": 3, "income": 3.0}]
+    with pytest.raises(
+        InvalidInputError, match=rf"record 1, field 'income': {shown}.*is not a finite number"
+    ) as error:
+        ingest(customers)
+    assert _problems(error) == [(1, "income")]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # just past the limit
+        2e15,
+        # negative side
+        -2e15,
+        # an integer that a float holds only approximately
+        10**30,
+    ],
+)
+def test_numbers_beyond_1e15_are_rejected(value: float) -> None:
+    customers = [{"income": 1.0}, {"income": value}, {"income": 3.0}]
+    with pytest.raises(InvalidInputError, match=r"record 1, field 'income'.*too large"):
+        ingest(customers)
+
+
+def test_1e15_itself_is_accepted() -> None:
+    frame = ingest([{"income": 1e15}, {"income": -1e15}]).frame
+    assert frame["income"].tolist() == [1e15, -1e15]
+
+
+def test_integer_too_large_for_a_float_is_an_input_error_not_a_crash() -> None:
+    # BUG: json.loads (parse_json's fallback) yields an exact int for a 400-digit literal, and
+    # ingest then dies with OverflowError ("int too large to convert to float"): a 500, not a 422.
+    customers = [{"id": 1, "income": 10**400}, {"id": 2, "income": 2}]
+    with pytest.raises(InvalidInputError, match=r"record 0, field 'income'"):
+        ingest(customers)
+
+
+@pytest.mark.parametrize(
+    ("customers", "shown"),
+    [
+        # infinity in a list of records (JSON's 1e999 parses to it)
+        ([{"income": 1.0}, {"income": float("inf")}, {"income": 3.0}], "inf"),
+        # infinity in a float column of a DataFrame
+        (pd.DataFrame({"income": [1.0, np.inf, 3.0]}), "inf"),
+        # a huge value in a float column
+        (pd.DataFrame({"income": [1.0, 2e16, 3.0]}), "2e+16"),
+    ],
+)
+def test_bad_numbers_are_shown_as_the_caller_wrote_them(customers: object, shown: str) -> None:
+    # BUG: the message shows numpy's repr, "np.float64(inf) is not a finite number"
+    with pytest.raises(InvalidInputError, match=r"record 1, field 'income'") as error:
+        ingest(customers)  # type: ignore[arg-type]
+    message = str(error.value)
+    assert "np.float64" not in message
+    assert shown in message
+
+
+@pytest.mark.parametrize(
+    ("customers", "expected"),
+    [
+        # a list among objects
+        ([{"id": 1}, [1, 2], {"id": 3}], [1]),
+        # text and null records
+        ([{"id": 1}, "customer", None], [1, 2]),
+    ],
+)
+def test_non_object_records_are_named(customers: list[object], expected: list[int]) -> None:
+    with pytest.raises(InvalidInputError, match=r"must be an object") as error:
+        ingest(customers)  # type: ignore[arg-type]
+    assert [p.record for p in error.value.problems] == expected
+
+
+@pytest.mark.parametrize(
+    "customers",
+    [
+        # a bare string is a sequence, but not of customers
+        "customers",
+        # a dict is not a list of customers
+        {"id": 1},
+    ],
+)
+def test_non_list_input_is_rejected(customers: object) -> None:
+    with pytest.raises(InvalidInputError, match=r"list of objects"):
+        ingest(customers)  # type: ignore[arg-type]
+
+
+def test_duplicate_ids_name_both_records() -> None:
+    customers = [{"id": 7, "x": 1}, {"id": 8, "x": 2}, {"id": 7, "x": 3}]
+    with pytest.raises(
+        InvalidInputError, match=r"record 2, field 'id': duplicate id .*also used by record 0"
+    ) as error:
+        ingest(customers)
+    assert _problems(error) == [(2, "id")]
+
+
+def test_duplicate_ids_show_the_id_as_sent() -> None:
+    # BUG: the id 7 is reported as "duplicate id np.float64(7.0)"
+    customers = [{"id": 7, "x": 1}, {"id": 8, "x": 2}, {"id": 7, "x": 3}]
+    with pytest.raises(InvalidInputError, match=r"duplicate id 7\b"):
+        ingest(customers)
+
+
+def test_duplicate_text_ids_in_a_dataframe() -> None:
+    frame = pd.DataFrame({"CustomerID": ["a1", "b2", "a1"], "x": [1.0, 2.0, 3.0]})
+    with pytest.raises(InvalidInputError, match=r"record 2, field 'CustomerID'.*record 0"):
+        ingest(frame)
+
+
+def test_distinct_large_ids_are_not_called_duplicates() -> None:
+    # BUG: ids are converted to float64, so 2**53 and 2**53 + 1 (distinct 16-digit ids, e.g.
+    # database keys) collapse and are reported as "duplicate id ..., also used by record 0".
+    customers = [{"id": 2**53, "x": 1}, {"id": 2**53 + 1, "x": 2}]
+    try:
+        ingest(customers)
+    except InvalidInputError as error:
+        assert not [p for p in error.problems if "duplicate" in p.message], str(error)
+
+
+def test_missing_ids_are_named() -> None:
+    customers = [{"id": 1, "x": 1}, {"x": 2}, {"id": 3, "x": 3}, {"id": None, "x": 4}]
+    with pytest.raises(InvalidInputError, match=r"record 1, field 'id': has no 'id'") as error:
+        ingest(customers)
+    assert _problems(error) == [(1, "id"), (3, "id")]
+
+
+@pytest.mark.parametrize(
+    "customers",
+    [
+        # nothing at all
+        [],
+        # a single customer cannot be split
+        [{"id": 1, "income": 10}],
+        # the same for a one-row DataFrame
+        pd.DataFrame({"income": [10.0]}),
+    ],
+)
+def test_fewer_than_two_customers(customers: object) -> None:
+    with pytest.raises(InsufficientDataError, match=r"at least 2"):
+        ingest(customers)  # type: ignore[arg-type]
+
+
+def test_problems_from_several_fields_are_all_reported_in_record_order() -> None:
+    customers = [
+        {"age": 30, "income": 1.0},
+        {"age": 31, "income": "lots"},
+        {"age": "old", "income": 3.0},
+        {"age": 33, "income": 4.0},
+    ]
+    with pytest.raises(InvalidInputError) as error:
+        ingest(customers)
+    assert _problems(error) == [(1, "income"), (2, "age")]
+
+
+def test_nested_values_are_reported_not_rejected() -> None:
+    customers = [
+        {"id": 1, "income": 10, "tags": ["new"]},
+        {"id": 2, "income": 20, "tags": {"vip": True}},
+        {"id": 3, "income": 30, "tags": None},
+    ]
+    ingested = ingest(customers)
+    assert ingested.nested_fields == ("tags",)
+    assert "tags" not in ingested.frame.columns
+    assert ingested.frame["income"].tolist() == [10.0, 20.0, 30.0]
+
+
+def test_types_of_a_clean_list() -> None:
+    customers = [
+        {"id": "001", "income": 10, "vip": True, "region": "North"},
+        {"id": "002", "income": None, "vip": None, "region": None},
+        {"id": "003", "income": 2.5, "vip": False},
+    ]
+    ingested = ingest(customers)
+    frame = ingested.frame
+    assert ingested.id_field == "id"
+    assert ingested.boolean_fields == ("vip",)
+    # zero-padded ids stay text, exactly as sent
+    assert frame["id"].tolist() == ["001", "002", "003"]
+    assert frame["income"].dtype == np.float64
+    assert frame["income"].isna().tolist() == [False, True, False]
+    assert frame["vip"].tolist()[0::2] == [1.0, 0.0]
+    assert frame["region"].isna().tolist() == [False, True, True]
+
+
+def test_dataframe_with_nan_as_missing_is_fine_and_not_mutated() -> None:
+    frame = pd.DataFrame(
+        {
+            "CustomerID": [10, 11, 12, 13],
+            "income": [52_000.0, np.nan, 61_000.0, 58_000.0],
+            "region": ["North", None, "South", np.nan],
+            "vip": [True, False, True, False],
+        },
+        index=[7, 3, 9, 1],
+    )
+    before = copy.deepcopy(frame)
+    ingested = ingest(frame)
+    pd.testing.assert_frame_equal(frame, before)
+    assert ingested.id_field == "CustomerID"
+    assert ingested.frame.index.tolist() == [0, 1, 2, 3]
+    assert ingested.frame["income"].isna().sum() == 1
+    assert ingested.boolean_fields == ("vip",)
+
+
+def test_list_of_records_is_not_mutated() -> None:
+    customers = [{"id": 1, "income": 10, "tags": [1]}, {"id": 2, "income": None, "tags": [2]}]
+    before = copy.deepcopy(customers)
+    ingest(customers)
+    assert customers == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        # plain
+        (["age", "id"], "id"),
+        # camel case
+        (["Gender", "CustomerID"], "CustomerID"),
+        # upper snake case (CC GENERAL)
+        (["BALANCE", "CUST_ID"], "CUST_ID"),
+        # the first matching name wins
+        (["user_id", "id"], "user_id"),
+        # no id-like name
+        (["identity", "paid", "age"], None),
+    ],
+)
+def test_find_id_field(fields: list[str], expected: str | None) -> None:
+    assert find_id_field(fields) == expected
