@@ -67,7 +67,10 @@ def format_number(value: float) -> str:
 
 
 def label(field: str) -> str:
+    """A field name as a reader would write it: `CASH_ADVANCE` -> `Cash advance`."""
     text = field.replace("_", " ").strip()
+    if text.isupper():
+        text = text.lower()
     return text[:1].upper() + text[1:]
 
 
@@ -232,6 +235,9 @@ VALUE_FREQUENCY_NAMES = {
     ("M", "M"): "Core Customers", ("H", "M"): "High-Value Customers",
     ("M", "H"): "Loyal Regulars", ("L", "M"): "Light Spenders", ("M", "L"): "Occasional Buyers",
 }  # fmt: skip
+AVERAGE_NAMES = frozenset(
+    {"Mainstream Customers", "Core Customers", "Mid-Value Customers", "Regular Buyers"}
+)
 VALUE_NAMES = {"H": "High-Value Customers", "M": "Mid-Value Customers", "L": "Low-Value Customers"}
 
 
@@ -300,10 +306,16 @@ def _field_name(evidence: list[Evidence]) -> str:
 
 
 def _make_unique(names: list[str], evidence: list[list[Evidence]]) -> list[str]:
+    """Shared names get the field that sets each holder apart; an average-profile name
+    shared by several segments says nothing, so those are named after their fields."""
     result = list(names)
     for name in set(names):
         holders = [i for i, n in enumerate(names) if n == name]
         if len(holders) < 2:
+            continue
+        if name in AVERAGE_NAMES:
+            for i in holders:
+                result[i] = _field_name(evidence[i])
             continue
         for i in holders:
             words = name.lower()

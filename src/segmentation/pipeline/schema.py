@@ -28,9 +28,11 @@ DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d-%m-%Y"
 AXIS_PATTERNS = {
     "income": re.compile(r"income|salary|wealth|earning"),
     "spend": re.compile(r"spend|mnt|amount|monetary|revenue|sales|value|balance|payment|ltv|clv"),
-    "frequency": re.compile(r"frequen|count|num|trx|visit|order|transaction|purchase"),
+    "frequency": re.compile(r"frequen|count|num|trx|visits"),
+    # a count of these is frequency, an amount of them is spend
+    "purchases": re.compile(r"visit|order|transaction|purchase"),
     "recency": re.compile(r"recen|dayssince|lastpurchase|lastorder"),
-    "age": re.compile(r"^age$|^age\b|yearbirth|birthyear|^age_?"),
+    "age": re.compile(r"^age\b|^age_|yearbirth|birthyear"),
 }
 
 
@@ -47,10 +49,12 @@ def axis_of(field: str, is_count: bool | None) -> str | None:
         return "recency"
     if AXIS_PATTERNS["income"].search(name):
         return "income"
-    if AXIS_PATTERNS["frequency"].search(name) and is_count is not False and "amount" not in name:
+    if AXIS_PATTERNS["frequency"].search(name):
         return "frequency"
-    if AXIS_PATTERNS["spend"].search(name) or AXIS_PATTERNS["frequency"].search(name):
+    if AXIS_PATTERNS["spend"].search(name):
         return "spend"
+    if AXIS_PATTERNS["purchases"].search(name):
+        return "spend" if is_count is False else "frequency"
     return None
 
 
