@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -158,24 +159,40 @@ def test_n_clusters_gives_exactly_that_many(base_url: str, customers: list[dict[
     _assert_every_customer_once(payload, customers)
 
 
+def _evenly_spaced_customers(n: int) -> list[dict[str, Any]]:
+    """Customers on a regular grid (ages and incomes one step apart), as in a toy export."""
+    return [
+        {"id": i + 1, "age": 20 + i % 40, "income": 30_000 + 1_000 * i, "region": "NS"[i % 2]}
+        for i in range(n)
+    ]
+
+
 @pytest.mark.parametrize(
-    ("n_customers", "n_clusters", "algorithm"),
+    ("make_customers", "n_customers", "n_clusters", "algorithm"),
     [
-        (200, 6, "kmeans"),  # a larger k than the data suggests is still honoured
-        (200, 6, "hierarchical"),
-        (12, 5, "kmeans"),  # small data: about two customers per segment
-        (10, 5, "hierarchical"),  # small data, Ward linkage
+        (small_customers, 200, 6, "kmeans"),  # a larger k than the data suggests is honoured
+        (small_customers, 200, 6, "hierarchical"),
+        (small_customers, 12, 5, "kmeans"),  # small data: about two customers per segment
+        (small_customers, 10, 5, "hierarchical"),  # small data, Ward linkage
+        (_evenly_spaced_customers, 10, 5, "kmeans"),  # tied distances everywhere
+        (_evenly_spaced_customers, 10, 5, "hierarchical"),  # ties in Ward's merge heights
+        (_evenly_spaced_customers, 10, 5, "auto"),
     ],
 )
 def test_n_clusters_is_honoured_for_every_algorithm(
-    base_url: str, n_customers: int, n_clusters: int, algorithm: str
+    base_url: str,
+    make_customers: Callable[[int], list[dict[str, Any]]],
+    n_customers: int,
+    n_clusters: int,
+    algorithm: str,
 ) -> None:
-    sent = small_customers(n_customers)
+    sent = make_customers(n_customers)
     payload = analyze_ok(base_url, sent, nClusters=n_clusters, algorithm=algorithm)
     assert payload["kSelection"]["chosen"]["k"] == n_clusters
     sizes = [c["size"] for c in payload["clusters"]]
     assert len(payload["clusters"]) == n_clusters, (
-        f"nClusters={n_clusters} ({algorithm}) gave {len(sizes)} clusters of sizes {sizes}"
+        f"nClusters={n_clusters} ({algorithm}, chosen {payload['kSelection']['chosen']}) "
+        f"gave {len(sizes)} clusters of sizes {sizes}"
     )
     _assert_every_customer_once(payload, sent)
 

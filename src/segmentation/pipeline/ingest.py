@@ -156,6 +156,10 @@ def _clean_column(field: str, column: pd.Series) -> tuple[pd.Series | None, str,
     if pd.api.types.is_numeric_dtype(column.dtype):
         values = column.to_numpy(dtype=float, na_value=np.nan)
         return pd.Series(values, index=column.index), "number", _check_numbers(field, values)
+    # pandas' C-level type inference settles the common all-text column without a Python call
+    # per value; only mixed columns are inspected one value at a time
+    if pd.api.types.infer_dtype(column, skipna=True) == "string":
+        return column.astype(object).where(column.notna(), None), "text", []
     kinds = column.map(_kind)
     problems = [
         Problem(f"{_describe(column.iloc[position])} is not a finite number", int(position), field)

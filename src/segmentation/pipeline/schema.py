@@ -115,7 +115,8 @@ def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
 
 
 def _date_format(text: pd.Series) -> str | None:
-    present = text.dropna()
+    # distinct values only: a million customers share a few thousand dates at most
+    present = pd.Series(text.dropna().unique())
     if present.empty or not present.map(lambda v: any(c.isdigit() for c in v)).all():
         return None
     probe = present.iloc[: min(len(present), 200)]
@@ -192,9 +193,11 @@ def infer_schema(
         elif name not in allowed:
             specs.append(FieldSpec(name, FieldRole.IGNORED, "excluded by the options"))
         elif not pd.api.types.is_numeric_dtype(column.dtype):
-            as_numbers = pd.to_numeric(column, errors="coerce")
-            if column.notna().any() and as_numbers.notna().sum() == column.notna().sum():
-                spec = _numeric_role(name, as_numbers.astype(float), False)
+            # numbers written as text ("0042", "75000"); tested on distinct values first
+            distinct = pd.Series(column.dropna().unique())
+            if len(distinct) and pd.to_numeric(distinct, errors="coerce").notna().all():
+                as_numbers = pd.to_numeric(column, errors="coerce").astype(float)
+                spec = _numeric_role(name, as_numbers, False)
             else:
                 spec = _text_role(name, column, len(frame))
             specs.append(spec)
