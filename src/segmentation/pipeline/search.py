@@ -332,25 +332,28 @@ def search(
 ) -> SearchResult:
     """Score every candidate on a bounded sample and choose one (see the module docstring)."""
     state = _Search(X, random_state, sample_size)
-    # Two threads: the fits release the GIL, so k-means and Ward+DBSCAN overlap on two cores.
+    # Two threads: the fits spend most of their time in numpy/scipy with the GIL released.
+    # One task per k-means k, one for Ward (its tree serves every k), one for DBSCAN.
     with ThreadPoolExecutor(max_workers=2) as threads:
-        kmeans_future = (
-            threads.submit(state.kmeans, k_values)
-            if algorithm in (Algorithm.AUTO, Algorithm.KMEANS)
+        ward = (
+            threads.submit(state.hierarchical, k_values)
+            if algorithm in (Algorithm.AUTO, Algorithm.HIERARCHICAL)
             else None
         )
-        partition_results = (
-            state.hierarchical(k_values)
-            if algorithm in (Algorithm.AUTO, Algorithm.HIERARCHICAL)
-            else []
-        )
-        density_result = (
-            state.dbscan(eps, min_samples)
+        density = (
+            threads.submit(state.dbscan, eps, min_samples)
             if algorithm in (Algorithm.AUTO, Algorithm.DBSCAN)
             else None
         )
-        if kmeans_future is not None:
-            partition_results = kmeans_future.result() + partition_results
+        kmeans = (
+            [threads.submit(state.kmeans, [k]) for k in k_values]
+            if algorithm in (Algorithm.AUTO, Algorithm.KMEANS)
+            else []
+        )
+        partition_results = [result for future in kmeans for result in future.result()]
+        if ward is not None:
+            partition_results += ward.result()
+        density_result = density.result() if density is not None else None
 
     candidates = [c for c, _, _ in partition_results]
     if density_result is not None:
