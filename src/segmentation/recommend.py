@@ -136,6 +136,9 @@ def _segment_action(segment: SegmentSummary, averages: _Averages) -> tuple[str, 
     if recency == "H" and value in ("H", "M"):
         action = f"Win back {quoted} with a time-limited personal offer:"
         why = "they used to be valuable but have not bought for a long time"
+    elif income == "L" and value == "H":
+        action = f"Keep {quoted} engaged with value-for-money offers and instalment options:"
+        why = "they spend generously relative to their income"
     elif value == "H" and frequency in ("H", "M", "?"):
         action = f"Protect {quoted} with a loyalty or VIP programme and early churn alerts:"
         why = "they bring the most value per customer"
@@ -154,9 +157,6 @@ def _segment_action(segment: SegmentSummary, averages: _Averages) -> tuple[str, 
     elif value == "L":
         action = f"Re-engage {quoted} with a low-cost reactivation campaign:"
         why = "they spend little and rarely"
-    elif income == "L" and value in ("H", "M"):
-        action = f"Keep {quoted} engaged with value-for-money offers and instalment options:"
-        why = "they spend generously relative to their income"
     elif frequency == "H":
         action = f"Reward the frequency of {quoted} with points and early access:"
         why = "they come back often"
@@ -226,7 +226,7 @@ def _cross_segment(
     if has_value and regular and total:
         largest = max(regular, key=lambda s: s.size)
         value = averages.value(largest)
-        if value < 1.0 and largest.size / total >= 0.2:
+        if value <= LOW_RATIO and largest.size / total >= 0.2:
             advice.append(
                 Recommendation(
                     largest.name,

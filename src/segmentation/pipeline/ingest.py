@@ -99,10 +99,15 @@ KIND_WORDS = {"number": "a number", "text": "text", "boolean": "a boolean (true/
 
 
 def _describe(value: Any) -> str:
+    """A value as the caller wrote it in JSON: 3 not np.float64(3.0), true not True."""
     if isinstance(value, NonFiniteNumber):
         return value.text
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < MAX_ABS_NUMBER:
+        return str(int(value))
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -141,7 +146,7 @@ def _check_numbers(field: str, values: np.ndarray) -> list[Problem]:
             if not math.isfinite(value)
             else f"is too large (|value| must be <= {MAX_ABS_NUMBER:.0e})"
         )
-        problems.append(Problem(f"{value!r} {reason}", int(position), field))
+        problems.append(Problem(f"{_describe(value)} {reason}", int(position), field))
     return problems
 
 
