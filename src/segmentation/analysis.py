@@ -111,10 +111,17 @@ def _k_values(
     return list(range(low, high + 1))
 
 
-def _count_distinct(X: np.ndarray, cap: int) -> int:
-    """Distinct rows, counting no further than `cap` (enough to bound k)."""
-    probe = X[: max(cap * 50, 5000)]
-    return min(len(np.unique(probe.round(9), axis=0)), cap) if len(probe) else 0
+def _count_distinct(X: np.ndarray, cap: int, random_state: int) -> int:
+    """Distinct customers on the fields used, counted up to `cap` (enough to bound k).
+
+    Exact about "all identical" (a range check over every row); the count itself comes from
+    a random sample of at most 5,000 rows, since sorting a million rows to bound k is waste.
+    """
+    if len(X) == 0 or float(np.ptp(X, axis=0).max()) == 0.0:
+        return min(len(X), 1)
+    rng = np.random.default_rng(random_state)
+    probe = X[rng.choice(len(X), size=min(len(X), 5000), replace=False)]
+    return max(2, min(len(np.unique(probe.round(9), axis=0)), cap))
 
 
 def _final_labels(
@@ -321,7 +328,7 @@ def analyze(
     lap("features")
 
     n = len(X)
-    n_distinct = _count_distinct(X, MAX_K + 1)
+    n_distinct = _count_distinct(X, MAX_K + 1, random_state)
     if n_distinct < 2:
         raise InsufficientDataError(
             "all customers are identical on the fields used "

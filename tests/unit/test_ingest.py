@@ -12,7 +12,9 @@ from segmentation.errors import InsufficientDataError, InvalidInputError
 from segmentation.pipeline.ingest import NonFiniteNumber, find_id_field, ingest
 
 
-def _problems(error: pytest.ExceptionInfo[InvalidInputError]) -> list[tuple[int | None, str | None]]:
+def _problems(
+    error: pytest.ExceptionInfo[InvalidInputError],
+) -> list[tuple[int | None, str | None]]:
     return [(p.record, p.field) for p in error.value.problems]
 
 
