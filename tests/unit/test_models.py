@@ -14,6 +14,7 @@ from segmentation.pipeline.models import (
     fit_dbscan,
     fit_kmeans,
     nearest_centroid,
+    sample_kmeans,
     ward_labels,
     ward_tree,
 )
@@ -46,7 +47,8 @@ def test_centroids_of_skips_noise_and_empty_labels_never_win() -> None:
     assert centers[2] == pytest.approx([10.0])
     # BUG: the +inf centre makes the squared distance inf - inf = nan, and argmin picks the nan:
     # every customer is assigned to the EMPTY segment 1 ([1, 1, 1] instead of [0, 2, 0]).
-    # Reached when a Ward cut of a search half yields fewer than k segments (tied customers).
+    # Latent since ward_labels falls back to cut_tree (always k segments), but any caller that
+    # passes centroids_of's output to CentroidModel with an empty label hits it.
     with np.errstate(invalid="ignore"):
         assigned = CentroidModel(centers).assign(np.array([[5.0], [50.0], [1.0]]))
     assert assigned.tolist() == [0, 2, 0]
@@ -64,6 +66,47 @@ def test_ward_labels_are_0_to_k_minus_1() -> None:
     labels = ward_labels(ward_tree(BLOBS), 3)
     assert sorted(np.unique(labels).tolist()) == [0, 1, 2]
     assert sorted(np.bincount(labels).tolist()) == sorted(np.bincount(BLOB_LABELS).tolist())
+
+
+@pytest.mark.parametrize(
+    ("X", "k"),
+    [
+        # evenly spaced customers: every merge height ties
+        (np.arange(12.0)[:, None], 5),
+        # tied customers, three distinct values
+        (np.array([[0.0]] * 6 + [[5.0]] * 3 + [[9.0]]), 3),
+    ],
+)
+def test_ward_labels_give_exactly_k_segments_when_heights_tie(X: np.ndarray, k: int) -> None:
+    labels = ward_labels(ward_tree(X), k)
+    assert sorted(np.unique(labels).tolist()) == list(range(k))
+
+
+@pytest.mark.parametrize(
+    ("X", "k"),
+    [
+        # three separated blobs
+        (BLOBS, 3),
+        # no structure
+        (np.random.default_rng(1).normal(size=(300, 4)), 5),
+        # tied customers
+        (np.repeat(np.random.default_rng(2).normal(size=(20, 2)), 5, axis=0), 4),
+    ],
+)
+def test_sample_kmeans_reaches_the_inertia_of_sklearn(X: np.ndarray, k: int) -> None:
+    labels, model = sample_kmeans(X, k, random_state=0, n_init=4)
+    reference, _ = fit_kmeans(X, k, random_state=0, n_init=4)
+
+    def inertia(assigned: np.ndarray) -> float:
+        return sum(
+            ((X[assigned == j] - X[assigned == j].mean(axis=0)) ** 2).sum() for j in range(k)
+        )
+
+    assert inertia(labels) <= inertia(reference) * 1.05
+    # labels are the nearest centres
+    assert np.array_equal(model.assign(X), labels)
+    again, _ = sample_kmeans(X, k, random_state=0, n_init=4)
+    assert np.array_equal(labels, again)
 
 
 @pytest.mark.parametrize(

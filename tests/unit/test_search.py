@@ -152,9 +152,9 @@ def test_search_is_deterministic() -> None:
 
 
 def test_hierarchical_search_on_tied_customers() -> None:
-    # BUG (see test_models): a half-sample holding only two distinct customers is cut into fewer
-    # than k=3 Ward segments; the empty segment's +inf centre wins every assignment (numpy warns
-    # "invalid value encountered in matmul", an error here), and the strength is computed from it.
+    # A half-sample holding only two distinct customers used to be cut into fewer than k=3 Ward
+    # segments whose empty +inf centre won every assignment (see test_models); numpy's
+    # "invalid value encountered" warning is an error here.
     X = np.array([[0.0, 0.0]] * 18 + [[5.0, 0.0]] * 3 + [[0.0, 5.0]])
     found = search(X, algorithm=Algorithm.HIERARCHICAL, k_values=[2, 3], random_state=0)
     assert [c.k for c in found.candidates] == [2, 3]

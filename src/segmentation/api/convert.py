@@ -34,7 +34,7 @@ def parse_json(body: bytes) -> Any:
         pass
     try:
         return json.loads(body, parse_constant=NonFiniteNumber)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except ValueError as error:  # also UnicodeDecodeError and integers of > 4300 digits
         raise InvalidInputError(f"the body is not valid JSON: {error}") from None
 
 

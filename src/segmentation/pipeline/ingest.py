@@ -136,22 +136,27 @@ def _check_mixed_kinds(field: str, column: pd.Series, kinds: pd.Series) -> list[
 
 def _check_numbers(field: str, values: np.ndarray) -> list[Problem]:
     with np.errstate(invalid="ignore", over="ignore"):
-        bad = ~np.isfinite(values) | (np.abs(values) > MAX_ABS_NUMBER)
-    bad &= ~np.isnan(values) | np.isinf(values)
+        bad = (np.isinf(values) | (np.abs(values) > MAX_ABS_NUMBER)) & ~np.isnan(values)
     problems = []
     for position in np.flatnonzero(bad)[:MAX_PROBLEMS]:
         value = values[position]
-        reason = (
-            "is not a finite number"
-            if not math.isfinite(value)
-            else f"is too large (|value| must be <= {MAX_ABS_NUMBER:.0e})"
-        )
+        # an integer too long for a float arrives here as inf, so inf says "too large" too
+        reason = f"is not finite or too large (|value| must be <= {MAX_ABS_NUMBER:.0e})"
         problems.append(Problem(f"{_describe(value)} {reason}", int(position), field))
     return problems
 
 
+def _to_float(value: Any) -> float:
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        return math.inf if value > 0 else -math.inf
+
+
 def _numbers(column: pd.Series) -> np.ndarray:
-    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.fromiter((_to_float(v) for v in column), dtype=float, count=len(column))
 
 
 def _clean_column(field: str, column: pd.Series) -> tuple[pd.Series | None, str, list[Problem]]:
@@ -252,7 +257,12 @@ other records, got '75,000'
     columns: dict[str, pd.Series] = {}
     boolean_fields: list[str] = []
     nested_fields: list[str] = []
+    id_field = find_id_field(raw.columns)
     for field in raw.columns:
+        if field == id_field:
+            # ids are compared, never computed with: kept as sent (64-bit keys stay exact)
+            columns[field] = raw[field].astype(object).where(raw[field].notna(), None)
+            continue
         cleaned, kind, field_problems = _clean_column(field, raw[field])
         problems += field_problems
         if kind == "nested":
@@ -262,8 +272,7 @@ other records, got '75,000'
             if kind == "boolean":
                 boolean_fields.append(field)
 
-    id_field = find_id_field(raw.columns)
-    if id_field is not None and id_field in columns:
+    if id_field is not None:
         problems += _check_ids(pd.DataFrame({id_field: columns[id_field]}), id_field)
     if problems:
         problems.sort(key=lambda p: p.record if p.record is not None else -1)

@@ -57,6 +57,8 @@ def nearest_centroid(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np
     for start in range(0, len(X), ASSIGN_BLOCK):
         block = X[start : start + ASSIGN_BLOCK]
         squared = (block**2).sum(axis=1)[:, None] - 2 * block @ centers.T + center_norms[None, :]
+        # an empty segment's centre is +inf: inf - inf is nan, which must lose, not win
+        squared = np.nan_to_num(squared, nan=np.inf)
         np.maximum(squared, 0, out=squared)
         labels[start : start + len(block)] = squared.argmin(axis=1)
         if centers.shape[0] > 1:

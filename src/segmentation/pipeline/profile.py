@@ -55,7 +55,7 @@ class SegmentProfile:
 def format_number(value: float) -> str:
     """Short human figure: 152k, 1.2M, 14.3, 0.42."""
     magnitude = abs(value)
-    if magnitude >= 1e6:
+    if magnitude >= 999_500:  # 999,999 reads 1.0M, not 1000k
         return f"{value / 1e6:.1f}M"
     if magnitude >= 1e4:
         return f"{value / 1e3:.0f}k"
@@ -305,17 +305,32 @@ def _field_name(evidence: list[Evidence]) -> str:
     return " & ".join(_descriptor(e) for e in top) + " Customers"
 
 
-def _make_unique(names: list[str], evidence: list[list[Evidence]]) -> list[str]:
-    """Shared names get the field that sets each holder apart; an average-profile name
-    shared by several segments says nothing, so those are named after their fields."""
+def _make_unique(
+    names: list[str], evidence: list[list[Evidence]], standardized: list[dict[str, float]]
+) -> list[str]:
+    """Shared names get the field on which the holders differ most ("Higher Age" / "Lower
+    Age"); an average-profile name shared by several segments says nothing, so those are
+    named after their own fields."""
     result = list(names)
-    for name in set(names):
+    for name in sorted(set(names)):
         holders = [i for i, n in enumerate(names) if n == name]
         if len(holders) < 2:
             continue
         if name in AVERAGE_NAMES:
             for i in holders:
                 result[i] = _field_name(evidence[i])
+            continue
+        spreads = {
+            field: max(standardized[i][field] for i in holders)
+            - min(standardized[i][field] for i in holders)
+            for field in standardized[holders[0]]
+        }
+        field = max(spreads, key=lambda f: spreads[f], default=None)
+        if field is not None and spreads[field] >= MIN_EFFECT_SD:
+            middle = float(np.mean([standardized[i][field] for i in holders]))
+            for i in holders:
+                higher = standardized[i][field] >= middle
+                result[i] = f"{name} ({'Higher' if higher else 'Lower'} {label(field)})"
             continue
         for i in holders:
             words = name.lower()
@@ -386,7 +401,7 @@ def profile_segments(
         partial.append(
             (centroid, categories, tuple(characteristics), tuple(evidence), standardized)
         )
-    names = _make_unique(names, evidence_lists)
+    names = _make_unique(names, evidence_lists, [p[4] for p in partial])
     return [
         SegmentProfile(name, centroid, categories, characteristics, evidence, standardized)
         for name, (centroid, categories, characteristics, evidence, standardized) in zip(

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from segmentation.errors import InvalidInputError, Problem
-from segmentation.pipeline.ingest import IngestedCustomers, normalized_name
+from segmentation.pipeline.ingest import IngestedCustomers
 
 __all__ = ["FieldRole", "FieldSpec", "Schema", "axis_of", "infer_schema", "is_money", "parse_dates"]
 
@@ -144,6 +144,23 @@ def _text_role(name: str, text: pd.Series, n_customers: int) -> FieldSpec:
     return FieldSpec(name, FieldRole.CATEGORICAL)
 
 
+def _text_or_number_role(name: str, text: pd.Series, n_customers: int) -> FieldSpec:
+    """Text that is really dates or numbers ("2013-05-01", "75000") gets their role; text
+    with leading zeros ("0042") is a code, whatever its digits say."""
+    distinct = pd.Series(text.dropna().unique())
+    if _date_format(text) is None and len(distinct):
+        as_numbers = pd.to_numeric(distinct, errors="coerce")
+        is_code = distinct.str.match(r"^[+-]?0\d").any()
+        if as_numbers.notna().all() and not is_code:
+            return _numeric_role(name, pd.to_numeric(text, errors="coerce").astype(float), False)
+    return _text_role(name, text, n_customers)
+
+
+def _name_words(name: str) -> list[str]:
+    """`CustomerID` -> customer, id; `amount_paid` -> amount, paid."""
+    return [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
+
+
 def _numeric_role(name: str, values: pd.Series, is_boolean: bool) -> FieldSpec:
     present = values.dropna()
     if present.nunique() <= 1:
@@ -193,17 +210,11 @@ def infer_schema(
         elif name not in allowed:
             specs.append(FieldSpec(name, FieldRole.IGNORED, "excluded by the options"))
         elif not pd.api.types.is_numeric_dtype(column.dtype):
-            # numbers written as text ("0042", "75000"); tested on distinct values first
-            distinct = pd.Series(column.dropna().unique())
-            if len(distinct) and pd.to_numeric(distinct, errors="coerce").notna().all():
-                as_numbers = pd.to_numeric(column, errors="coerce").astype(float)
-                spec = _numeric_role(name, as_numbers, False)
-            else:
-                spec = _text_role(name, column, len(frame))
-            specs.append(spec)
+            specs.append(_text_or_number_role(name, column, len(frame)))
         elif (
-            normalized_name(name).endswith("id")
+            _name_words(name)[-1:] == ["id"]
             and column.notna().all()
+            and bool((column % 1 == 0).all())
             and column.nunique() == len(column) >= 10
         ):
             specs.append(FieldSpec(name, FieldRole.IGNORED, "an identifier (unique per customer)"))
