@@ -129,15 +129,15 @@ def _final_labels(
 ) -> tuple[np.ndarray, SegmentModel]:
     """Labels for every customer.
 
-    k-means is refit on all rows from the sample's centres (one start, so cheap even at 1M).
-    Ward and DBSCAN keep the sample's labels when the sample is everyone, else every customer
-    is assigned by the sample's model (nearest centroid; nearest core customer within eps).
+    When the sample is everyone, its labels are final. Otherwise k-means is refit on all rows
+    from the sample's centres (one start, so cheap even at 1M), and Ward and DBSCAN assign
+    every customer by the sample's model (nearest centroid; nearest core customer within eps).
     """
+    if len(found.sample_index) == len(X):
+        return found.sample_labels, found.model
     if found.chosen.algorithm is Algorithm.KMEANS:
         assert isinstance(found.model, CentroidModel)
         return fit_kmeans(X, found.chosen.k, random_state, init=found.model.centers)
-    if len(found.sample_index) == len(X):
-        return found.sample_labels, found.model
     return found.model.assign(X), found.model
 
 

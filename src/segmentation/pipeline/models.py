@@ -146,24 +146,25 @@ def sample_kmeans(
     rng = np.random.default_rng(random_state)
     squared_norms = (X**2).sum(axis=1)
     best_inertia, best_labels, best_centers = np.inf, np.zeros(len(X), dtype=np.int64), X[:k]
+    rows = np.arange(len(X))
     for _ in range(n_init):
         centers = _plusplus(X, k, rng, squared_norms)
+        previous = None
         for _ in range(max_iter):
             distances = squared_norms[:, None] - 2 * X @ centers.T + (centers**2).sum(axis=1)
             labels = distances.argmin(axis=1)
-            members = np.zeros((len(X), k))
-            members[np.arange(len(X)), labels] = 1.0
-            counts = members.sum(axis=0)
-            sums = members.T @ X
-            # an emptied segment keeps its centre rather than vanishing
-            moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
-            if np.allclose(moved, centers, rtol=0, atol=1e-6):
-                centers = moved
+            # unchanged assignments are a fixed point of Lloyd's iteration
+            if previous is not None and np.array_equal(labels, previous):
                 break
-            centers = moved
-        distances = squared_norms[:, None] - 2 * X @ centers.T + (centers**2).sum(axis=1)
-        labels = distances.argmin(axis=1)
-        inertia = float(np.maximum(distances[np.arange(len(X)), labels], 0).sum())
+            previous = labels
+            members = np.zeros((len(X), k))
+            members[rows, labels] = 1.0
+            counts = members.sum(axis=0)
+            # an emptied segment keeps its centre rather than vanishing
+            centers = np.where(
+                counts[:, None] > 0, (members.T @ X) / np.maximum(counts, 1)[:, None], centers
+            )
+        inertia = float(np.maximum(distances[rows, labels], 0).sum())
         if inertia < best_inertia:
             best_inertia, best_labels, best_centers = inertia, labels, centers
     return best_labels.astype(np.int64), CentroidModel(best_centers)

@@ -37,9 +37,9 @@ __all__ = ["PREDICTION_STRENGTH_THRESHOLD", "Candidate", "SearchResult", "search
 PREDICTION_STRENGTH_THRESHOLD = 0.8
 SEARCH_SAMPLE_SIZE = 2000
 SILHOUETTE_SAMPLE_SIZE = 1000
-STABILITY_SPLITS = 2
+STABILITY_SPLITS = 1
 # k-means restarts per fit: on the sample, and on each half-sample for prediction strength
-SEARCH_N_INIT = 3
+SEARCH_N_INIT = 2
 STABILITY_N_INIT = 2
 # Below this many customers halves are too small to say anything: k falls back to silhouette.
 MIN_CUSTOMERS_FOR_STABILITY = 20
