@@ -34,13 +34,17 @@ class WorkerPool:
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn, not fork: forking a process that runs uvicorn's threads can deadlock the child
         context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=warm_up
+        )
 
     async def start(self) -> None:
-        """Start every worker and import the ML stack in it before the first request."""
+        """Start every worker (each warms up in its initializer) before the first request."""
+        # the executor spawns a process per submission while none is idle: `workers` no-ops
+        # start them all, and each runs `warm_up` before taking its first task
         loop = asyncio.get_running_loop()
         await asyncio.gather(
-            *(loop.run_in_executor(self._executor, warm_up) for _ in range(self.workers))
+            *(loop.run_in_executor(self._executor, int) for _ in range(self.workers))
         )
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:

@@ -6,21 +6,29 @@ JSON or serializing 100,000 customers never blocks the event loop.
 
 from __future__ import annotations
 
+import gc
+
 from pydantic import ValidationError
 
 from segmentation.analysis import analyze
+from segmentation.pipeline.search import SEARCH_SAMPLE_SIZE
 from segmentation.api.convert import analysis_to_wire, dumps, parse_json, problems_from_validation
 from segmentation.api.schemas import AnalyzeRequest
 from segmentation.errors import InvalidInputError, Problem
+from segmentation.synthetic import make_population
 
 __all__ = ["analyze_body", "warm_up"]
 
 
-def warm_up() -> int:
-    """Import everything a request needs, so the first request does not pay for it."""
-    import sklearn.cluster  # noqa: F401  (import cost is the point)
-
-    return 0
+def warm_up() -> None:
+    """Run one analysis at the search-sample size, so that a worker's first real request does
+    not pay for lazy imports, first calls into scipy and scikit-learn, and the allocator's
+    first growth to sample-sized arrays (measured: +40% on a cold worker's first 1,000)."""
+    analyze(make_population(SEARCH_SAMPLE_SIZE, 3, random_state=0).frame)
+    # the ML stack is hundreds of thousands of long-lived objects: keep them out of every
+    # later full garbage collection
+    gc.collect()
+    gc.freeze()
 
 
 def analyze_body(body: bytes, max_customers: int) -> bytes:
