@@ -11,10 +11,10 @@ import gc
 from pydantic import ValidationError
 
 from segmentation.analysis import analyze
-from segmentation.pipeline.search import SEARCH_SAMPLE_SIZE
 from segmentation.api.convert import analysis_to_wire, dumps, parse_json, problems_from_validation
 from segmentation.api.schemas import AnalyzeRequest
 from segmentation.errors import InvalidInputError, Problem
+from segmentation.pipeline.search import SEARCH_SAMPLE_SIZE
 from segmentation.synthetic import make_population
 
 __all__ = ["analyze_body", "warm_up"]
