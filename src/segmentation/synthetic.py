@@ -51,7 +51,7 @@ class Population:
     def records(self) -> list[dict[str, object]]:
         """The customers as JSON-ready dicts, missing values as None."""
         frame = self.frame.astype(object).where(self.frame.notna(), None)
-        return frame.to_dict(orient="records")
+        return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def make_population(

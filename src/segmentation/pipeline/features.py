@@ -180,7 +180,7 @@ class FeatureEncoder:
             known = text.isin(encoding.levels)
             if OTHER_LEVEL in encoding.levels:
                 text = text.where(known, OTHER_LEVEL)
-            codes = pd.Index(encoding.levels).get_indexer(text)  # unseen levels: -1, all zeros
+            codes = pd.Index(encoding.levels).get_indexer(pd.Index(text))  # unseen: -1, all zeros
             one_hot = np.zeros((len(frame), len(encoding.levels)))
             rows = np.flatnonzero(codes >= 0)
             one_hot[rows, codes[rows]] = ONE_HOT_WEIGHT

@@ -134,11 +134,10 @@ class _FieldStats:
         self.spec = spec
         self.segment_ids = segment_ids
         if spec.role is FieldRole.CATEGORICAL:
-            self.text = (
-                frame[spec.name].astype(object).where(frame[spec.name].notna(), MISSING_LEVEL)
-            )
-            self.text = self.text.map(str).to_numpy()
-            self.overall_shares = pd.Series(self.text).value_counts(normalize=True)
+            column = frame[spec.name].astype(object).where(frame[spec.name].notna(), MISSING_LEVEL)
+            self.text: np.ndarray = column.map(str).to_numpy()
+            shares = pd.Series(self.text).value_counts(normalize=True)
+            self.overall_shares = {str(level): float(share) for level, share in shares.items()}
         else:
             self.values = numeric_values(frame, spec)
             present = self.values[~np.isnan(self.values)]
@@ -155,7 +154,7 @@ class _FieldStats:
             inside = pd.Series(self.text[members]).value_counts()
             for level, count in inside.items():
                 seg_share = count / n_in
-                overall = float(self.overall_shares[level])
+                overall = float(self.overall_shares[str(level)])
                 out_hits = overall * len(self.text) - count
                 h = _cohens_h(seg_share, overall)
                 if (
