@@ -32,7 +32,7 @@ from segmentation.pipeline.models import (
     SegmentModel,
     fit_kmeans,
 )
-from segmentation.pipeline.profile import OUTLIERS_NAME, profile_segments
+from segmentation.pipeline.profile import profile_segments
 from segmentation.pipeline.schema import Schema, infer_schema
 from segmentation.pipeline.search import (
     SEARCH_SAMPLE_SIZE,
@@ -373,7 +373,7 @@ def analyze(
             confidence=float(trust.confidence[segment_ids == i].mean()),
             stability=float(trust.stability.per_segment[i]),
             ambiguous_share=float(trust.ambiguous[segment_ids == i].mean()),
-            is_outliers=profile.name == OUTLIERS_NAME and i == outlier_segment,
+            is_outliers=i == outlier_segment,
             standardized=profile.standardized,
         )
         for i, profile in enumerate(profiles)
@@ -388,11 +388,11 @@ def analyze(
     else:
         customer_ids = [record.get(id_field) for record in customers]
     options = {
-        "algorithm": chosen_algorithm.value, "nClusters": n_clusters,
-        "kRange": list(k_range) if k_range is not None else None,
+        "algorithm": chosen_algorithm.value, "n_clusters": n_clusters,
+        "k_range": list(k_range) if k_range is not None else None,
         "features": list(features) if features is not None else None,
-        "exclude": list(exclude), "randomState": random_state, "eps": eps,
-        "minSamples": min_samples,
+        "exclude": list(exclude), "random_state": random_state, "eps": eps,
+        "min_samples": min_samples,
     }  # fmt: skip
     return Analysis(
         segments=tuple(segments),

@@ -58,6 +58,12 @@ def problems_from_validation(error: ValidationError, root: str = "") -> InvalidI
     return InvalidInputError(problems)
 
 
+def _camel(name: str) -> str:
+    """n_clusters -> nClusters: the core's option names as the wire spells them."""
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
 def _number(value: float, digits: int = 4) -> float | None:
     return round(value, digits) if math.isfinite(value) else None
 
@@ -143,7 +149,7 @@ def analysis_to_wire(
             "warnings": list(quality.warnings),
         },
         "randomState": analysis.random_state,
-        "options": dict(analysis.options),
+        "options": {_camel(key): value for key, value in analysis.options.items()},
         "timings": analysis.timings,
     }
     if include_customer_scores:

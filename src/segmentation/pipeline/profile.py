@@ -8,6 +8,7 @@ or a two-proportion z-test, p < 0.01), and it always carries the numbers behind 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,10 +68,12 @@ def format_number(value: float) -> str:
 
 
 def label(field: str) -> str:
-    """A field name as a reader would write it: `CASH_ADVANCE` -> `Cash advance`."""
+    """A field name as a reader would write it: `CASH_ADVANCE` -> `Cash advance`,
+    `NumWebPurchases` -> `Num Web Purchases`."""
     text = field.replace("_", " ").strip()
     if text.isupper():
         text = text.lower()
+    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
     return text[:1].upper() + text[1:]
 
 
