@@ -35,6 +35,7 @@ from segmentation.pipeline.models import (
 from segmentation.pipeline.profile import profile_segments
 from segmentation.pipeline.schema import Schema, infer_schema
 from segmentation.pipeline.search import (
+    MIN_SEGMENT_FOR_STABILITY,
     SEARCH_SAMPLE_SIZE,
     SILHOUETTE_SAMPLE_SIZE,
     SearchResult,
@@ -98,8 +99,10 @@ def _k_values(
                 f"kRange=[{low}, {high}] should satisfy 2 <= min <= max <= {MAX_K}", field="kRange"
             )
         )
-    # at least about three customers per segment, and never more segments than distinct customers
-    high = min(high, n_distinct, max(2, n_customers // 3))
+    # the default range keeps >= 5 customers per segment in each stability half-sample
+    # (n / 2 / 5); an explicit range only needs ~3 per segment. Never more than distinct rows.
+    per_segment = 3 if k_range is not None else 2 * MIN_SEGMENT_FOR_STABILITY
+    high = min(high, n_distinct, max(2, n_customers // per_segment))
     if low > high:
         raise InsufficientDataError(
             Problem(

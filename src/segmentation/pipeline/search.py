@@ -37,13 +37,16 @@ __all__ = ["PREDICTION_STRENGTH_THRESHOLD", "Candidate", "SearchResult", "search
 PREDICTION_STRENGTH_THRESHOLD = 0.8
 SEARCH_SAMPLE_SIZE = 2000
 SILHOUETTE_SAMPLE_SIZE = 1000
-STABILITY_SPLITS = 1
+# Half-splits per candidate: one when the halves hold 500+ customers, up to five for small
+# samples, where a single split is noisy and fits are cheap.
+STABILITY_CUSTOMERS = 1000
+MAX_STABILITY_SPLITS = 5
 # k-means restarts per fit: on the sample, and on each half-sample for prediction strength
 SEARCH_N_INIT = 2
 STABILITY_N_INIT = 2
 # Below this many customers halves are too small to say anything: k falls back to silhouette.
 MIN_CUSTOMERS_FOR_STABILITY = 20
-# A test segment smaller than this says little about stability and would make the minimum noisy.
+# A test segment smaller than this cannot show co-membership reliably; it counts as unstable.
 MIN_SEGMENT_FOR_STABILITY = 5
 # A density segmentation must beat the best partition's silhouette by this much to be chosen,
 # and may not call more than MAX_NOISE_SHARE of the customers outliers.
@@ -90,7 +93,9 @@ def prediction_strength(test_labels: np.ndarray, predicted: np.ndarray) -> float
         members = predicted[test_labels == label]
         size = len(members)
         if size < MIN_SEGMENT_FOR_STABILITY:
-            continue
+            # too small to test is not a reproducible segment: skipping it would let k grow
+            # until every tested segment is trivially stable
+            return 0.0
         counts = np.bincount(members[members != NOISE])
         strengths.append(float((counts * (counts - 1)).sum()) / (size * (size - 1)))
     return min(strengths) if strengths else 0.0
@@ -180,7 +185,8 @@ class _Search:
         )
         self.distances = pairwise_distances(self.X[self.silhouette_index])
         self.with_stability = m >= MIN_CUSTOMERS_FOR_STABILITY
-        self.halves = [np.array_split(rng.permutation(m), 2) for _ in range(STABILITY_SPLITS)]
+        splits = max(1, min(MAX_STABILITY_SPLITS, STABILITY_CUSTOMERS // max(m, 1)))
+        self.halves = [np.array_split(rng.permutation(m), 2) for _ in range(splits)]
 
     def candidate(
         self, algorithm: Algorithm, k: int, labels: np.ndarray, strength: float, note: str = ""
