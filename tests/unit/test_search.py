@@ -96,10 +96,17 @@ def test_prediction_strength_is_low_for_random_labellings() -> None:
     assert prediction_strength(labels, predicted) < 0.5
 
 
-def test_prediction_strength_ignores_tiny_test_segments_and_noise() -> None:
-    labels = np.array([0] * 10 + [1] * 2 + [NOISE] * 3)
-    predicted = np.array([4] * 10 + [0, 1] + [2, 3, 5])
+def test_prediction_strength_ignores_noise() -> None:
+    labels = np.array([0] * 10 + [1] * 6 + [NOISE] * 3)
+    predicted = np.array([4] * 10 + [1] * 6 + [2, 3, 5])
     assert prediction_strength(labels, predicted) == 1.0
+
+
+def test_a_test_segment_too_small_to_test_counts_as_unstable() -> None:
+    # skipping it would let k grow until every tested segment is trivially stable
+    labels = np.array([0] * 10 + [1] * 2)
+    predicted = np.array([4] * 10 + [1] * 2)
+    assert prediction_strength(labels, predicted) == 0.0
 
 
 BLOBS, _ = make_blobs(
