@@ -68,27 +68,27 @@ def _k_values(
 ) -> list[int]:
     """The k to try, checked against the data; option errors name the option and its value."""
     if n_clusters is not None and k_range is not None:
-        raise InvalidInputError(Problem("give nClusters or kRange, not both", field="options"))
+        raise InvalidInputError(Problem("give n_clusters or k_range, not both", field="k_range"))
     if n_clusters is not None:
         if not 2 <= n_clusters <= MAX_K:
             raise InvalidInputError(
                 Problem(
-                    f"nClusters={n_clusters} should be between 2 and {MAX_K}", field="nClusters"
+                    f"n_clusters={n_clusters} should be between 2 and {MAX_K}", field="n_clusters"
                 )
             )
         if n_clusters > n_customers:
             raise InsufficientDataError(
                 Problem(
-                    f"nClusters={n_clusters} should be <= n_customers={n_customers}",
-                    field="nClusters",
+                    f"n_clusters={n_clusters} should be <= n_customers={n_customers}",
+                    field="n_clusters",
                 )
             )
         if n_clusters > n_distinct:
             raise InsufficientDataError(
                 Problem(
-                    f"nClusters={n_clusters} but only {n_distinct} customers differ on the "
+                    f"n_clusters={n_clusters} but only {n_distinct} customers differ on the "
                     "fields used",
-                    field="nClusters",
+                    field="n_clusters",
                 )
             )
         return [n_clusters]
@@ -96,7 +96,8 @@ def _k_values(
     if k_range is not None and not (2 <= low <= high <= MAX_K):
         raise InvalidInputError(
             Problem(
-                f"kRange=[{low}, {high}] should satisfy 2 <= min <= max <= {MAX_K}", field="kRange"
+                f"k_range=[{low}, {high}] should satisfy 2 <= min <= max <= {MAX_K}",
+                field="k_range",
             )
         )
     # the default range keeps >= 5 customers per segment in each stability half-sample
@@ -106,9 +107,9 @@ def _k_values(
     if low > high:
         raise InsufficientDataError(
             Problem(
-                f"kRange starts at {low} but {n_customers} customers ({n_distinct} distinct) "
+                f"k_range starts at {low} but {n_customers} customers ({n_distinct} distinct) "
                 f"support at most {high} segments",
-                field="kRange",
+                field="k_range",
             )
         )
     return list(range(low, high + 1))
@@ -204,7 +205,10 @@ def _trust(
         model,
         random_state,
     )
-    silhouette_index = np.arange(min(len(sample), SILHOUETTE_SAMPLE_SIZE))
+    # a random subset: the first rows of a sorted sample would all come from early input
+    silhouette_index = np.sort(
+        rng.choice(len(sample), size=min(len(sample), SILHOUETTE_SAMPLE_SIZE), replace=False)
+    )
     silhouette, calinski, davies = clustering_scores(
         X[sample], labels[sample], pairwise_distances(X[sample][silhouette_index]), silhouette_index
     )
@@ -259,7 +263,12 @@ def _warnings(
                 f"Segment {segment.name!r} holds only {segment.size} customers "
                 f"({segment.share:.1%}); treat its profile with care."
             )
-    if accuracy < LOW_ACCURACY:
+    if np.isnan(accuracy):
+        notes.append(
+            "Accuracy could not be measured: no bootstrap resample held enough distinct "
+            "customers to refit the segments."
+        )
+    elif accuracy < LOW_ACCURACY:
         notes.append(
             f"Accuracy {accuracy:.2f} is low: the segments change when the data is resampled, "
             "so the customers may not form distinct groups."
@@ -278,6 +287,7 @@ def analyze(
     random_state: int = 0,
     eps: float | None = None,
     min_samples: int | None = None,
+    max_fields: int | None = None,
     search_sample_size: int = SEARCH_SAMPLE_SIZE,
 ) -> Analysis:
     """Segment customers and explain the result.
@@ -291,6 +301,10 @@ def analyze(
     features, exclude : the fields to use / to leave out (default: every usable field).
     random_state : seeds every random choice; the same input and seed give the same result.
     eps, min_samples : DBSCAN's radius and density; chosen from the data when None.
+    max_fields : refuse customers with more fields than this (None: no limit). Field
+        dependence is O(fields^2) and importance O(fields), so a service bounds them.
+    search_sample_size : customers in the candidate search (and Ward's and DBSCAN's fits);
+        every O(n^2) step is bounded by it.
 
     Examples
     --------
@@ -308,8 +322,8 @@ def analyze(
         ) from None
     if chosen_algorithm is Algorithm.DBSCAN and (n_clusters is not None or k_range is not None):
         raise InvalidInputError(
-            Problem("dbscan finds the number of segments itself; drop nClusters/kRange",
-                    field="nClusters")
+            Problem("dbscan finds the number of segments itself; drop n_clusters/k_range",
+                    field="n_clusters")
         )  # fmt: skip
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -321,6 +335,11 @@ def analyze(
         clock = now
 
     ingested = ingest(customers)
+    n_fields = len(ingested.frame.columns) + len(ingested.nested_fields)
+    if max_fields is not None and n_fields > max_fields:
+        raise InvalidInputError(
+            Problem(f"customers have {n_fields} fields, more than the limit of {max_fields}")
+        )
     schema = infer_schema(ingested, features=features, exclude=exclude)
     if not schema.features:
         reasons = "; ".join(f"{f.name!r}: {f.reason}" for f in schema.fields) or "no fields at all"

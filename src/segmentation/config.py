@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings"]
 
 
 class Settings(BaseSettings):
@@ -35,6 +34,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Analyses running or waiting at once; beyond, 503 + Retry-After.",
     )
+    max_fields: int = Field(
+        default=100,
+        ge=1,
+        description="Most fields per customer; the cost of explaining grows with their square.",
+    )
     max_customers: int = Field(
         default=1_000_000, ge=2, description="Most customers accepted in one analysis."
     )
@@ -43,8 +47,3 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

@@ -127,7 +127,11 @@ def test_text_with_more_levels_than_half_the_customers_is_ignored() -> None:
         # ISO
         ([f"2021-03-{d:02d}" for d in range(1, N + 1)], "%Y-%m-%d"),
         # ISO with a time
-        ([f"2021-03-{d:02d}T10:00:00" for d in range(1, N + 1)], "%Y-%m-%dT%H:%M:%S"),
+        ([f"2021-03-{d:02d}T10:00:00" for d in range(1, N + 1)], "ISO8601"),
+        # what a browser's toISOString() sends: fraction of a second and Z
+        ([f"2021-03-{d:02d}T10:20:30.123Z" for d in range(1, N + 1)], "ISO8601"),
+        # an offset from UTC
+        ([f"2021-03-{d:02d}T10:20+02:00" for d in range(1, N + 1)], "ISO8601"),
         # missing dates are allowed
         ([f"2021-03-{d:02d}" if d % 3 else None for d in range(1, N + 1)], "%Y-%m-%d"),
     ],

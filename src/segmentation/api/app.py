@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,8 @@ from segmentation.errors import InvalidInputError, SegmentationError
 
 __all__ = ["create_app"]
 
+logger = logging.getLogger(__name__)
+
 
 def _error_response(error: Exception) -> JSONResponse:
     """`{"detail": "...", "errors": [{"record", "field", "message"}]}` with the mapped status."""
@@ -38,6 +41,14 @@ def _error_response(error: Exception) -> JSONResponse:
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
     return _error_response(error)
+
+
+async def _handle_unexpected(request: Request, error: Exception) -> JSONResponse:
+    # a bug, not the caller's fault: logged with its traceback by uvicorn; the caller still
+    # gets the documented error shape rather than plain text
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    content = {"detail": f"internal error ({type(error).__name__}); it has been logged"}
+    return JSONResponse({**content, "errors": []}, status_code=500)
 
 
 async def _handle_validation(request: Request, error: Exception) -> JSONResponse:
@@ -98,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(SegmentationError, _handle)
     app.add_exception_handler(ServiceError, _handle)
     app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(Exception, _handle_unexpected)
     app.include_router(analyze.router)
     app.include_router(recommendations.router)
     app.include_router(health.router)

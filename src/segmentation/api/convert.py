@@ -11,7 +11,7 @@ import orjson
 from pydantic import ValidationError
 
 from segmentation.errors import InvalidInputError, Problem
-from segmentation.pipeline.ingest import NonFiniteNumber
+from segmentation.pipeline.ingest import NonFiniteNumber, describe
 from segmentation.recommend import Recommendation, SegmentSummary
 from segmentation.results import Analysis
 
@@ -21,6 +21,7 @@ __all__ = [
     "parse_json",
     "problems_from_validation",
     "recommendations_to_wire",
+    "server_timing",
     "summaries_from_wire",
 ]
 
@@ -36,6 +37,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body, parse_constant=NonFiniteNumber)
     except ValueError as error:  # also UnicodeDecodeError and integers of > 4300 digits
         raise InvalidInputError(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidInputError("the body is nested too deeply to be customer data") from None
 
 
 def dumps(payload: Any) -> bytes:
@@ -53,7 +56,7 @@ def problems_from_validation(error: ValidationError, root: str = "") -> InvalidI
         location = [str(part) for part in item["loc"]]
         where = ".".join([root, *location] if root else location)
         value = item.get("input")
-        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        shown = "" if isinstance(value, dict | list) else f" (got {describe(value)})"
         problems.append(Problem(f"{item['msg']}{shown}", field=where or None))
     return InvalidInputError(problems)
 
@@ -104,7 +107,7 @@ def analysis_to_wire(
                 "size": segment.size,
                 "share": round(segment.share, 4),
                 "confidence": round(segment.confidence, 4),
-                "stability": round(segment.stability, 4),
+                "stability": _number(segment.stability),
                 "ambiguousShare": round(segment.ambiguous_share, 4),
                 "isOutliers": segment.is_outliers,
                 "categories": segment.categories,
@@ -116,7 +119,7 @@ def analysis_to_wire(
     payload: dict[str, Any] = {
         "clusters": clusters,
         "featureImportance": {k: round(v, 6) for k, v in analysis.feature_importance.items()},
-        "accuracy": round(analysis.accuracy, 4),
+        "accuracy": _number(analysis.accuracy),
         "accuracyMethod": analysis.accuracy_method,
         "algorithm": analysis.algorithm,
         "metrics": {
@@ -150,7 +153,6 @@ def analysis_to_wire(
         },
         "randomState": analysis.random_state,
         "options": {_camel(key): value for key, value in analysis.options.items()},
-        "timings": analysis.timings,
     }
     if include_customer_scores:
         ids = analysis.customer_ids
@@ -177,6 +179,17 @@ def summaries_from_wire(clusters: Sequence[Any]) -> list[SegmentSummary]:
         for i, cluster in enumerate(clusters)
         if cluster.size is None and cluster.customers is None
     ]
+    first_with: dict[int, int] = {}
+    for i, cluster in enumerate(clusters):
+        if cluster.clusterId in first_with:
+            problems.append(
+                Problem(
+                    f"clusterId {cluster.clusterId} is also used by cluster "
+                    f"{first_with[cluster.clusterId]}; each cluster needs its own id",
+                    field=f"analysis.clusters.{i}.clusterId",
+                )
+            )
+        first_with.setdefault(cluster.clusterId, i)
     if problems:
         raise InvalidInputError(problems)
     return [
@@ -191,6 +204,12 @@ def summaries_from_wire(clusters: Sequence[Any]) -> list[SegmentSummary]:
         )
         for cluster in clusters
     ]
+
+
+def server_timing(timings: Mapping[str, float]) -> str:
+    """Stage durations as a Server-Timing header (`search;dur=85.0, ...`, milliseconds): kept
+    out of the body so that the same input and seed give a byte-identical body."""
+    return ", ".join(f"{stage};dur={seconds * 1000:.1f}" for stage, seconds in timings.items())
 
 
 def recommendations_to_wire(advice: Sequence[Recommendation]) -> dict[str, Any]:

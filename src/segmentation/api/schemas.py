@@ -7,13 +7,14 @@ document; they are built by `convert.py` and serialized with orjson for speed.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from segmentation.analysis import DEFAULT_K_RANGE, MAX_K
 
 __all__ = [
+    "ACCURACY_DOC",
     "AnalysisResponse",
     "AnalyzeOptions",
     "AnalyzeRequest",
@@ -93,7 +94,9 @@ class ClusterOut(BaseModel):
     size: int
     share: float
     confidence: float = Field(description=CONFIDENCE_DOC)
-    stability: float = Field(description="This segment's mean best-match Jaccard over resamples.")
+    stability: float | None = Field(
+        description="This segment's mean best-match Jaccard over resamples (null: not measurable)."
+    )
     ambiguousShare: float
     isOutliers: bool
     categories: dict[str, dict[str, float]] = Field(
@@ -104,15 +107,19 @@ class ClusterOut(BaseModel):
 class AnalysisResponse(BaseModel):
     clusters: list[ClusterOut]
     featureImportance: dict[str, float] = Field(description=IMPORTANCE_DOC)
-    accuracy: float = Field(description=ACCURACY_DOC)
+    accuracy: float | None = Field(description=ACCURACY_DOC)
     accuracyMethod: str
     algorithm: str
     metrics: dict[str, Any]
     kSelection: dict[str, Any]
     dataQuality: dict[str, Any]
     randomState: int
+    options: dict[str, Any] = Field(description="The options in force, defaults filled in.")
     customerScores: list[dict[str, Any]] | None = None
-    timings: dict[str, float]
+
+
+# a centroid value that is NaN or infinite cannot be compared with an average
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class ClusterIn(BaseModel):
@@ -122,7 +129,7 @@ class ClusterIn(BaseModel):
 
     clusterId: int
     clusterName: str
-    centroid: dict[str, float | None]
+    centroid: dict[str, FiniteNumber | None]
     characteristics: list[str] = Field(default_factory=list)
     customers: list[Any] | None = None
     size: int | None = Field(None, ge=0)

@@ -7,17 +7,25 @@ JSON or serializing 100,000 customers never blocks the event loop.
 from __future__ import annotations
 
 import gc
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
 from segmentation.analysis import analyze
-from segmentation.api.convert import analysis_to_wire, dumps, parse_json, problems_from_validation
+from segmentation.api.convert import (
+    analysis_to_wire,
+    dumps,
+    parse_json,
+    problems_from_validation,
+    server_timing,
+)
 from segmentation.api.schemas import AnalyzeRequest
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.search import SEARCH_SAMPLE_SIZE
+from segmentation.results import Analysis
 from segmentation.synthetic import make_population
 
-__all__ = ["analyze_body", "warm_up"]
+__all__ = ["AnalyzeOutput", "analyze_body", "warm_up"]
 
 
 def warm_up() -> None:
@@ -31,8 +39,52 @@ def warm_up() -> None:
     gc.freeze()
 
 
-def analyze_body(body: bytes, max_customers: int) -> bytes:
-    """An /api/analyze body in, the response body out; `InvalidInputError` on bad input."""
+# the core names options as the library spells them; the wire as the request does
+OPTION_NAMES = {
+    "algorithm": "algorithm", "n_clusters": "nClusters", "k_range": "kRange",
+    "features": "features", "exclude": "exclude", "eps": "eps", "min_samples": "minSamples",
+}  # fmt: skip
+
+
+def _on_the_wire(error: InvalidInputError) -> InvalidInputError:
+    """The same problems with option names as the request spells them (`options.nClusters`)."""
+    problems = []
+    for problem in error.problems:
+        wire_name = OPTION_NAMES.get(problem.field or "")
+        if wire_name is None:
+            problems.append(problem)
+            continue
+        message = problem.message
+        for core_name, camel_name in OPTION_NAMES.items():
+            message = message.replace(core_name, camel_name)
+        problems.append(Problem(message, problem.record, f"options.{wire_name}"))
+    return type(error)(problems)
+
+
+def _analyze(request: AnalyzeRequest, max_fields: int) -> Analysis:
+    options = request.options
+    return analyze(
+        request.customerData,
+        algorithm=options.algorithm,
+        n_clusters=options.nClusters,
+        k_range=options.kRange,
+        features=options.features,
+        exclude=options.exclude,
+        random_state=options.randomState,
+        eps=options.eps,
+        min_samples=options.minSamples,
+        max_fields=max_fields,
+    )
+
+
+class AnalyzeOutput(NamedTuple):
+    body: bytes
+    server_timing: str
+
+
+def analyze_body(body: bytes, max_customers: int, max_fields: int) -> AnalyzeOutput:
+    """An /api/analyze body in, the response body and its Server-Timing header out;
+    `InvalidInputError` on bad input."""
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise InvalidInputError('the body must be a JSON object: {"customerData": [...]}')
@@ -49,22 +101,14 @@ def analyze_body(body: bytes, max_customers: int) -> bytes:
             )
         )
     options = request.options
-    analysis = analyze(
+    try:
+        analysis = _analyze(request, max_fields)
+    except InvalidInputError as error:
+        raise _on_the_wire(error) from None
+    payload = analysis_to_wire(
+        analysis,
         request.customerData,
-        algorithm=options.algorithm,
-        n_clusters=options.nClusters,
-        k_range=options.kRange,
-        features=options.features,
-        exclude=options.exclude,
-        random_state=options.randomState,
-        eps=options.eps,
-        min_samples=options.minSamples,
+        include_customers=options.includeCustomers,
+        include_customer_scores=options.includeCustomerScores,
     )
-    return dumps(
-        analysis_to_wire(
-            analysis,
-            request.customerData,
-            include_customers=options.includeCustomers,
-            include_customer_scores=options.includeCustomerScores,
-        )
-    )
+    return AnalyzeOutput(dumps(payload), server_timing(analysis.timings))

@@ -46,9 +46,7 @@ __all__ = [
 AMBIGUOUS_BELOW = 0.1
 BOOTSTRAP_RUNS = 10
 BOOTSTRAP_SIZE = 1000
-IMPORTANCE_SAMPLE_SIZE = 2000
 IMPORTANCE_REPEATS = 3
-SURROGATE_SAMPLE_SIZE = 2000
 SURROGATE_DEPTH = 3
 
 
@@ -118,7 +116,8 @@ def resampling_stability(
     runs = 0
     for run in range(BOOTSTRAP_RUNS):
         drawn = rng.choice(n, size=size, replace=True)
-        if len(np.unique(X[drawn], axis=0)) <= k:
+        # k segments need k distinct customers; with exactly k each is its own segment
+        if len(np.unique(X[drawn], axis=0)) < k:
             continue
         refit_labels = _refit(algorithm, k, random_state + run + 1, eps, min_samples)(X[drawn])
         unique_drawn, first = np.unique(drawn, return_index=True)
@@ -136,7 +135,8 @@ def resampling_stability(
             counted[segment] += 1
     per_segment = np.divide(jaccard_sums, counted, out=np.zeros(n_segments), where=counted > 0)
     sizes = np.bincount(segment_ids, minlength=n_segments).astype(float)
-    overall = float((per_segment * sizes).sum() / sizes.sum()) if runs else 0.0
+    # nothing measured is not "unstable": NaN, reported as null with a warning
+    overall = float((per_segment * sizes).sum() / sizes.sum()) if runs else float("nan")
     return Stability(per_segment, overall, runs, size)
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_ABS_NUMBER",
     "IngestedCustomers",
     "NonFiniteNumber",
+    "describe",
     "find_id_field",
     "ingest",
 ]
@@ -32,6 +33,9 @@ __all__ = [
 MAX_ABS_NUMBER = 1e15
 # Problems past this many are counted, not listed: a caller fixing a file needs the first few.
 MAX_PROBLEMS = 20
+# Nested values are echoed back, never used; deeper than this they are refused, since
+# serializing them again would exhaust the stack.
+MAX_NESTING = 32
 
 ID_FIELD_NAMES = frozenset(
     {
@@ -98,7 +102,7 @@ def _kind(value: Any) -> str:
 KIND_WORDS = {"number": "a number", "text": "text", "boolean": "a boolean (true/false)"}
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     """A value as the caller wrote it in JSON: 3 not np.float64(3.0), true not True."""
     if isinstance(value, NonFiniteNumber):
         return value.text
@@ -126,7 +130,7 @@ def _check_mixed_kinds(field: str, column: pd.Series, kinds: pd.Series) -> list[
         problems.append(
             Problem(
                 f"expected {KIND_WORDS[majority]} as in {counts.iloc[0]} other records, "
-                f"got {_describe(value)}",
+                f"got {describe(value)}",
                 int(position),
                 field,
             )
@@ -142,7 +146,7 @@ def _check_numbers(field: str, values: np.ndarray) -> list[Problem]:
         value = values[position]
         # an integer too long for a float arrives here as inf, so inf says "too large" too
         reason = f"is not finite or too large (|value| must be <= {MAX_ABS_NUMBER:.0e})"
-        problems.append(Problem(f"{_describe(value)} {reason}", int(position), field))
+        problems.append(Problem(f"{describe(value)} {reason}", int(position), field))
     return problems
 
 
@@ -172,7 +176,7 @@ def _clean_column(field: str, column: pd.Series) -> tuple[pd.Series | None, str,
         return column.astype(object).where(column.notna(), None), "text", []
     kinds = column.map(_kind)
     problems = [
-        Problem(f"{_describe(column.iloc[position])} is not a finite number", int(position), field)
+        Problem(f"{describe(column.iloc[position])} is not a finite number", int(position), field)
         for position in np.flatnonzero(kinds == "nonfinite")[:MAX_PROBLEMS]
     ]
     problems += _check_mixed_kinds(field, column, kinds)
@@ -190,6 +194,37 @@ def _clean_column(field: str, column: pd.Series) -> tuple[pd.Series | None, str,
     return text.map(lambda v: v if v is None else str(v)), "text", []
 
 
+def _nested_problem(value: Any, depth: int = 0) -> str | None:
+    """What makes a value unfit to echo back: a NaN/Infinity inside it, or absurd depth."""
+    if depth > MAX_NESTING:
+        return f"is nested more than {MAX_NESTING} levels deep"
+    if isinstance(value, NonFiniteNumber) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        return f"holds {describe(value)}, which is not a finite number"
+    children = value.values() if isinstance(value, Mapping) else value
+    if isinstance(value, Mapping | list | tuple):
+        for child in children:
+            problem = _nested_problem(child, depth + 1)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _check_echoed(field: str, column: pd.Series) -> list[Problem]:
+    """Values kept only to be echoed (ids, nested objects) must still be valid JSON numbers."""
+    problems = []
+    for position, value in enumerate(column):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        problem = _nested_problem(value)
+        if problem is not None:
+            problems.append(Problem(problem, position, field))
+            if len(problems) >= MAX_PROBLEMS:
+                break
+    return problems
+
+
 def _check_ids(frame: pd.DataFrame, id_field: str) -> list[Problem]:
     ids = frame[id_field]
     problems = [
@@ -204,7 +239,7 @@ def _check_ids(frame: pd.DataFrame, id_field: str) -> list[Problem]:
             if value in first_position:
                 problems.append(
                     Problem(
-                        f"duplicate id {_describe(value)}, also used by record "
+                        f"duplicate id {describe(value)}, also used by record "
                         f"{first_position[value]}",
                         int(position),
                         id_field,
@@ -238,7 +273,7 @@ other records, got '75,000'
         if isinstance(customers, str | bytes) or not isinstance(customers, Sequence):
             raise InvalidInputError("customers must be a list of objects (one per customer)")
         not_objects = [
-            Problem(f"must be an object with the customer's fields, got {_describe(record)}", i)
+            Problem(f"must be an object with the customer's fields, got {describe(record)}", i)
             for i, record in enumerate(customers)
             if not isinstance(record, Mapping)
         ]
@@ -246,6 +281,11 @@ other records, got '75,000'
             raise InvalidInputError(not_objects)
         raw = pd.DataFrame.from_records(list(customers)) if customers else pd.DataFrame()
         raw.columns = [str(c) for c in raw.columns]
+    repeated = sorted({str(c) for c in raw.columns[raw.columns.duplicated()]})
+    if repeated:
+        raise InvalidInputError(
+            [Problem("appears more than once among the columns", field=name) for name in repeated]
+        )
     if len(raw) == 0:
         raise InsufficientDataError("no customers were sent; at least 2 are needed to segment")
     if len(raw) < 2:
@@ -262,11 +302,13 @@ other records, got '75,000'
         if field == id_field:
             # ids are compared, never computed with: kept as sent (64-bit keys stay exact)
             columns[field] = raw[field].astype(object).where(raw[field].notna(), None)
+            problems += _check_echoed(field, raw[field])
             continue
         cleaned, kind, field_problems = _clean_column(field, raw[field])
         problems += field_problems
         if kind == "nested":
             nested_fields.append(field)
+            problems += _check_echoed(field, raw[field])
         elif cleaned is not None:
             columns[field] = cleaned
             if kind == "boolean":

@@ -104,15 +104,19 @@ def _share_phrase(spec: FieldSpec, level: str | None, seg: float, overall: float
 
 
 def _welch_p(values: np.ndarray, members: np.ndarray) -> float:
+    """Two-sided p-value of Welch's t-test, segment against everyone else."""
     inside, outside = values[members], values[~members]
     inside, outside = inside[~np.isnan(inside)], outside[~np.isnan(outside)]
     if len(inside) < 2 or len(outside) < 2:
         return 1.0
-    spread = inside.var(ddof=1) / len(inside) + outside.var(ddof=1) / len(outside)
+    var_in, var_out = inside.var(ddof=1) / len(inside), outside.var(ddof=1) / len(outside)
+    spread = var_in + var_out
     if spread <= 0:
         return 0.0 if inside.mean() != outside.mean() else 1.0
     t = (inside.mean() - outside.mean()) / math.sqrt(spread)
-    return float(2 * stats.norm.sf(abs(t)))
+    # Welch-Satterthwaite degrees of freedom: small segments get the t distribution's tails
+    dof = spread**2 / (var_in**2 / (len(inside) - 1) + var_out**2 / (len(outside) - 1))
+    return float(2 * stats.t.sf(abs(t), dof))
 
 
 def _proportion_p(hits_in: float, n_in: int, hits_out: float, n_out: int) -> float:
@@ -266,6 +270,8 @@ def _axis_scores(
         z = field_stats.standardized(segment)
         if axis == "age" and "birth" in field_stats.spec.name.lower():
             z = -z  # a later birth year is a younger customer
+        if axis == "recency" and field_stats.spec.role is FieldRole.DATE:
+            z = -z  # a later last-purchase date is a more recent customer
         sums.setdefault(axis, []).append(z)
     return {axis: float(np.mean(zs)) for axis, zs in sums.items()}
 
@@ -307,6 +313,10 @@ def _field_name(evidence: list[Evidence]) -> str:
     return " & ".join(_descriptor(e) for e in top) + " Customers"
 
 
+# how look-alike segments are told apart, from the lowest value of their most different field
+RANK_WORDS = {2: ("Lower", "Higher"), 3: ("Lowest", "Middle", "Highest")}
+
+
 def _make_unique(
     names: list[str], evidence: list[list[Evidence]], standardized: list[dict[str, float]]
 ) -> list[str]:
@@ -329,16 +339,17 @@ def _make_unique(
         }
         field = max(spreads, key=lambda f: spreads[f], default=None)
         if field is not None and spreads[field] >= MIN_EFFECT_SD:
-            middle = float(np.mean([standardized[i][field] for i in holders]))
-            for i in holders:
-                higher = standardized[i][field] >= middle
-                result[i] = f"{name} ({'Higher' if higher else 'Lower'} {label(field)})"
+            ranked = sorted(holders, key=lambda i: standardized[i][field])
+            rank_words = RANK_WORDS.get(len(ranked))
+            for rank, i in enumerate(ranked):
+                word = rank_words[rank] if rank_words else f"#{rank + 1} by"
+                result[i] = f"{name} ({word} {label(field)})"
             continue
         for i in holders:
-            words = name.lower()
+            lowered = name.lower()
             extra = next(
                 (e for e in sorted(evidence[i], key=lambda e: -abs(e.effect))
-                 if label(e.field).lower() not in words),
+                 if label(e.field).lower() not in lowered),
                 None,
             )  # fmt: skip
             if extra is not None:
@@ -349,6 +360,17 @@ def _make_unique(
         if seen[name] > 1:
             result[i] = f"{name} {seen[name]}"
     return result
+
+
+def _no_difference(standardized: dict[str, float], size: int) -> str:
+    """The phrase for a segment with no stated difference, honest about why there is none."""
+    field, largest = max(standardized.items(), key=lambda kv: abs(kv[1]), default=("", 0.0))
+    detail = f" (largest difference: {label(field)} {largest:+.1f} SD)" if field else ""
+    if abs(largest) >= MIN_EFFECT_SD:
+        # a large difference that is not significant: too few customers to tell
+        customers = "customer" if size == 1 else "customers"
+        return f"No difference is significant with {size} {customers}{detail}"
+    return f"Close to the average on every field{detail}"
 
 
 def profile_segments(
@@ -389,15 +411,7 @@ def profile_segments(
             )
         characteristics = [e.phrase for e in evidence[:MAX_CHARACTERISTICS]]
         if not characteristics:
-            closest = max(standardized.items(), key=lambda kv: abs(kv[1]), default=("", 0.0))
-            characteristics = [
-                "Close to the average on every field"
-                + (
-                    f" (largest difference: {label(closest[0])} {closest[1]:+.1f} SD)"
-                    if closest[0]
-                    else ""
-                )
-            ]
+            characteristics = [_no_difference(standardized, int((segment_ids == segment).sum()))]
         names.append(name)
         evidence_lists.append(evidence)
         partial.append(

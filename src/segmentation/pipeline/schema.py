@@ -17,43 +17,84 @@ import pandas as pd
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.ingest import IngestedCustomers
 
-__all__ = ["FieldRole", "FieldSpec", "Schema", "axis_of", "infer_schema", "is_money", "parse_dates"]
+__all__ = [
+    "FieldRole",
+    "FieldSpec",
+    "Schema",
+    "axis_of",
+    "infer_schema",
+    "is_money",
+    "name_words",
+    "parse_dates",
+]
 
 # A text field with more distinct values than this is free text or a code, not a category.
 MAX_CATEGORY_LEVELS = 50
-DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d-%m-%Y", "%d/%m/%Y",
-                "%m/%d/%Y", "%Y/%m/%d", "%Y%m%d")  # fmt: skip
+# "ISO8601" covers what browsers send (toISOString: 2021-03-04T10:20:30.123Z) and offsets.
+ISO_8601 = "ISO8601"
+DATE_FORMATS = ("%Y-%m-%d", ISO_8601, "%d-%m-%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%Y%m%d")
 
-# Business axes recognised from field names; a segment's position on them picks its name.
-AXIS_PATTERNS = {
-    "income": re.compile(r"income|salary|wealth|earning"),
-    "spend": re.compile(r"spend|mnt|amount|monetary|revenue|sales|value|balance|payment|ltv|clv"),
-    "frequency": re.compile(r"frequen|count|num|trx|visits"),
-    # a count of these is frequency, an amount of them is spend
-    "purchases": re.compile(r"visit|order|transaction|purchase"),
-    "recency": re.compile(r"recen|dayssince|lastpurchase|lastorder"),
-    "age": re.compile(r"^age\b|^age_|yearbirth|birthyear"),
-}
+# Business axes recognised from the words of field names (`NumWebPurchases` -> num, web,
+# purchases); whole words, so `account_balance` is not a count and `discount` not a count.
+INCOME_WORDS = frozenset({"income", "salary", "wealth", "earnings", "earning"})
+SPEND_WORDS = frozenset(
+    {
+        "spend",
+        "spending",
+        "spent",
+        "mnt",
+        "amount",
+        "monetary",
+        "revenue",
+        "sales",
+        "value",
+        "balance",
+        "payment",
+        "payments",
+        "ltv",
+        "clv",
+    }
+)
+FREQUENCY_WORDS = frozenset({"frequency", "freq", "count", "trx", "visits"})
+# a count of these is frequency, an amount of them is spend
+PURCHASE_WORDS = frozenset({"purchases", "purchase", "orders", "order", "transactions", "deals"})
+NUMBER_WORDS = frozenset({"num", "number", "n", "nb"})
+RECENCY_WORDS = frozenset({"recency", "recent"})
+LAST_WORDS = frozenset({"purchase", "order", "visit", "transaction", "seen", "active"})
+
+
+def name_words(name: str) -> list[str]:
+    """`CustomerID` -> customer, id; `amount_paid` -> amount, paid; `MntWines` -> mnt, wines."""
+    return [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
 
 
 def axis_of(field: str, is_count: bool | None) -> str | None:
-    """The business axis a numeric field measures, if its name says so.
+    """The business axis a field measures (income, spend, frequency, recency, age), if its
+    name says so.
 
     `purchases` is ambiguous: a count of purchases is frequency, an amount is spend.
     `is_count` settles it (None: unknown, read as a count, as in the seed's example).
+
+    Examples
+    --------
+    >>> [axis_of(name, None) for name in ("Annual Income (k$)", "NumWebPurchases", "MntWines")]
+    ['income', 'frequency', 'spend']
+    >>> [axis_of(name, None) for name in ("account_balance", "discount", "last_purchase")]
+    ['spend', None, 'recency']
     """
-    name = re.sub(r"[^a-z]", "", field.lower())
-    if AXIS_PATTERNS["age"].search(field.lower()) or "yearbirth" in name:
+    words = name_words(field)
+    bag = set(words)
+    if "age" in bag or {"year", "birth"} <= bag or "birthyear" in bag:
         return "age"
-    if AXIS_PATTERNS["recency"].search(name):
+    if bag & RECENCY_WORDS or ("last" in bag and bag & LAST_WORDS):
         return "recency"
-    if AXIS_PATTERNS["income"].search(name):
+    if bag & INCOME_WORDS:
         return "income"
-    if AXIS_PATTERNS["frequency"].search(name):
+    if bag & FREQUENCY_WORDS or (bag & NUMBER_WORDS and bag & PURCHASE_WORDS):
         return "frequency"
-    if AXIS_PATTERNS["spend"].search(name):
+    if bag & SPEND_WORDS:
         return "spend"
-    if AXIS_PATTERNS["purchases"].search(name):
+    if bag & PURCHASE_WORDS:
         return "spend" if is_count is False else "frequency"
     return None
 
@@ -110,14 +151,18 @@ class Schema:
 
 
 def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
-    """Text to timestamps with one explicit format; unparseable values become NaT."""
+    """Text to naive UTC timestamps with one explicit format; unparseable values become NaT."""
+    if date_format == ISO_8601:
+        stamps = pd.to_datetime(values, format=ISO_8601, errors="coerce", utc=True)
+        return stamps.dt.tz_localize(None)
     return pd.to_datetime(values, format=date_format, errors="coerce")
 
 
 def _date_format(text: pd.Series) -> str | None:
     # distinct values only: a million customers share a few thousand dates at most
     present = pd.Series(text.dropna().unique())
-    if present.empty or not present.map(lambda v: any(c.isdigit() for c in v)).all():
+    # a date has digits and a separator or eight digits; "2013" alone is a number, not a date
+    if present.empty or not present.str.match(r"^\d{8}$|^\d{1,4}[-/.]\d").all():
         return None
     probe = present.iloc[: min(len(present), 200)]
     for date_format in DATE_FORMATS:
@@ -131,11 +176,11 @@ def _date_format(text: pd.Series) -> str | None:
 def _text_role(name: str, text: pd.Series, n_customers: int) -> FieldSpec:
     present = text.dropna()
     levels = present.nunique()
+    if levels <= 1:
+        return _constant(name, levels)
     date_format = _date_format(text)
     if date_format is not None:
         return FieldSpec(name, FieldRole.DATE, date_format=date_format)
-    if levels <= 1:
-        return FieldSpec(name, FieldRole.IGNORED, "the same value for every customer")
     unique_per_customer = levels == len(present) and len(present) >= 10
     if unique_per_customer:
         return FieldSpec(name, FieldRole.IGNORED, "a different value for every customer (a code)")
@@ -144,9 +189,31 @@ def _text_role(name: str, text: pd.Series, n_customers: int) -> FieldSpec:
     return FieldSpec(name, FieldRole.CATEGORICAL)
 
 
+# "75,000", "$1,200.50", "1 200": numbers a spreadsheet formatted; which separator is decimal
+# cannot be known, so they are refused with the record that shows one rather than guessed.
+FORMATTED_NUMBER = re.compile(r"^[+-]?[$€£]?\s?\d{1,3}([,\s]\d{3})+(\.\d+)?$|^[+-]?[$€£]\s?\d")
+
+
+def _check_formatted_numbers(name: str, text: pd.Series) -> None:
+    present = text.dropna()
+    formatted = present.str.match(FORMATTED_NUMBER)
+    plain = pd.to_numeric(present, errors="coerce").notna()
+    if len(present) and bool((formatted | plain).all()) and bool(formatted.any()):
+        position = int(np.flatnonzero(text.notna().to_numpy())[int(np.argmax(formatted))])
+        raise InvalidInputError(
+            Problem(
+                f"{present[formatted].iloc[0]!r} is a number written as formatted text; "
+                "send plain numbers (75000, not '75,000')",
+                position,
+                name,
+            )
+        )
+
+
 def _text_or_number_role(name: str, text: pd.Series, n_customers: int) -> FieldSpec:
     """Text that is really dates or numbers ("2013-05-01", "75000") gets their role; text
     with leading zeros ("0042") is a code, whatever its digits say."""
+    _check_formatted_numbers(name, text)
     distinct = pd.Series(text.dropna().unique())
     if _date_format(text) is None and len(distinct):
         as_numbers = pd.to_numeric(distinct, errors="coerce")
@@ -156,15 +223,15 @@ def _text_or_number_role(name: str, text: pd.Series, n_customers: int) -> FieldS
     return _text_role(name, text, n_customers)
 
 
-def _name_words(name: str) -> list[str]:
-    """`CustomerID` -> customer, id; `amount_paid` -> amount, paid."""
-    return [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
+def _constant(name: str, levels: int) -> FieldSpec:
+    reason = "no value for any customer" if levels == 0 else "the same value for every customer"
+    return FieldSpec(name, FieldRole.IGNORED, reason)
 
 
 def _numeric_role(name: str, values: pd.Series, is_boolean: bool) -> FieldSpec:
     present = values.dropna()
     if present.nunique() <= 1:
-        return FieldSpec(name, FieldRole.IGNORED, "the same value for every customer")
+        return _constant(name, present.nunique())
     if is_boolean or set(np.unique(present.to_numpy())) <= {0.0, 1.0}:
         return FieldSpec(name, FieldRole.BOOLEAN)
     return FieldSpec(name, FieldRole.NUMERIC)
@@ -175,15 +242,15 @@ def _select(
 ) -> set[str]:
     """The fields the caller allows as features; unknown names are errors, not no-ops."""
     known = set(columns)
-    unknown = [f for f in [*(features or []), *exclude] if f not in known]
-    if unknown:
-        shown = ", ".join(repr(c) for c in list(columns)[:30])
-        raise InvalidInputError(
-            [
-                Problem(f"options name unknown field {name!r}; the customers have: {shown}")
-                for name in unknown
-            ]
-        )
+    shown = ", ".join(repr(c) for c in list(columns)[:30])
+    problems = [
+        Problem(f"names unknown field {name!r}; the customers have: {shown}", field=option)
+        for option, names in (("features", features or []), ("exclude", exclude))
+        for name in names
+        if name not in known
+    ]
+    if problems:
+        raise InvalidInputError(problems)
     allowed = set(features) if features else known
     return allowed - set(exclude)
 
@@ -212,7 +279,7 @@ def infer_schema(
         elif not pd.api.types.is_numeric_dtype(column.dtype):
             specs.append(_text_or_number_role(name, column, len(frame)))
         elif (
-            _name_words(name)[-1:] == ["id"]
+            name_words(name)[-1:] == ["id"]
             and column.notna().all()
             and bool((column % 1 == 0).all())
             and column.nunique() == len(column) >= 10

@@ -250,8 +250,10 @@ class _Search:
     def dbscan(
         self, eps: float | None, min_samples: int | None
     ) -> tuple[Candidate, np.ndarray, SegmentModel, float, int]:
-        min_samples = min_samples or max(5, 2 * self.X.shape[1])
-        min_samples = min(min_samples, max(2, len(self.X) // 4))
+        if min_samples is None:
+            # Ester et al.'s rule of thumb (2 x dimensions, at least 5), kept below a quarter of
+            # the sample so that small inputs can still have a dense core
+            min_samples = min(max(5, 2 * self.X.shape[1]), max(2, len(self.X) // 4))
         eps = eps or choose_eps(self.X, min_samples)
         labels, model = fit_dbscan(self.X, eps, min_samples)
         k = model.n_segments

@@ -29,5 +29,9 @@ router = APIRouter(tags=["analysis"])
     },
 )  # fmt: skip
 async def analyze_customers(body: JsonBody, pool: Pool, settings: AppSettings) -> Response:
-    content = await pool.run(analyze_body, body, settings.max_customers)
-    return Response(content, media_type="application/json")
+    output = await pool.run(analyze_body, body, settings.max_customers, settings.max_fields)
+    return Response(
+        output.body,
+        media_type="application/json",
+        headers={"Server-Timing": output.server_timing},
+    )
