@@ -1,7 +1,8 @@
 """Customer segmentation: named, explained, reproducible segments.
 
-The core is three calls: `analyze` segments customers, `recommend` turns an analysis into
-advice. Nothing here imports a web framework; the HTTP service lives in `segmentation.api`.
+The core is two calls: `analyze` segments customers and `recommend` (in
+`segmentation.recommend`) turns an analysis into advice. Nothing here imports a web framework;
+the HTTP service lives in `segmentation.api`.
 """
 
 from segmentation.analysis import analyze

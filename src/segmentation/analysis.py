@@ -226,6 +226,7 @@ def _data_quality(
     customers: IngestedCustomers,
     schema: Schema,
     encoder: FeatureEncoder,
+    axes: dict[str, str],
     warnings: list[str],
 ) -> DataQuality:
     handling = encoder.describe()
@@ -236,7 +237,12 @@ def _data_quality(
         )
         reports.append(
             FieldReport(
-                spec.name, str(spec.role), missing, handling.get(spec.name, ""), spec.reason
+                spec.name,
+                str(spec.role),
+                missing,
+                handling.get(spec.name, ""),
+                spec.reason,
+                axes.get(spec.name),
             )
         )
     return DataQuality(len(customers.frame), tuple(reports), tuple(warnings))
@@ -381,7 +387,7 @@ def analyze(
 
     segment_ids = np.where(labels == NOISE, n_segments - 1, labels)
     outlier_segment = n_segments - 1 if has_outliers else None
-    profiles = profile_segments(frame, schema, segment_ids, n_segments, outlier_segment)
+    profiles, axes = profile_segments(frame, schema, segment_ids, n_segments, outlier_segment)
     sizes = np.bincount(segment_ids, minlength=n_segments)
     segments = [
         Segment(
@@ -437,6 +443,7 @@ def analyze(
             ingested,
             schema,
             encoder,
+            axes,
             _warnings(ingested, schema, segments, trust.stability.overall),
         ),
         algorithm=found.chosen.algorithm.value,

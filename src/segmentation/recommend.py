@@ -21,7 +21,12 @@ __all__ = ["Recommendation", "SegmentSummary", "recommend", "summaries_of"]
 
 HIGH_RATIO, LOW_RATIO = 1.25, 0.8
 UNSTABLE_BELOW = 0.6
+# value concentration worth a word: 1.5x the segment's share of customers and a quarter of all
 CONCENTRATION_LIFT = 1.5
+CONCENTRATION_MIN_SHARE = 0.25
+# a "large" segment holds a fifth of the customers; the uplift assumes a tenth of it moves
+LARGE_SEGMENT_SHARE = 0.2
+UPLIFT_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def summaries_of(analysis: Analysis) -> list[SegmentSummary]:
 class _Averages:
     """Customer-weighted averages of each centroid field, and each segment's ratio to them."""
 
-    def __init__(self, segments: Sequence[SegmentSummary]) -> None:
+    def __init__(self, segments: Sequence[SegmentSummary], axes: Mapping[str, str] | None) -> None:
         totals: dict[str, float] = {}
         weights: dict[str, float] = {}
         for segment in segments:
@@ -76,7 +81,8 @@ class _Averages:
         self.mean = {f: totals[f] / weights[f] for f in totals if weights[f] > 0}
         self.axes: dict[str, list[str]] = {}
         for field in self.mean:
-            axis = axis_of(field, None)
+            # the analysis' own reading of each field (it saw the values) wins over the name
+            axis = axes.get(field) if axes is not None else axis_of(field, None)
             if axis is not None:
                 self.axes.setdefault(axis, []).append(field)
 
@@ -170,9 +176,14 @@ def _segment_action(segment: SegmentSummary, averages: _Averages) -> tuple[str, 
 
 
 def recommend(
-    analysis: Analysis | Sequence[SegmentSummary], accuracy: float | None = None
+    analysis: Analysis | Sequence[SegmentSummary],
+    accuracy: float | None = None,
+    axes: Mapping[str, str] | None = None,
 ) -> list[Recommendation]:
     """Per-segment actions by impact (size x value), then cross-segment advice.
+
+    `axes` maps fields to business axes (`dataQuality.fields[].axis` of an analysis); without
+    it the field names decide.
 
     Examples
     --------
@@ -186,11 +197,12 @@ the most value per customer (40 customers, 20% of the base; Spend 900 vs 260 ave
     """
     if isinstance(analysis, Analysis):
         accuracy = analysis.accuracy if accuracy is None else accuracy
+        axes = analysis.data_quality.axes if axes is None else axes
         segments = summaries_of(analysis)
     else:
         segments = list(analysis)
     total = sum(s.size for s in segments)
-    averages = _Averages(segments)
+    averages = _Averages(segments, axes)
     impact = {s.cluster_id: s.size * averages.value(s) for s in segments}
     ordered = sorted(
         segments, key=lambda s: (s.is_outliers or s.name == OUTLIERS_NAME, -impact[s.cluster_id])
@@ -226,7 +238,7 @@ def _cross_segment(
     if has_value and regular and total:
         largest = max(regular, key=lambda s: s.size)
         value = averages.value(largest)
-        if value <= LOW_RATIO and largest.size / total >= 0.2:
+        if value <= LOW_RATIO and largest.size / total >= LARGE_SEGMENT_SHARE:
             advice.append(
                 Recommendation(
                     largest.name,
@@ -234,7 +246,7 @@ def _cross_segment(
                     f'"{largest.name}" is the largest segment but below-average in value:',
                     f"{largest.size / total:.0%} of customers at {value:.0%} of the average "
                     f"value each; lifting a tenth of them to the average adds about "
-                    f"{0.1 * largest.size * (1 - value) / total:.1%} to total value.",
+                    f"{UPLIFT_SHARE * largest.size * (1 - value) / total:.1%} to total value.",
                     0,
                     0.0,
                 )
@@ -243,7 +255,10 @@ def _cross_segment(
         for segment in regular:
             customer_share = segment.size / total
             value_share = segment.size * averages.value(segment) / value_total if value_total else 0
-            if value_share >= CONCENTRATION_LIFT * customer_share and value_share >= 0.25:
+            if (
+                value_share >= CONCENTRATION_LIFT * customer_share
+                and value_share >= CONCENTRATION_MIN_SHARE
+            ):
                 advice.append(
                     Recommendation(
                         segment.name,

@@ -63,11 +63,15 @@ class Metrics:
 
 @dataclass(frozen=True)
 class FieldReport:
+    """One input field: its role, missing values, how it was encoded, why it was ignored,
+    and the business axis its name maps to (income, spend, frequency, recency, age)."""
+
     name: str
     role: str
     missing: int
     handling: str = ""
     reason: str = ""
+    axis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,10 @@ class DataQuality:
     @property
     def ignored(self) -> tuple[FieldReport, ...]:
         return tuple(f for f in self.fields if f.role == "ignored")
+
+    @property
+    def axes(self) -> dict[str, str]:
+        return {f.name: f.axis for f in self.fields if f.axis is not None}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ ARI >= 0.8 in 13 of 15 (see README, "Quality").
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation import analyze
@@ -73,3 +75,30 @@ def test_segments_do_not_depend_on_row_order():
     original = analyze(population.frame, random_state=0)
     shuffled = analyze(population.frame.iloc[order], random_state=0)
     assert adjusted_rand_score(original.labels[order], shuffled.labels) >= 0.9
+
+
+@pytest.mark.parametrize("n_customers", [50, 80, 150, 300])
+def test_small_inputs_are_not_over_segmented(n_customers: int):
+    # three well-separated groups: a rule that skipped tiny test segments chose k=10 at n=50
+    for seed in range(3):
+        X, truth = make_blobs(n_customers, 3, centers=3, center_box=(-15, 15), random_state=seed)
+        analysis = analyze(pd.DataFrame(X, columns=["a", "b", "c"]))
+        assert len(analysis.segments) == 3, (n_customers, seed, analysis.k_selection.reason)
+        assert adjusted_rand_score(truth, analysis.labels) >= 0.95
+
+
+def test_metrics_do_not_depend_on_row_order():
+    population = make_population(4000, 3, random_state=2)
+    order = np.argsort(population.labels, kind="stable")  # input sorted by true segment
+    shuffled = analyze(population.frame, random_state=0)
+    sorted_rows = analyze(population.frame.iloc[order], random_state=0)
+    assert abs(shuffled.metrics.silhouette - sorted_rows.metrics.silhouette) < 0.05
+
+
+def test_accuracy_is_null_not_zero_when_nothing_can_be_resampled():
+    # 6,000 identical customers and 2 others: almost no resample holds 2 distinct customers
+    rows = [{"x": 1.0, "y": 2.0}] * 6000 + [{"x": 9.0, "y": 9.0}] * 2
+    analysis = analyze(rows, n_clusters=2, algorithm="kmeans")
+    assert np.isnan(analysis.accuracy) or analysis.accuracy > 0.5
+    if np.isnan(analysis.accuracy):
+        assert any("could not be measured" in w for w in analysis.data_quality.warnings)

@@ -115,3 +115,24 @@ def test_an_integer_with_thousands_of_digits_is_an_input_error() -> None:
     body = b'[{"income": 1' + b"0" * 5000 + b"}]"
     with pytest.raises(InvalidInputError):
         parse_json(body)
+
+
+def test_json_nested_beyond_the_stack_is_an_input_error() -> None:
+    with pytest.raises(InvalidInputError, match="nested too deeply"):
+        parse_json(b"[" * 5000 + b"]" * 5000)
+
+
+def test_recommendations_refuse_two_clusters_with_one_id() -> None:
+    from segmentation.api.convert import summaries_from_wire
+    from segmentation.api.schemas import AnalysisIn
+
+    analysis = AnalysisIn.model_validate(
+        {
+            "clusters": [
+                {"clusterId": 0, "clusterName": "A", "centroid": {"spend": 10.0}, "size": 10},
+                {"clusterId": 0, "clusterName": "B", "centroid": {"spend": 99.0}, "size": 90},
+            ]
+        }
+    )
+    with pytest.raises(InvalidInputError, match=r"analysis.clusters.1.clusterId.*also used"):
+        summaries_from_wire(analysis.clusters)

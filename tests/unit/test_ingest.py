@@ -279,3 +279,44 @@ def test_list_of_records_is_not_mutated() -> None:
 )
 def test_find_id_field(fields: list[str], expected: str | None) -> None:
     assert find_id_field(fields) == expected
+
+
+@pytest.mark.parametrize(
+    ("customers", "field", "message"),
+    [
+        # NaN in the id: the id is echoed, so it must be a valid JSON value
+        (
+            [{"id": NonFiniteNumber("NaN"), "x": 1}, {"id": 2, "x": 2}],
+            "id",
+            "holds NaN, which is not a finite number",
+        ),
+        # Infinity inside a nested object that is only echoed
+        (
+            [{"id": 1, "x": 1, "n": {"a": NonFiniteNumber("Infinity")}}, {"id": 2, "x": 2}],
+            "n",
+            "holds Infinity",
+        ),
+        # absurdly deep nesting would exhaust the stack when serialized again
+        (
+            [
+                {
+                    "id": 1,
+                    "x": 1,
+                    "n": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+                },
+                {"id": 2, "x": 2},
+            ],
+            "n",
+            "is nested more than 32 levels",
+        ),
+    ],
+)
+def test_echoed_values_must_be_valid_json(customers, field: str, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=rf"record 0, field '{field}': {message}"):
+        ingest(customers)
+
+
+def test_duplicate_column_names_are_an_input_error() -> None:
+    frame = pd.DataFrame([[1, 2, 3], [4, 5, 6]], columns=["id", "x", "x"])
+    with pytest.raises(InvalidInputError, match="field 'x': appears more than once"):
+        ingest(frame)

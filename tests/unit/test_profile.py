@@ -62,6 +62,17 @@ def test_format_number(value: float, text: str) -> None:
         ("purchases", False, "spend"),
         ("Age", None, "age"),
         ("Recency", None, "recency"),
+        # whole words: "account" holds "count" but is not a count
+        ("account_balance", None, "spend"),
+        ("discount", None, None),
+        ("number_of_children", None, None),
+        # a number of purchases is frequency, in camelCase too
+        ("NumWebPurchases", None, "frequency"),
+        ("customer_age", None, "age"),
+        ("Year_Birth", None, "age"),
+        # days since signup is tenure, not recency; days since last purchase is recency
+        ("days_since_signup", None, None),
+        ("days_since_last_purchase", None, "recency"),
         # nothing recognised
         ("satisfaction", None, None),
     ],
@@ -74,7 +85,8 @@ def _profiles(frame: pd.DataFrame, segments: np.ndarray, **kwargs: object) -> li
     ingested = ingest(frame)
     schema = infer_schema(ingested)
     n_segments = int(segments.max()) + 1
-    return profile_segments(ingested.frame, schema, segments, n_segments, **kwargs)  # type: ignore[arg-type]
+    profiles, _ = profile_segments(ingested.frame, schema, segments, n_segments, **kwargs)  # type: ignore[arg-type]
+    return profiles
 
 
 def _three_segments(same: bool) -> tuple[pd.DataFrame, np.ndarray]:
@@ -170,3 +182,19 @@ def test_mall_customers_by_income_and_spending_score() -> None:
     high = next(s for s in analysis.segments if s.name == "High-Value Customers")
     assert high.centroid["Annual Income (k$)"] > mall["Annual Income (k$)"].mean()
     assert high.centroid["Spending Score (1-100)"] > mall["Spending Score (1-100)"].mean()
+
+
+def test_recency_from_a_date_reads_later_as_more_recent() -> None:
+    # a later last-purchase date is a recent customer, not a lapsing one
+    recent = [f"2024-12-{d:02d}" for d in range(1, 21)]
+    old = [f"2020-01-{d:02d}" for d in range(1, 21)]
+    frame = pd.DataFrame({"last_purchase": recent + old, "spend": [100.0] * 20 + [90.0] * 20})
+    profiles = _profiles(frame, np.array([0] * 20 + [1] * 20))
+    assert not profiles[0].name.startswith("Lapsing"), profiles[0].name
+    assert profiles[1].name.startswith("Lapsing"), profiles[1].name
+
+
+def test_a_lone_customer_is_not_called_average() -> None:
+    frame = pd.DataFrame({"x": [float(i % 7) for i in range(60)] + [500.0]})
+    profiles = _profiles(frame, np.array([0] * 60 + [1]))
+    assert profiles[1].characteristics[0].startswith("No difference is significant with 1 customer")

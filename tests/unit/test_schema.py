@@ -211,3 +211,31 @@ def test_fields_are_listed_in_input_order_and_roles_looked_up() -> None:
     assert [f.name for f in schema.fields] == ["id", "age", "income", "region"]
     assert schema.role("region") is FieldRole.CATEGORICAL
     assert schema.role("id") is FieldRole.ID
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # thousands separators in every record: numbers formatted by a spreadsheet
+        ["75,000", "80,000", "1,200", "64,500"],
+        # currency signs
+        ["$75", "$80.50", "$12", "$7"],
+    ],
+)
+def test_numbers_written_as_formatted_text_are_refused(values: list[str]) -> None:
+    customers = [{"id": i, "income": v, "age": 30 + i} for i, v in enumerate(values)]
+    with pytest.raises(InvalidInputError, match=r"record 0, field 'income': .*formatted text"):
+        _schema(customers)
+
+
+def test_a_field_with_no_value_at_all_says_so() -> None:
+    customers = [{"id": i, "x": float(i), "empty": None} for i in range(12)]
+    spec = next(f for f in _schema(customers).fields if f.name == "empty")
+    assert spec.role is FieldRole.IGNORED
+    assert spec.reason == "no value for any customer"
+
+
+def test_a_constant_date_is_ignored_like_any_constant() -> None:
+    customers = [{"id": i, "x": float(i), "joined": "2021-03-04"} for i in range(12)]
+    spec = next(f for f in _schema(customers).fields if f.name == "joined")
+    assert spec.role is FieldRole.IGNORED

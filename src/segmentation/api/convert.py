@@ -145,6 +145,7 @@ def analysis_to_wire(
                     "missing": f.missing,
                     "handling": f.handling,
                     **({"reason": f.reason} if f.reason else {}),
+                    **({"axis": f.axis} if f.axis else {}),
                 }
                 for f in quality.fields
             ],

@@ -137,11 +137,31 @@ class ClusterIn(BaseModel):
     isOutliers: bool = False
 
 
+class FieldIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    field: str
+    axis: str | None = None
+
+
+class DataQualityIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    fields: list[FieldIn] = Field(default_factory=list)
+
+
 class AnalysisIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     clusters: list[ClusterIn] = Field(min_length=1)
     accuracy: float | None = None
+    dataQuality: DataQualityIn | None = None
+
+    def axes(self) -> dict[str, str] | None:
+        """Field -> business axis as the analysis reported them, if it did."""
+        if self.dataQuality is None:
+            return None
+        return {f.field: f.axis for f in self.dataQuality.fields if f.axis is not None}
 
 
 class RecommendationsRequest(BaseModel):

@@ -18,7 +18,7 @@ entropy; when no field depends on any other, every field keeps weight 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -62,7 +62,7 @@ def numeric_values(frame: pd.DataFrame, spec: FieldSpec) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FieldEncoding:
     """What was learned for one original field, and where its columns are."""
 
@@ -77,7 +77,7 @@ class FieldEncoding:
     missing_indicator: bool = False
     dependence: float = 1.0
     weight: float = 1.0
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
 
 
 class FeatureEncoder:
@@ -106,13 +106,15 @@ class FeatureEncoder:
         start = 0
         for spec in self.schema.features:
             encoding = self._learn(frame, spec, start)
-            encoding.dependence = dependence.get(spec.name, 0.0)
-            if any_dependence and encoding.dependence < FULL_WEIGHT_DEPENDENCE:
-                encoding.weight = max(MIN_WEIGHT, encoding.dependence / FULL_WEIGHT_DEPENDENCE)
-                encoding.notes.append(
-                    f"weight {encoding.weight:.2f}: shares little information with the other "
-                    f"fields (dependence {encoding.dependence:.3f})"
+            strength = dependence.get(spec.name, 0.0)
+            encoding = replace(encoding, dependence=strength)
+            if any_dependence and strength < FULL_WEIGHT_DEPENDENCE:
+                weight = max(MIN_WEIGHT, strength / FULL_WEIGHT_DEPENDENCE)
+                note = (
+                    f"weight {weight:.2f}: shares little information with the other fields "
+                    f"(dependence {strength:.3f})"
                 )
+                encoding = replace(encoding, weight=weight, notes=(*encoding.notes, note))
             self.encodings_.append(encoding)
             start = encoding.columns.stop
         self.n_columns_ = start
@@ -129,12 +131,12 @@ class FeatureEncoder:
             shares = text.fillna(MISSING_LEVEL).value_counts(normalize=True)
             kept = [str(v) for v, s in shares.items() if s >= RARE_LEVEL_SHARE][:MAX_LEVELS]
             levels = tuple(kept) + ((OTHER_LEVEL,) if len(kept) < len(shares) else ())
-            notes = [f"missing values as level {MISSING_LEVEL!r}"] if missing else []
+            notes: list[str] = [f"missing values as level {MISSING_LEVEL!r}"] if missing else []
             if len(kept) < len(shares):
                 notes.append(f"{len(shares) - len(kept)} rare levels grouped as {OTHER_LEVEL!r}")
             return FieldEncoding(
                 spec, slice(start, start + len(levels)), missing, MISSING_LEVEL,
-                levels=levels, notes=notes,
+                levels=levels, notes=tuple(notes),
             )  # fmt: skip
         values = numeric_values(frame, spec)
         is_missing = np.isnan(values)
@@ -145,7 +147,7 @@ class FeatureEncoder:
             fill = float(np.round(present.mean())) if present.size else 0.0
             if missing:
                 notes.append(f"missing values filled with the most frequent value {fill:g}")
-            return FieldEncoding(spec, slice(start, start + 1), missing, fill, notes=notes)
+            return FieldEncoding(spec, slice(start, start + 1), missing, fill, notes=tuple(notes))
         fill = float(np.median(present)) if present.size else 0.0
         if missing:
             notes.append(f"missing values filled with the median {fill:g}")
@@ -162,7 +164,7 @@ class FeatureEncoder:
         width = 2 if indicator else 1
         return FieldEncoding(
             spec, slice(start, start + width), missing, fill, log=log, center=center,
-            scale=scale if scale > 0 else 1.0, missing_indicator=indicator, notes=notes,
+            scale=scale if scale > 0 else 1.0, missing_indicator=indicator, notes=tuple(notes),
         )  # fmt: skip
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:

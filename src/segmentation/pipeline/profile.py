@@ -26,6 +26,8 @@ MIN_SHARE_POINTS = 0.15
 MAX_P_VALUE = 0.01
 MAX_CHARACTERISTICS = 5
 HIGH, LOW = 0.5, -0.5
+# a prefix ("Young", "Senior", "Lapsing") needs a clearer difference than a level does
+STRONG = 0.8
 OUTLIERS_NAME = "Outliers"
 
 
@@ -290,12 +292,12 @@ def _business_name(axis: dict[str, float], evidence: list[Evidence]) -> str | No
         ]
     else:
         return None
-    if axis.get("recency", 0.0) >= 0.8:
+    if axis.get("recency", 0.0) >= STRONG:
         base = "Lapsing " + base
     age = axis.get("age", 0.0)
-    if age <= -0.8:
+    if age <= -STRONG:
         base = "Young " + base
-    elif age >= 0.8:
+    elif age >= STRONG:
         base = "Senior " + base
     return base
 
@@ -379,8 +381,9 @@ def profile_segments(
     segment_ids: np.ndarray,
     n_segments: int,
     outlier_segment: int | None = None,
-) -> list[SegmentProfile]:
-    """One profile per segment 0..n_segments-1 (the outlier segment, if any, is named Outliers)."""
+) -> tuple[list[SegmentProfile], dict[str, str]]:
+    """One profile per segment 0..n_segments-1 (the outlier segment, if any, is named Outliers),
+    and the business axis of each field that has one (see `schema.axis_of`)."""
     stats_by_field = [_FieldStats(frame, spec, segment_ids) for spec in schema.features]
     axes = {}
     for field_stats in stats_by_field:
@@ -418,9 +421,10 @@ def profile_segments(
             (centroid, categories, tuple(characteristics), tuple(evidence), standardized)
         )
     names = _make_unique(names, evidence_lists, [p[4] for p in partial])
-    return [
+    profiles = [
         SegmentProfile(name, centroid, categories, characteristics, evidence, standardized)
         for name, (centroid, categories, characteristics, evidence, standardized) in zip(
             names, partial, strict=True
         )
     ]
+    return profiles, axes

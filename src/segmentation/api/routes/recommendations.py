@@ -25,7 +25,9 @@ def _recommend(body: bytes) -> RecommendationsResponse:
     except ValidationError as error:
         raise problems_from_validation(error) from None
     analysis = request.analysis
-    advice = recommend(summaries_from_wire(analysis.clusters), accuracy=analysis.accuracy)
+    advice = recommend(
+        summaries_from_wire(analysis.clusters), accuracy=analysis.accuracy, axes=analysis.axes()
+    )
     return RecommendationsResponse.model_validate(recommendations_to_wire(advice))
 
 
