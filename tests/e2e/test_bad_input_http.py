@@ -344,3 +344,16 @@ def test_missing_values_are_imputed_and_counted_not_errors(base_url: str) -> Non
 
 def test_the_server_still_answers_after_all_of_the_above(base_url: str) -> None:
     assert_still_serving(base_url)
+
+
+def test_option_errors_spell_the_option_as_the_request_does(base_url: str) -> None:
+    # the core says n_clusters; the caller wrote options.nClusters and must read that back
+    customers = [{"id": i, "income": 1000.0 * i, "age": 20 + i} for i in range(10)]
+    response = httpx.post(
+        f"{base_url}/api/analyze",
+        json={"customerData": customers, "options": {"nClusters": 12}},
+        timeout=30,
+    )
+    body = assert_error(response, 422, field="nClusters", mentions=("nClusters=12",))
+    assert [error["field"] for error in body["errors"]] == ["options.nClusters"]
+    assert "n_clusters" not in body["detail"]

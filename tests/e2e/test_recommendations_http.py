@@ -113,6 +113,30 @@ def test_without_customers_and_size_the_cluster_is_named(
         (b"segment my customers please", "text/plain", 415, "application/json"),
         # not JSON, though it claims to be
         (b"{analysis: clusters}", "application/json", 422, "JSON"),
+        # an infinite centroid value (1e400 overflows a float) cannot be compared
+        (
+            b'{"analysis": {"clusters": [{"clusterId": 0, "clusterName": "A", "size": 5,'
+            b' "centroid": {"spend": 1e400}}]}}',
+            "application/json",
+            422,
+            "centroid",
+        ),
+        # two clusters with one id: priorities would be mixed up
+        (
+            json.dumps(
+                {
+                    "analysis": {
+                        "clusters": [
+                            {"clusterId": 0, "clusterName": "A", "size": 5, "centroid": {}},
+                            {"clusterId": 0, "clusterName": "B", "size": 9, "centroid": {}},
+                        ]
+                    }
+                }
+            ).encode(),
+            "application/json",
+            422,
+            "also used by cluster 0",
+        ),
     ],
 )
 def test_bad_bodies_get_a_clear_4xx(
