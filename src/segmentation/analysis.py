@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.metrics import pairwise_distances
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from segmentation.errors import InsufficientDataError, InvalidInputError, Problem
 from segmentation.pipeline.explain import (
@@ -113,6 +114,12 @@ def _k_values(
             )
         )
     return list(range(low, high + 1))
+
+
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """BLAS/OpenMP pools, inspected once per process: inspection costs ~4 ms per call."""
+    return ThreadpoolController()
 
 
 def _count_distinct(X: np.ndarray, cap: int, random_state: int) -> int:
@@ -365,7 +372,7 @@ def analyze(
     k_values = _k_values(n_clusters, k_range, n, n_distinct)
     # Dozens of fits on a sample of at most a few thousand rows: OpenMP threads cost more to
     # wake than they save there, and contend with the other worker processes.
-    with threadpool_limits(limits=1):
+    with _thread_pools().limit(limits=1):
         found = search(
             X, algorithm=chosen_algorithm, k_values=k_values, random_state=random_state,
             sample_size=search_sample_size, eps=eps, min_samples=min_samples,
@@ -381,7 +388,7 @@ def analyze(
         )
     lap("fit")
 
-    with threadpool_limits(limits=1):
+    with _thread_pools().limit(limits=1):
         trust = _trust(X, frame, labels, n_segments, found, encoder, model, random_state)
     lap("explain")
 
