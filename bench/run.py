@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -75,8 +76,11 @@ def free_port() -> int:
 
 
 def child_env() -> dict[str, str]:
-    """The environment for a server: src/ on the path, so a checkout without install works."""
+    """The environment for a server: src/ on the path, so a checkout without install works;
+    the cache off (repeats must be computed, not fetched) and a throw-away data folder."""
     env = dict(os.environ)
+    env["SEGMENTATION_CACHE"] = "false"
+    env["SEGMENTATION_DATA_DIR"] = tempfile.mkdtemp(prefix="segmentation-bench-")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
     return env
 

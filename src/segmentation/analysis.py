@@ -180,6 +180,7 @@ def _relabel(labels: np.ndarray, model: SegmentModel) -> tuple[np.ndarray, Segme
 class _Trust:
     """Everything that says how far to trust the segments (see pipeline/explain.py)."""
 
+    centers: np.ndarray
     confidence: np.ndarray
     ambiguous: np.ndarray
     stability: Stability
@@ -197,7 +198,8 @@ def _trust(
     model: SegmentModel,
     random_state: int,
 ) -> _Trust:
-    scores = confidence(X, labels, model_centers(X, labels, model))
+    centers = model_centers(X, labels, model)
+    scores = confidence(X, labels, centers)
     stability = resampling_stability(
         X, labels, n_segments, algorithm=found.chosen.algorithm, k=found.chosen.k,
         random_state=random_state, eps=found.dbscan_eps, min_samples=found.dbscan_min_samples,
@@ -221,6 +223,7 @@ def _trust(
     )
     fidelity = surrogate_fidelity(encoded_sample, labels[sample], random_state)
     return _Trust(
+        centers=centers,
         confidence=scores,
         ambiguous=(scores < AMBIGUOUS_BELOW) & (labels != NOISE),
         stability=stability,
@@ -458,5 +461,6 @@ def analyze(
         options=options,
         encoder=encoder,
         model=model,
+        centers=trust.centers,
         timings=timings,
     )

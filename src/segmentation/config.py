@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,16 @@ class Settings(BaseSettings):
         default=1_000_000, ge=2, description="Most customers accepted in one analysis."
     )
     retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with 503.")
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Folder of the SQLite index and the stored analyses (created if missing).",
+    )
+    cache: bool = Field(
+        default=True, description="Answer identical analysis requests from the store."
+    )
+    cache_max_entries: int = Field(
+        default=256, ge=1, description="Most recently used requests the cache answers."
+    )
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -94,8 +94,9 @@ class Analysis:
     """A finished segmentation.
 
     `labels[i]` is the segment id of the i-th customer sent; `confidence[i]` its simplified
-    silhouette and `ambiguous[i]` whether that is below `AMBIGUOUS_BELOW`. `encoder` and
-    `model` are the fitted pipeline that assigns new customers.
+    silhouette and `ambiguous[i]` whether that is below `AMBIGUOUS_BELOW`. `encoder`,
+    `model` and `centers` (the segment centres confidence is measured against) are the fitted
+    pipeline that assigns new customers (`segmentation.assign`).
     """
 
     segments: tuple[Segment, ...]
@@ -114,6 +115,7 @@ class Analysis:
     options: Mapping[str, Any]
     encoder: FeatureEncoder
     model: SegmentModel
+    centers: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
 
     @property

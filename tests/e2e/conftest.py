@@ -34,6 +34,8 @@ SERVER_ENV = {
     "SEGMENTATION_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
     "SEGMENTATION_WORKERS": "2",
     "SEGMENTATION_CORS_ORIGINS": ALLOWED_ORIGIN,
+    # off, so that "same request, same response" is computed twice, not answered from the store
+    "SEGMENTATION_CACHE": "false",
 }
 # cc_general.csv (8,950 x 18) is about 5 MB of JSON: it needs a server with a larger limit.
 LARGE_BODY_ENV = {**SERVER_ENV, "SEGMENTATION_MAX_BODY_BYTES": "32000000"}
@@ -100,6 +102,8 @@ class ServerProcess:
 
 
 def _serve(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
+    # every server stores its analyses in its own temporary data folder
+    env = {"SEGMENTATION_DATA_DIR": str(log_dir / "data"), **env}
     # A free port can be taken between probing and binding: try a fresh one a few times.
     for attempt in range(3):
         server = ServerProcess(env, log_dir / f"uvicorn-{attempt}.log")
@@ -121,6 +125,13 @@ def _serve(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of the session's server (3 MB body limit, 2 workers, one CORS origin)."""
     yield from _serve(SERVER_ENV, tmp_path_factory.mktemp("server"))
+
+
+@pytest.fixture(scope="session")
+def cached_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server with the cache on, bounded at 3 entries so that eviction can be seen."""
+    env = {**SERVER_ENV, "SEGMENTATION_CACHE": "true", "SEGMENTATION_CACHE_MAX_ENTRIES": "3"}
+    yield from _serve(env, tmp_path_factory.mktemp("cached-server"))
 
 
 @pytest.fixture(scope="session")

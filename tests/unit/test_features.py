@@ -163,9 +163,9 @@ def test_pca_when_more_than_20_encoded_columns() -> None:
     frame = pd.DataFrame(wide, columns=[f"f{i}" for i in range(24)])
     encoder, clean = _fit(frame)
     assert encoder.n_columns_ == 24
-    assert encoder.pca_ is not None
+    assert encoder.pca_components_ is not None
     X = encoder.transform(clean)
-    assert X.shape == (80, encoder.pca_.n_components_)
+    assert X.shape == (80, encoder.pca_components_.shape[0])
     # three latent factors explain 90% of the variance
     assert X.shape[1] <= 3
 
@@ -174,7 +174,7 @@ def test_no_pca_at_20_columns() -> None:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(40, 20)), columns=[f"f{i}" for i in range(20)])
     encoder, clean = _fit(frame)
-    assert encoder.pca_ is None
+    assert encoder.pca_components_ is None
     assert encoder.transform(clean).shape == (40, 20)
 
 

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from segmentation import __version__
 from segmentation.api.errors import ServiceBusyError, ServiceError, status_of
 from segmentation.api.pool import WorkerPool
-from segmentation.api.routes import analyze, health, recommendations
-from segmentation.api.schemas import AnalyzeRequest, RecommendationsRequest
+from segmentation.api.routes import analyses, analyze, health, recommendations
+from segmentation.api.schemas import AnalyzeRequest, AssignRequest, RecommendationsRequest
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, SegmentationError
 
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _handle_unexpected)
     app.include_router(analyze.router)
     app.include_router(recommendations.router)
+    app.include_router(analyses.router)
     app.include_router(health.router)
-    _with_request_schemas(app, [AnalyzeRequest, RecommendationsRequest])
+    _with_request_schemas(app, [AnalyzeRequest, AssignRequest, RecommendationsRequest])
     return app

@@ -6,12 +6,13 @@
     ├── ServiceBusyError        503: SEGMENTATION_MAX_PENDING analyses already running or queued
     └── WorkerDiedError         500: the worker process died mid-analysis (killed, out of memory)
 
-Domain errors from the core (`segmentation.errors`) map to 422.
+Domain errors from the core (`segmentation.errors`) map to 422; an unknown analysis id to 404.
 """
 
 from __future__ import annotations
 
 from segmentation.errors import InvalidInputError, SegmentationError
+from segmentation.storage.store import UnknownAnalysisError
 
 __all__ = [
     "PayloadTooLargeError",
@@ -64,6 +65,7 @@ STATUS = {
     UnsupportedMediaError: 415,
     ServiceBusyError: 503,
     WorkerDiedError: 500,
+    UnknownAnalysisError: 404,
     InvalidInputError: 422,
     SegmentationError: 422,
 }

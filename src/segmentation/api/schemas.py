@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from segmentation.analysis import DEFAULT_K_RANGE, MAX_K
 
@@ -18,6 +18,7 @@ __all__ = [
     "AnalysisResponse",
     "AnalyzeOptions",
     "AnalyzeRequest",
+    "AssignRequest",
     "RecommendationsRequest",
     "RecommendationsResponse",
 ]
@@ -83,6 +84,14 @@ class AnalyzeRequest(_Strict):
     options: AnalyzeOptions = Field(default_factory=AnalyzeOptions)
 
 
+class AssignRequest(_Strict):
+    """New customers to score into a stored analysis' segments."""
+
+    customerData: list[Any] = Field(
+        min_length=1, description="One object per customer, with the fields of the analysis."
+    )
+
+
 class ClusterOut(BaseModel):
     clusterId: int
     customers: list[dict[str, Any]] = Field(description="The customers exactly as sent.")
@@ -116,6 +125,7 @@ class AnalysisResponse(BaseModel):
     randomState: int
     options: dict[str, Any] = Field(description="The options in force, defaults filled in.")
     customerScores: list[dict[str, Any]] | None = None
+    analysisId: str = Field(description="Where it is stored: GET /api/analyses/{analysisId}.")
 
 
 # a centroid value that is NaN or infinite cannot be compared with an average
@@ -165,9 +175,23 @@ class AnalysisIn(BaseModel):
 
 
 class RecommendationsRequest(BaseModel):
+    """Either the analysis itself or the id of a stored one."""
+
     model_config = ConfigDict(extra="forbid")
 
-    analysis: AnalysisIn
+    analysis: AnalysisIn | None = None
+    analysisId: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("analysis" in data) == ("analysisId" in data):
+            raise ValueError(
+                'give either "analysis" (an /api/analyze response) or "analysisId", not both'
+                if "analysis" in data
+                else 'give "analysis" (an /api/analyze response) or "analysisId"'
+            )
+        return data
 
 
 class Action(BaseModel):

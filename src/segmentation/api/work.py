@@ -7,8 +7,12 @@ JSON or serializing 100,000 customers never blocks the event loop.
 from __future__ import annotations
 
 import gc
-from typing import NamedTuple
+import hashlib
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
 
+import orjson
 from pydantic import ValidationError
 
 from segmentation.analysis import analyze
@@ -20,9 +24,11 @@ from segmentation.api.convert import (
     server_timing,
 )
 from segmentation.api.schemas import AnalyzeRequest
+from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.search import SEARCH_SAMPLE_SIZE
 from segmentation.results import Analysis
+from segmentation.storage.store import AnalysisStore
 from segmentation.synthetic import make_population
 
 __all__ = ["AnalyzeOutput", "analyze_body", "warm_up"]
@@ -80,11 +86,33 @@ def _analyze(request: AnalyzeRequest, max_fields: int) -> Analysis:
 class AnalyzeOutput(NamedTuple):
     body: bytes
     server_timing: str
+    cache: str  # "hit", "miss" or "off", sent as X-Cache
 
 
-def analyze_body(body: bytes, max_customers: int, max_fields: int) -> AnalyzeOutput:
-    """An /api/analyze body in, the response body and its Server-Timing header out;
-    `InvalidInputError` on bad input."""
+def cache_key(payload: dict[str, Any], request: AnalyzeRequest) -> str:
+    """Same customers, same options (defaults filled in), same code: same key, whatever the
+    key order in the JSON."""
+    canonical = {"customerData": payload["customerData"], "options": request.options.model_dump()}
+    digest = hashlib.sha256(CODE_VERSION.encode())
+    digest.update(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()
+
+
+def _code_version() -> str:
+    """A digest of this package's source: a new release never answers from an old cache."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CODE_VERSION = _code_version()
+
+
+def analyze_body(body: bytes, settings: Settings) -> AnalyzeOutput:
+    """An /api/analyze body in, the response body, its Server-Timing header and cache status
+    out; the analysis is stored under a new `analysisId`. `InvalidInputError` on bad input."""
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise InvalidInputError('the body must be a JSON object: {"customerData": [...]}')
@@ -92,23 +120,44 @@ def analyze_body(body: bytes, max_customers: int, max_fields: int) -> AnalyzeOut
         request = AnalyzeRequest.model_validate(payload)
     except ValidationError as error:
         raise problems_from_validation(error) from None
-    if len(request.customerData) > max_customers:
+    if len(request.customerData) > settings.max_customers:
         raise InvalidInputError(
             Problem(
-                f"{len(request.customerData)} customers exceed the limit of {max_customers} "
-                "per analysis (SEGMENTATION_MAX_CUSTOMERS)",
+                f"{len(request.customerData)} customers exceed the limit of "
+                f"{settings.max_customers} per analysis (SEGMENTATION_MAX_CUSTOMERS)",
                 field="customerData",
             )
         )
+    store = AnalysisStore(settings.data_dir)
+    key = cache_key(payload, request) if settings.cache else None
+    if key is not None:
+        started = time.perf_counter()
+        cached = store.cached(key)
+        if cached is not None:
+            body = store.response_path(cached).read_bytes()
+            lookup = {"cache": time.perf_counter() - started}
+            return AnalyzeOutput(body, server_timing(lookup), "hit")
     options = request.options
     try:
-        analysis = _analyze(request, max_fields)
+        analysis = _analyze(request, settings.max_fields)
     except InvalidInputError as error:
         raise _on_the_wire(error) from None
-    payload = analysis_to_wire(
+    analysis_id = store.new_id()
+    wire = analysis_to_wire(
         analysis,
         request.customerData,
         include_customers=options.includeCustomers,
         include_customer_scores=options.includeCustomerScores,
     )
-    return AnalyzeOutput(dumps(payload), server_timing(analysis.timings))
+    wire["analysisId"] = analysis_id
+    response = dumps(wire)
+    summary = dumps(
+        {
+            **{k: v for k, v in wire.items() if k != "customerScores"},
+            "clusters": [{**c, "customers": []} for c in wire["clusters"]],
+        }
+    )
+    store.save(analysis_id, analysis, response, summary, analysis.customer_ids, key)
+    if key is not None:
+        store.evict_cache(settings.cache_max_entries)
+    return AnalyzeOutput(response, server_timing(analysis.timings), "miss" if key else "off")

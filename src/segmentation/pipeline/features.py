@@ -92,7 +92,8 @@ class FeatureEncoder:
     ----------
     encodings_ : one `FieldEncoding` per feature field, in schema order.
     n_columns_ : width of the encoded matrix before PCA.
-    pca_ : the fitted PCA, or None when the input was narrow enough.
+    pca_mean_, pca_components_ : the fitted PCA projection (centre and axes), or None when
+        the input was narrow enough. Kept as arrays so a stored model needs no pickle.
     """
 
     def __init__(self, schema: Schema, random_state: int = 0) -> None:
@@ -118,10 +119,11 @@ class FeatureEncoder:
             self.encodings_.append(encoding)
             start = encoding.columns.stop
         self.n_columns_ = start
-        self.pca_: PCA | None = None
+        self.pca_mean_: np.ndarray | None = None
+        self.pca_components_: np.ndarray | None = None
         if self.n_columns_ > PCA_MIN_COLUMNS:
-            encoded = self.encode(frame)
-            self.pca_ = PCA(n_components=PCA_VARIANCE, svd_solver="full").fit(encoded)
+            pca = PCA(n_components=PCA_VARIANCE, svd_solver="full").fit(self.encode(frame))
+            self.pca_mean_, self.pca_components_ = pca.mean_, pca.components_
         return self
 
     def _learn(self, frame: pd.DataFrame, spec: FieldSpec, start: int) -> FieldEncoding:
@@ -202,7 +204,9 @@ class FeatureEncoder:
 
     def project(self, encoded: np.ndarray) -> np.ndarray:
         """Pre-PCA columns to the space the segments live in."""
-        return self.pca_.transform(encoded) if self.pca_ is not None else encoded
+        if self.pca_components_ is None or self.pca_mean_ is None:
+            return encoded
+        return (encoded - self.pca_mean_) @ self.pca_components_.T
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.project(self.encode(frame))

@@ -252,8 +252,12 @@ def _check_ids(frame: pd.DataFrame, id_field: str) -> list[Problem]:
     return problems
 
 
-def ingest(customers: pd.DataFrame | Sequence[Mapping[str, Any]]) -> IngestedCustomers:
+def ingest(
+    customers: pd.DataFrame | Sequence[Mapping[str, Any]], min_customers: int = 2
+) -> IngestedCustomers:
     """Validate customers and return them as one frame with clean dtypes.
+
+    Segmenting needs `min_customers=2`; scoring new customers into stored segments needs 1.
 
     Raises `InvalidInputError` listing every problem found (up to 20 named), or
     `InsufficientDataError` when there are fewer than 2 customers.
@@ -287,10 +291,10 @@ other records, got '75,000'
             [Problem("appears more than once among the columns", field=name) for name in repeated]
         )
     if len(raw) == 0:
-        raise InsufficientDataError("no customers were sent; at least 2 are needed to segment")
-    if len(raw) < 2:
+        raise InsufficientDataError(f"no customers were sent; at least {min_customers} are needed")
+    if len(raw) < min_customers:
         raise InsufficientDataError(
-            f"n_customers={len(raw)} is too few to segment; at least 2 are needed"
+            f"n_customers={len(raw)} is too few to segment; at least {min_customers} are needed"
         )
 
     problems: list[Problem] = []

@@ -29,9 +29,6 @@ router = APIRouter(tags=["analysis"])
     },
 )  # fmt: skip
 async def analyze_customers(body: JsonBody, pool: Pool, settings: AppSettings) -> Response:
-    output = await pool.run(analyze_body, body, settings.max_customers, settings.max_fields)
-    return Response(
-        output.body,
-        media_type="application/json",
-        headers={"Server-Timing": output.server_timing},
-    )
+    output = await pool.run(analyze_body, body, settings)
+    headers = {"X-Cache": output.cache, "Server-Timing": output.server_timing}
+    return Response(output.body, media_type="application/json", headers=headers)

@@ -12,19 +12,25 @@ from segmentation.api.convert import (
     recommendations_to_wire,
     summaries_from_wire,
 )
-from segmentation.api.deps import JsonBody
-from segmentation.api.schemas import RecommendationsRequest, RecommendationsResponse
+from segmentation.api.deps import AppSettings, JsonBody
+from segmentation.api.schemas import AnalysisIn, RecommendationsRequest, RecommendationsResponse
+from segmentation.config import Settings
 from segmentation.recommend import recommend
+from segmentation.storage.store import AnalysisStore
 
 router = APIRouter(tags=["recommendations"])
 
 
-def _recommend(body: bytes) -> RecommendationsResponse:
+def _recommend(body: bytes, settings: Settings) -> RecommendationsResponse:
     try:
         request = RecommendationsRequest.model_validate(parse_json(body))
     except ValidationError as error:
         raise problems_from_validation(error) from None
     analysis = request.analysis
+    if request.analysisId is not None:
+        summary = AnalysisStore(settings.data_dir).summary(request.analysisId)
+        analysis = AnalysisIn.model_validate(parse_json(summary))
+    assert analysis is not None
     advice = recommend(
         summaries_from_wire(analysis.clusters), accuracy=analysis.accuracy, axes=analysis.axes()
     )
@@ -36,13 +42,14 @@ def _recommend(body: bytes) -> RecommendationsResponse:
     response_model=RecommendationsResponse,
     summary="Recommend actions per segment",
     description=(
-        "Takes {\"analysis\": <an /api/analyze response>} (clusters[].customers may be dropped "
-        "if clusters[].size is kept) and returns concrete per-segment actions ordered by "
-        "business impact (size x value), then cross-segment advice."
+        'Takes {"analysis": <an /api/analyze response>} (clusters[].customers may be dropped '
+        'if clusters[].size is kept) or {"analysisId": "..."} of a stored analysis, and '
+        "returns concrete per-segment actions ordered by business impact (size x value), then "
+        "cross-segment advice."
     ),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{RecommendationsRequest.__name__}"}}}}},
 )  # fmt: skip
-async def recommendations(body: JsonBody) -> RecommendationsResponse:
+async def recommendations(body: JsonBody, settings: AppSettings) -> RecommendationsResponse:
     # parsing a posted-back analysis with all its customers can take 100 ms: off the loop
-    return await run_in_threadpool(_recommend, body)
+    return await run_in_threadpool(_recommend, body, settings)

@@ -1,0 +1,163 @@
+"""Stored analyses: fetch, list, delete, export assignments, score new customers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from segmentation.api.convert import dumps, parse_json, problems_from_validation
+from segmentation.api.deps import AppSettings, JsonBody, Pool
+from segmentation.api.schemas import AssignRequest
+from segmentation.assign import assign
+from segmentation.config import Settings
+from segmentation.errors import InvalidInputError, Problem
+from segmentation.storage.store import AnalysisStore
+
+router = APIRouter(tags=["analyses"])
+
+# rows per batch when streaming assignments: bounded memory whatever the analysis size
+EXPORT_BATCH_ROWS = 65_536
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+def _store(settings: Settings) -> AnalysisStore:
+    return AnalysisStore(settings.data_dir)
+
+
+@router.get("/api/analyses", summary="List stored analyses, newest first")
+async def list_analyses(
+    settings: AppSettings,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    rows = await run_in_threadpool(_store(settings).list, limit, offset)
+    return {
+        "analyses": [
+            {
+                "analysisId": row.analysis_id,
+                "createdAt": row.created_at,
+                "customers": row.customers,
+                "segments": row.segments,
+                "algorithm": row.algorithm,
+                "accuracy": row.accuracy,
+            }
+            for row in rows
+        ]
+    }
+
+
+@router.get(
+    "/api/analyses/{analysis_id}",
+    summary="A stored analysis, exactly as /api/analyze returned it",
+    responses={404: {"description": "No analysis with this id"}},
+)
+async def get_analysis(analysis_id: str, settings: AppSettings) -> FileResponse:
+    path = await run_in_threadpool(_store(settings).response_path, analysis_id)
+    return FileResponse(path, media_type="application/json")
+
+
+@router.delete("/api/analyses/{analysis_id}", status_code=204, summary="Delete an analysis")
+async def delete_analysis(analysis_id: str, settings: AppSettings) -> Response:
+    await run_in_threadpool(_store(settings).delete, analysis_id)
+    return Response(status_code=204)
+
+
+def _batches(path: Any, export: ExportFormat) -> Iterator[bytes]:
+    parquet = pq.ParquetFile(path)
+    if export is ExportFormat.json:
+        yield b"["
+    first = True
+    for batch in parquet.iter_batches(batch_size=EXPORT_BATCH_ROWS):
+        if export is ExportFormat.csv:
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(batch, sink, write_options=pa_csv.WriteOptions(include_header=first))
+            yield sink.getvalue().to_pybytes()
+        else:
+            rows = orjson.dumps(batch.to_pylist())[1:-1]
+            if rows:
+                yield (b"" if first else b",") + rows
+        first = False
+    if export is ExportFormat.json:
+        yield b"]"
+
+
+@router.get(
+    "/api/analyses/{analysis_id}/assignments",
+    summary="One row per customer: index, id, clusterId, clusterName, confidence, ambiguous",
+)
+async def assignments(
+    analysis_id: str,
+    settings: AppSettings,
+    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.csv,
+) -> Response:
+    path = await run_in_threadpool(_store(settings).assignments_path, analysis_id)
+    filename = f"assignments-{analysis_id}.{export_format.value}"
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if export_format is ExportFormat.parquet:
+        return FileResponse(path, media_type="application/vnd.apache.parquet", headers=disposition)
+    media = "text/csv" if export_format is ExportFormat.csv else "application/json"
+    return StreamingResponse(_batches(path, export_format), media_type=media, headers=disposition)
+
+
+def assign_body(body: bytes, analysis_id: str, settings: Settings) -> bytes:
+    """Runs in a worker process: parse, load the stored model, score, serialize."""
+    payload = parse_json(body)
+    if not isinstance(payload, dict):
+        raise InvalidInputError('the body must be a JSON object: {"customerData": [...]}')
+    try:
+        request = AssignRequest.model_validate(payload)
+    except ValidationError as error:
+        raise problems_from_validation(error) from None
+    if len(request.customerData) > settings.max_customers:
+        raise InvalidInputError(
+            Problem(
+                f"{len(request.customerData)} customers exceed the limit of "
+                f"{settings.max_customers} (SEGMENTATION_MAX_CUSTOMERS)",
+                field="customerData",
+            )
+        )
+    fitted = _store(settings).fitted(analysis_id)
+    scored = assign(fitted, request.customerData)
+    id_field = fitted.encoder.schema.id_field
+    rows = []
+    for index, customer in enumerate(request.customerData):
+        label = int(scored.labels[index])
+        row: dict[str, Any] = {"index": index}
+        if id_field is not None and id_field in customer:
+            row["id"] = customer[id_field]
+        row.update(
+            clusterId=label,
+            clusterName=scored.segment_names[label],
+            confidence=round(float(scored.confidence[index]), 4),
+            ambiguous=bool(scored.ambiguous[index]),
+        )
+        rows.append(row)
+    return dumps({"analysisId": analysis_id, "assignments": rows, "warnings": scored.warnings})
+
+
+@router.post(
+    "/api/analyses/{analysis_id}/assign",
+    summary="Score new customers into a stored analysis' segments",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{AssignRequest.__name__}"}}}}},
+)  # fmt: skip
+async def assign_customers(
+    analysis_id: str, body: JsonBody, pool: Pool, settings: AppSettings
+) -> Response:
+    content = await pool.run(assign_body, body, analysis_id, settings)
+    return Response(content, media_type="application/json")

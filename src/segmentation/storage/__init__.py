@@ -1,0 +1,1 @@
+"""Stored analyses and fitted models: SQLite index, files beside it (no server needed)."""

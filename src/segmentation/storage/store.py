@@ -1,0 +1,217 @@
+"""Stored analyses: one SQLite file for the index, one folder of files per analysis.
+
+    <data dir>/segmentation.sqlite3        analyses: id, when, size, cache key, last use
+    <data dir>/analyses/<id>/response.json the /api/analyze response, byte for byte
+                            summary.json   the same without the customers (for advice, lists)
+                            assignments.parquet  one row per customer
+                            model.json, model.npz  the fitted pipeline (see model_file.py)
+
+A folder is written under a temporary name and renamed into place before its row is inserted,
+so a crash leaves either a complete analysis or none. Ids are 128 random bits (URL-safe
+base64): they cannot be guessed. SQLite runs in WAL mode so that the worker processes write
+while the server reads.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmentation.assign import FittedSegmentation, fitted_of
+from segmentation.errors import InvalidInputError, Problem, SegmentationError
+from segmentation.results import Analysis
+from segmentation.storage.model_file import load_fitted, save_fitted
+
+__all__ = ["ID_PATTERN", "AnalysisStore", "StoredAnalysis", "UnknownAnalysisError"]
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
+DATABASE = "segmentation.sqlite3"
+RESPONSE = "response.json"
+SUMMARY = "summary.json"
+ASSIGNMENTS = "assignments.parquet"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS analyses (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    last_used_at REAL NOT NULL,
+    cache_key TEXT,
+    customers INTEGER NOT NULL,
+    segments INTEGER NOT NULL,
+    algorithm TEXT NOT NULL,
+    accuracy REAL,
+    response_bytes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS analyses_cache_key ON analyses (cache_key);
+CREATE INDEX IF NOT EXISTS analyses_last_used ON analyses (last_used_at);
+"""
+
+
+class UnknownAnalysisError(SegmentationError):
+    """No stored analysis has this id (never stored, or deleted)."""
+
+    def __init__(self, analysis_id: str) -> None:
+        super().__init__(f"no analysis with id {analysis_id!r} is stored")
+
+
+@dataclass(frozen=True)
+class StoredAnalysis:
+    analysis_id: str
+    created_at: float
+    customers: int
+    segments: int
+    algorithm: str
+    accuracy: float | None
+
+
+class AnalysisStore:
+    """The analyses kept in one data folder. Cheap to construct: every call opens its own
+    short SQLite connection, so one store object is safe in any thread or process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir)
+        self.folders = self.root / "analyses"
+        self.folders.mkdir(parents=True, exist_ok=True)
+        with self._connect() as connection:
+            connection.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.root / DATABASE, timeout=30)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            with connection:  # one transaction: committed on success, rolled back on error
+                yield connection
+        finally:
+            connection.close()
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_urlsafe(16)
+
+    def folder(self, analysis_id: str) -> Path:
+        """The folder of a stored analysis; UnknownAnalysisError if there is none."""
+        if not ID_PATTERN.match(analysis_id):
+            raise InvalidInputError(
+                Problem(
+                    f"{analysis_id[:40]!r} is not an analysis id (22 characters of A-Z a-z "
+                    "0-9 _ -)",
+                    field="analysisId",
+                )
+            )
+        folder = self.folders / analysis_id
+        if not (folder / RESPONSE).exists():
+            raise UnknownAnalysisError(analysis_id)
+        return folder
+
+    def save(
+        self,
+        analysis_id: str,
+        analysis: Analysis,
+        response: bytes,
+        summary: bytes,
+        customer_ids: Sequence[Any] | None,
+        cache_key: str | None,
+    ) -> None:
+        staging = self.folders / f".{analysis_id}.partial"
+        staging.mkdir(parents=True)
+        (staging / RESPONSE).write_bytes(response)
+        (staging / SUMMARY).write_bytes(summary)
+        save_fitted(fitted_of(analysis), staging)
+        _assignments_frame(analysis, customer_ids).to_parquet(staging / ASSIGNMENTS, index=False)
+        staging.rename(self.folders / analysis_id)
+        now = time.time()
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT INTO analyses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    analysis_id, now, now, cache_key, analysis.n_customers,
+                    len(analysis.segments), analysis.algorithm,
+                    None if analysis.accuracy != analysis.accuracy else analysis.accuracy,
+                    len(response),
+                ),
+            )  # fmt: skip
+
+    def cached(self, cache_key: str) -> str | None:
+        """The id of a stored analysis made from the same request, marked as just used."""
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT id FROM analyses WHERE cache_key = ? ORDER BY created_at LIMIT 1",
+                (cache_key,),
+            ).fetchone()
+            if row is None:
+                return None
+            connection.execute(
+                "UPDATE analyses SET last_used_at = ? WHERE id = ?", (time.time(), row[0])
+            )
+        return str(row[0])
+
+    def evict_cache(self, max_entries: int) -> int:
+        """Forget the cache keys of all but the `max_entries` most recently used analyses.
+
+        The analyses themselves stay retrievable by id; only identical requests stop finding
+        them. Returns how many keys were dropped.
+        """
+        with self._connect() as connection:
+            cursor = connection.execute(
+                "UPDATE analyses SET cache_key = NULL WHERE id IN (SELECT id FROM analyses "
+                "WHERE cache_key IS NOT NULL ORDER BY last_used_at DESC LIMIT -1 OFFSET ?)",
+                (max_entries,),
+            )
+            return cursor.rowcount
+
+    def response_path(self, analysis_id: str) -> Path:
+        return self.folder(analysis_id) / RESPONSE
+
+    def summary(self, analysis_id: str) -> bytes:
+        return (self.folder(analysis_id) / SUMMARY).read_bytes()
+
+    def assignments_path(self, analysis_id: str) -> Path:
+        return self.folder(analysis_id) / ASSIGNMENTS
+
+    def fitted(self, analysis_id: str) -> FittedSegmentation:
+        return load_fitted(self.folder(analysis_id))
+
+    def list(self, limit: int = 50, offset: int = 0) -> list[StoredAnalysis]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT id, created_at, customers, segments, algorithm, accuracy FROM analyses "
+                "ORDER BY created_at DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+        return [StoredAnalysis(*row) for row in rows]
+
+    def delete(self, analysis_id: str) -> None:
+        folder = self.folder(analysis_id)
+        with self._connect() as connection:
+            connection.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,))
+        # renamed first, so a reader sees the analysis whole or not at all
+        doomed = self.folders / f".{analysis_id}.deleted"
+        folder.rename(doomed)
+        shutil.rmtree(doomed)
+
+
+def _assignments_frame(analysis: Analysis, customer_ids: Sequence[Any] | None) -> pd.DataFrame:
+    names = [segment.name for segment in analysis.segments]
+    columns: dict[str, Any] = {"index": range(analysis.n_customers)}
+    if customer_ids is not None:
+        ids = list(customer_ids)
+        # one Parquet column has one type: ids of mixed types are kept as text
+        same_type = len({type(v) for v in ids if v is not None}) <= 1
+        columns["id"] = ids if same_type else [None if v is None else str(v) for v in ids]
+    columns["clusterId"] = analysis.labels
+    columns["clusterName"] = np.array(names, dtype=object)[analysis.labels]
+    columns["confidence"] = analysis.confidence.round(4)
+    columns["ambiguous"] = analysis.ambiguous
+    return pd.DataFrame(columns)
