@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,8 @@ from segmentation.results import (
 __all__ = ["DEFAULT_K_RANGE", "MAX_K", "analyze"]
 
 DEFAULT_K_RANGE = (2, 10)
+# share of a large analysis' time done when each stage ends (measured at 100,000 customers)
+STAGE_PROGRESS = {"features": 0.3, "search": 0.55, "fit": 0.65, "explain": 0.75, "profile": 0.9}
 MAX_K = 30
 # Customer-level statistics that are O(n) per field but costly in Python run on this sample.
 EXPLAIN_SAMPLE_SIZE = 2000
@@ -305,6 +307,7 @@ def analyze(
     min_samples: int | None = None,
     max_fields: int | None = None,
     search_sample_size: int = SEARCH_SAMPLE_SIZE,
+    progress: Callable[[str, float], None] | None = None,
 ) -> Analysis:
     """Segment customers and explain the result.
 
@@ -321,6 +324,8 @@ def analyze(
         dependence is O(fields^2) and importance O(fields), so a service bounds them.
     search_sample_size : customers in the candidate search (and Ward's and DBSCAN's fits);
         every O(n^2) step is bounded by it.
+    progress : called as `progress(stage, fraction)` when each stage finishes (fraction of the
+        expected work done, 0..1); it may raise to abandon the analysis (a cancelled job).
 
     Examples
     --------
@@ -349,6 +354,8 @@ def analyze(
         now = time.perf_counter()
         timings[stage] = round(now - clock, 4)
         clock = now
+        if progress is not None:
+            progress(stage, STAGE_PROGRESS[stage])
 
     ingested = ingest(customers)
     n_fields = len(ingested.frame.columns) + len(ingested.nested_fields)

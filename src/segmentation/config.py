@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     cache: bool = Field(
         default=True, description="Answer identical analysis requests from the store."
     )
+    job_workers: int = Field(
+        default=1, ge=1, description="Worker processes running jobs (besides `workers`)."
+    )
+    max_queued_jobs: int = Field(
+        default=16, ge=1, description="Jobs waiting at once; beyond, 503 + Retry-After."
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3, gt=0, description="Largest job input (JSON body or file)."
+    )
     cache_max_entries: int = Field(
         default=256, ge=1, description="Most recently used requests the cache answers."
     )

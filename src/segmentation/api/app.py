@@ -16,10 +16,12 @@ from pydantic import BaseModel
 from segmentation import __version__
 from segmentation.api.errors import ServiceBusyError, ServiceError, status_of
 from segmentation.api.pool import WorkerPool
-from segmentation.api.routes import analyses, analyze, health, recommendations
+from segmentation.api.routes import analyses, analyze, health, jobs, recommendations
 from segmentation.api.schemas import AnalyzeRequest, AssignRequest, RecommendationsRequest
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, SegmentationError
+from segmentation.jobs.model import JobTransitionError
+from segmentation.jobs.runner import JobRunner
 
 __all__ = ["create_app"]
 
@@ -85,9 +87,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = WorkerPool(settings.workers, settings.max_pending, settings.retry_after_seconds)
         await pool.start()
         app.state.pool = pool
+        jobs = JobRunner(settings)
+        await jobs.start()
+        app.state.jobs = jobs
         try:
             yield
         finally:
+            jobs.close()
             pool.close()
 
     app = FastAPI(
@@ -108,11 +114,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_exception_handler(SegmentationError, _handle)
     app.add_exception_handler(ServiceError, _handle)
+    app.add_exception_handler(JobTransitionError, _handle)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(Exception, _handle_unexpected)
     app.include_router(analyze.router)
     app.include_router(recommendations.router)
     app.include_router(analyses.router)
+    app.include_router(jobs.router)
     app.include_router(health.router)
     _with_request_schemas(app, [AnalyzeRequest, AssignRequest, RecommendationsRequest])
     return app

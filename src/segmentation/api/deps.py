@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from segmentation.api.errors import PayloadTooLargeError, UnsupportedMediaError
 from segmentation.api.pool import WorkerPool
 from segmentation.config import Settings
+from segmentation.jobs.runner import JobRunner
 
-__all__ = ["AppSettings", "JsonBody", "Pool"]
+__all__ = ["AppSettings", "Jobs", "JsonBody", "Pool"]
 
 
 def get_settings(request: Request) -> Settings:
@@ -44,6 +45,12 @@ async def read_json_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def get_jobs(request: Request) -> JobRunner:
+    runner: JobRunner = request.app.state.jobs
+    return runner
+
+
 AppSettings = Annotated[Settings, Depends(get_settings)]
+Jobs = Annotated[JobRunner, Depends(get_jobs)]
 Pool = Annotated[WorkerPool, Depends(get_pool)]
 JsonBody = Annotated[bytes, Depends(read_json_body)]

@@ -4,17 +4,22 @@
     ├── PayloadTooLargeError    413: the body exceeds SEGMENTATION_MAX_BODY_BYTES
     ├── UnsupportedMediaError   415: the body is not JSON
     ├── ServiceBusyError        503: SEGMENTATION_MAX_PENDING analyses already running or queued
-    └── WorkerDiedError         500: the worker process died mid-analysis (killed, out of memory)
+    ├── WorkerDiedError         500: the worker process died mid-analysis (killed, out of memory)
+    └── JobNotFinishedError     409: a job's result was asked for before it succeeded
 
-Domain errors from the core (`segmentation.errors`) map to 422; an unknown analysis id to 404.
+Domain errors from the core (`segmentation.errors`) map to 422; an unknown analysis or job
+id to 404; a job move the state machine forbids (cancelling a finished job) to 409.
 """
 
 from __future__ import annotations
 
 from segmentation.errors import InvalidInputError, SegmentationError
+from segmentation.jobs.model import JobTransitionError
+from segmentation.jobs.store import UnknownJobError
 from segmentation.storage.store import UnknownAnalysisError
 
 __all__ = [
+    "JobNotFinishedError",
     "PayloadTooLargeError",
     "ServiceBusyError",
     "ServiceError",
@@ -60,12 +65,21 @@ class WorkerDiedError(ServiceError):
         )
 
 
+class JobNotFinishedError(ServiceError):
+    def __init__(self, job_id: str, status: str, error: str | None) -> None:
+        reason = f": {error}" if error else ""
+        super().__init__(f"job {job_id} is {status}{reason}; it has no result")
+
+
 STATUS = {
     PayloadTooLargeError: 413,
     UnsupportedMediaError: 415,
     ServiceBusyError: 503,
     WorkerDiedError: 500,
     UnknownAnalysisError: 404,
+    UnknownJobError: 404,
+    JobNotFinishedError: 409,
+    JobTransitionError: 409,
     InvalidInputError: 422,
     SegmentationError: 422,
 }

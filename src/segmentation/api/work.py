@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,7 +24,7 @@ from segmentation.api.convert import (
     problems_from_validation,
     server_timing,
 )
-from segmentation.api.schemas import AnalyzeRequest
+from segmentation.api.schemas import AnalyzeOptions, AnalyzeRequest
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.search import SEARCH_SAMPLE_SIZE
@@ -31,7 +32,14 @@ from segmentation.results import Analysis
 from segmentation.storage.store import AnalysisStore
 from segmentation.synthetic import make_population
 
-__all__ = ["AnalyzeOutput", "analyze_body", "warm_up"]
+__all__ = [
+    "AnalyzeOutput",
+    "analyze_body",
+    "parse_request",
+    "run_analysis",
+    "store_analysis",
+    "warm_up",
+]
 
 
 def warm_up() -> None:
@@ -67,20 +75,76 @@ def _on_the_wire(error: InvalidInputError) -> InvalidInputError:
     return type(error)(problems)
 
 
-def _analyze(request: AnalyzeRequest, max_fields: int) -> Analysis:
-    options = request.options
-    return analyze(
-        request.customerData,
-        algorithm=options.algorithm,
-        n_clusters=options.nClusters,
-        k_range=options.kRange,
-        features=options.features,
-        exclude=options.exclude,
-        random_state=options.randomState,
-        eps=options.eps,
-        min_samples=options.minSamples,
-        max_fields=max_fields,
+def run_analysis(
+    customers: Any,
+    options: AnalyzeOptions,
+    max_fields: int,
+    progress: Callable[[str, float], None] | None = None,
+) -> Analysis:
+    """`analyze` with the wire's options; option problems are named as the request names them."""
+    try:
+        return analyze(
+            customers,
+            algorithm=options.algorithm,
+            n_clusters=options.nClusters,
+            k_range=options.kRange,
+            features=options.features,
+            exclude=options.exclude,
+            random_state=options.randomState,
+            eps=options.eps,
+            min_samples=options.minSamples,
+            max_fields=max_fields,
+            progress=progress,
+        )
+    except InvalidInputError as error:
+        raise _on_the_wire(error) from None
+
+
+def parse_request(body: bytes, settings: Settings) -> tuple[dict[str, Any], AnalyzeRequest]:
+    """An /api/analyze body as its raw payload and validated request."""
+    payload = parse_json(body)
+    if not isinstance(payload, dict):
+        raise InvalidInputError('the body must be a JSON object: {"customerData": [...]}')
+    try:
+        request = AnalyzeRequest.model_validate(payload)
+    except ValidationError as error:
+        raise problems_from_validation(error) from None
+    if len(request.customerData) > settings.max_customers:
+        raise InvalidInputError(
+            Problem(
+                f"{len(request.customerData)} customers exceed the limit of "
+                f"{settings.max_customers} per analysis (SEGMENTATION_MAX_CUSTOMERS)",
+                field="customerData",
+            )
+        )
+    return payload, request
+
+
+def store_analysis(
+    store: AnalysisStore,
+    analysis: Analysis,
+    records: Sequence[Mapping[str, Any]],
+    options: AnalyzeOptions,
+    cache_key: str | None,
+) -> tuple[str, bytes]:
+    """Serialize the response (with its new analysisId) and store it; returns both."""
+    analysis_id = store.new_id()
+    wire = analysis_to_wire(
+        analysis,
+        records,
+        include_customers=options.includeCustomers,
+        include_customer_scores=options.includeCustomerScores,
     )
+    wire["analysisId"] = analysis_id
+    response = dumps(wire)
+    summary = dumps(
+        {
+            **{k: v for k, v in wire.items() if k != "customerScores"},
+            "clusters": [{**c, "customers": []} for c in wire["clusters"]],
+        }
+    )
+    store.save(analysis_id, analysis, response, summary, analysis.customer_ids, cache_key)
+    return analysis_id, response
 
 
 class AnalyzeOutput(NamedTuple):
@@ -113,21 +177,7 @@ CODE_VERSION = _code_version()
 def analyze_body(body: bytes, settings: Settings) -> AnalyzeOutput:
     """An /api/analyze body in, the response body, its Server-Timing header and cache status
     out; the analysis is stored under a new `analysisId`. `InvalidInputError` on bad input."""
-    payload = parse_json(body)
-    if not isinstance(payload, dict):
-        raise InvalidInputError('the body must be a JSON object: {"customerData": [...]}')
-    try:
-        request = AnalyzeRequest.model_validate(payload)
-    except ValidationError as error:
-        raise problems_from_validation(error) from None
-    if len(request.customerData) > settings.max_customers:
-        raise InvalidInputError(
-            Problem(
-                f"{len(request.customerData)} customers exceed the limit of "
-                f"{settings.max_customers} per analysis (SEGMENTATION_MAX_CUSTOMERS)",
-                field="customerData",
-            )
-        )
+    payload, request = parse_request(body, settings)
     store = AnalysisStore(settings.data_dir)
     key = cache_key(payload, request) if settings.cache else None
     if key is not None:
@@ -137,27 +187,8 @@ def analyze_body(body: bytes, settings: Settings) -> AnalyzeOutput:
             body = store.response_path(cached).read_bytes()
             lookup = {"cache": time.perf_counter() - started}
             return AnalyzeOutput(body, server_timing(lookup), "hit")
-    options = request.options
-    try:
-        analysis = _analyze(request, settings.max_fields)
-    except InvalidInputError as error:
-        raise _on_the_wire(error) from None
-    analysis_id = store.new_id()
-    wire = analysis_to_wire(
-        analysis,
-        request.customerData,
-        include_customers=options.includeCustomers,
-        include_customer_scores=options.includeCustomerScores,
-    )
-    wire["analysisId"] = analysis_id
-    response = dumps(wire)
-    summary = dumps(
-        {
-            **{k: v for k, v in wire.items() if k != "customerScores"},
-            "clusters": [{**c, "customers": []} for c in wire["clusters"]],
-        }
-    )
-    store.save(analysis_id, analysis, response, summary, analysis.customer_ids, key)
+    analysis = run_analysis(request.customerData, request.options, settings.max_fields)
+    _, response = store_analysis(store, analysis, request.customerData, request.options, key)
     if key is not None:
         store.evict_cache(settings.cache_max_entries)
     return AnalyzeOutput(response, server_timing(analysis.timings), "miss" if key else "off")

@@ -1,0 +1,136 @@
+"""Jobs: POST an analysis (JSON or a file), poll it, fetch its result, cancel it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from segmentation.api.convert import problems_from_validation
+from segmentation.api.deps import AppSettings, Jobs
+from segmentation.api.errors import (
+    JobNotFinishedError,
+    PayloadTooLargeError,
+    UnsupportedMediaError,
+)
+from segmentation.api.schemas import AnalyzeOptions
+from segmentation.errors import InvalidInputError, Problem
+from segmentation.jobs.files import detect_kind, read_customers
+from segmentation.jobs.model import Job, JobStatus
+from segmentation.jobs.runner import JSON_INPUT, JobRunner
+from segmentation.storage.store import AnalysisStore
+
+router = APIRouter(tags=["jobs"])
+
+HEAD_BYTES = 8192
+
+
+def job_to_wire(job: Job) -> dict[str, Any]:
+    return {
+        "jobId": job.job_id,
+        "status": job.status.value,
+        "stage": job.stage,
+        "progress": round(job.progress, 4),
+        "createdAt": job.created_at,
+        "startedAt": job.started_at,
+        "finishedAt": job.finished_at,
+        "error": job.error,
+        "analysisId": job.analysis_id,
+        "attempts": job.attempts,
+        "links": {"self": f"/api/jobs/{job.job_id}", "result": f"/api/jobs/{job.job_id}/result"},
+    }
+
+
+async def _receive_json(request: Request, runner: JobRunner, limit: int) -> Job:
+    target = runner.jobs.staging_file(".json")
+    received = 0
+    with target.open("wb") as sink:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                sink.close()
+                target.unlink(missing_ok=True)
+                raise PayloadTooLargeError(limit)
+            sink.write(chunk)
+    if received == 0:
+        target.unlink(missing_ok=True)
+        raise InvalidInputError(Problem("the body is empty", field="customerData"))
+    return await runner.submit(target, JSON_INPUT, None)
+
+
+async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
+    form = await request.form(max_part_size=limit)
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidInputError(Problem("a multipart upload needs a 'file' part", field="file"))
+    options = form.get("options")
+    options_bytes = None
+    if isinstance(options, str) and options.strip():
+        try:
+            AnalyzeOptions.model_validate_json(options)
+        except ValidationError as error:
+            raise problems_from_validation(error, root="options") from None
+        options_bytes = options.encode()
+    head = await upload.read(HEAD_BYTES)
+    kind = detect_kind(head, upload.filename or "upload")
+    target = runner.jobs.staging_file(f".{kind}")
+    with target.open("wb") as sink:
+        sink.write(head)
+        while chunk := await upload.read(1 << 20):
+            sink.write(chunk)
+    try:
+        # parsed once here so that a broken file is a 422 now, not a failed job later
+        frame = await run_in_threadpool(read_customers, target, kind)
+        if frame.empty:
+            raise InvalidInputError(Problem("the file holds no customers", field="file"))
+    except InvalidInputError:
+        target.unlink(missing_ok=True)
+        raise
+    return await runner.submit(target, f"input.{kind}", options_bytes)
+
+
+@router.post(
+    "/api/jobs",
+    status_code=202,
+    summary="Analyse asynchronously: the /api/analyze body, or a CSV/Parquet/JSON Lines file",
+    description=(
+        "Send the /api/analyze JSON body, or multipart/form-data with a `file` part (CSV with "
+        "any delimiter, UTF-8 or Latin-1; Parquet; JSON Lines) and an optional `options` part "
+        "holding the options JSON. Answers 202 with the job and its Location."
+    ),
+    responses={503: {"description": "SEGMENTATION_MAX_QUEUED_JOBS jobs already wait"}},
+)
+async def submit_job(request: Request, runner: Jobs, settings: AppSettings) -> JSONResponse:
+    runner.check_capacity()
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type == "application/json":
+        job = await _receive_json(request, runner, settings.max_upload_bytes)
+    elif media_type == "multipart/form-data":
+        job = await _receive_file(request, runner, settings.max_upload_bytes)
+    else:
+        raise UnsupportedMediaError(content_type)
+    location = f"/api/jobs/{job.job_id}"
+    return JSONResponse(job_to_wire(job), status_code=202, headers={"Location": location})
+
+
+@router.get("/api/jobs/{job_id}", summary="A job's status, stage, progress and timings")
+async def get_job(job_id: str, runner: Jobs) -> dict[str, Any]:
+    return job_to_wire(await run_in_threadpool(runner.jobs.get, job_id))
+
+
+@router.get("/api/jobs/{job_id}/result", summary="The analysis of a finished job")
+async def job_result(job_id: str, runner: Jobs, settings: AppSettings) -> FileResponse:
+    job = await run_in_threadpool(runner.jobs.get, job_id)
+    if job.status is not JobStatus.SUCCEEDED or job.analysis_id is None:
+        raise JobNotFinishedError(job.job_id, job.status.value, job.error)
+    path = await run_in_threadpool(AnalysisStore(settings.data_dir).response_path, job.analysis_id)
+    return FileResponse(path, media_type="application/json")
+
+
+@router.delete("/api/jobs/{job_id}", summary="Cancel a queued or running job")
+async def cancel_job(job_id: str, runner: Jobs) -> dict[str, Any]:
+    return job_to_wire(await runner.cancel(job_id))

@@ -1,0 +1,1 @@
+"""Asynchronous analyses: jobs persisted in SQLite, run by a bounded pool of processes."""

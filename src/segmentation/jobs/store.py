@@ -1,0 +1,153 @@
+"""Jobs in the same SQLite file as the analyses; inputs beside it in <data dir>/jobs/<id>/.
+
+Every status change goes through `transition`, which applies `model.TRANSITIONS` inside one
+UPDATE (`... WHERE status IN (allowed sources)`): two processes can never both move a job.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from segmentation.errors import InvalidInputError, Problem, SegmentationError
+from segmentation.jobs.model import TRANSITIONS, Job, JobStatus, JobTransitionError
+from segmentation.storage.store import DATABASE, ID_PATTERN
+
+__all__ = ["OPTIONS_FILE", "JobStore", "UnknownJobError"]
+
+OPTIONS_FILE = "options.json"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    progress REAL NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT,
+    analysis_id TEXT,
+    input_name TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+"""
+COLUMNS = (
+    "id, status, stage, progress, created_at, started_at, finished_at, error, analysis_id, "
+    "input_name, attempts"
+)
+
+
+class UnknownJobError(SegmentationError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(row[0], JobStatus(row[1]), *row[2:])
+
+
+class JobStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir)
+        self.folders = self.root / "jobs"
+        self.folders.mkdir(parents=True, exist_ok=True)
+        with self._connect() as connection:
+            connection.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.root / DATABASE, timeout=30)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            with connection:
+                yield connection
+        finally:
+            connection.close()
+
+    def folder(self, job_id: str) -> Path:
+        if not ID_PATTERN.match(job_id):
+            raise InvalidInputError(
+                Problem(f"{job_id[:40]!r} is not a job id (22 characters of A-Z a-z 0-9 _ -)",
+                        field="jobId")
+            )  # fmt: skip
+        return self.folders / job_id
+
+    def create(self, input_file: Path, input_name: str, options: bytes | None = None) -> Job:
+        """Move the input in first, then insert the row: a queued job always has its input."""
+        job_id = secrets.token_urlsafe(16)
+        folder = self.folder(job_id)
+        folder.mkdir(parents=True)
+        if options is not None:
+            (folder / OPTIONS_FILE).write_bytes(options)
+        shutil.move(input_file, folder / input_name)
+        now = time.time()
+        with self._connect() as connection:
+            connection.execute(
+                f"INSERT INTO jobs ({COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, 0)",
+                (job_id, JobStatus.QUEUED.value, "queued", 0.0, now, input_name),
+            )
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> Job:
+        self.folder(job_id)  # validates the id's shape
+        with self._connect() as connection:
+            row = connection.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        if row is None:
+            raise UnknownJobError(job_id)
+        return _job(row)
+
+    def with_status(self, *statuses: JobStatus) -> list[Job]:
+        marks = ", ".join("?" for _ in statuses)
+        with self._connect() as connection:
+            rows = connection.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY created_at",
+                [s.value for s in statuses],
+            ).fetchall()
+        return [_job(row) for row in rows]
+
+    def transition(self, job_id: str, wanted: JobStatus, **fields: Any) -> Job:
+        """Move a job to `wanted` if the state machine allows it from its current status."""
+        sources = [s.value for s, targets in TRANSITIONS.items() if wanted in targets]
+        assignments = ", ".join(["status = ?", *(f"{name} = ?" for name in fields)])
+        marks = ", ".join("?" for _ in sources)
+        with self._connect() as connection:
+            cursor = connection.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ? AND status IN ({marks})",
+                [wanted.value, *fields.values(), job_id, *sources],
+            )
+            changed = cursor.rowcount
+        if changed == 0:
+            current = self.get(job_id)
+            raise JobTransitionError(job_id, current.status, wanted)
+        return self.get(job_id)
+
+    def report(self, job_id: str, stage: str, progress: float) -> JobStatus:
+        """Record a running job's stage; returns its status (a cancel shows up here)."""
+        with self._connect() as connection:
+            connection.execute(
+                "UPDATE jobs SET stage = ?, progress = ? WHERE id = ? AND status = ?",
+                (stage, progress, job_id, JobStatus.RUNNING.value),
+            )
+            row = connection.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return JobStatus(row[0])
+
+    def staging_file(self, suffix: str) -> Path:
+        """A fresh path for an upload being received, on the same disk as the jobs."""
+        return self.folders / f".upload-{secrets.token_urlsafe(8)}{suffix}"
+
+    def input_path(self, job: Job) -> Path:
+        return self.folder(job.job_id) / job.input_name
+
+    def discard_input(self, job_id: str) -> None:
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
