@@ -142,10 +142,15 @@ def _final_labels(
 ) -> tuple[np.ndarray, SegmentModel]:
     """Labels for every customer.
 
-    When the sample is everyone, its labels are final. Otherwise k-means is refit on all rows
-    from the sample's centres (one start, so cheap even at 1M), and Ward and DBSCAN assign
-    every customer by the sample's model (nearest centroid; nearest core customer within eps).
+    Ward's segments are always the nearest of its centroids. Otherwise, when the sample is
+    everyone its labels are final; if not, k-means is refit on all rows from the sample's
+    centres (one start, so cheap even at 1M) and DBSCAN assigns every customer to the nearest
+    core customer within eps.
     """
+    if found.chosen.algorithm is Algorithm.HIERARCHICAL:
+        # every customer by the nearest Ward centroid, even when the tree saw them all: the
+        # segments are then exactly what scoring new (or the same) customers reproduces
+        return found.model.assign(X), found.model
     if len(found.sample_index) == len(X):
         return found.sample_labels, found.model
     if found.chosen.algorithm is Algorithm.KMEANS:

@@ -20,7 +20,7 @@ import pandas as pd
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.explain import AMBIGUOUS_BELOW, confidence
 from segmentation.pipeline.features import FeatureEncoder, numeric_values
-from segmentation.pipeline.ingest import MAX_PROBLEMS, describe, ingest
+from segmentation.pipeline.ingest import MAX_PROBLEMS, IngestedCustomers, describe, ingest
 from segmentation.pipeline.models import NOISE, SegmentModel
 from segmentation.pipeline.schema import FieldRole
 from segmentation.results import Analysis
@@ -62,19 +62,28 @@ def fitted_of(analysis: Analysis) -> FittedSegmentation:
     )
 
 
-def _check_kinds(frame: pd.DataFrame, encoder: FeatureEncoder) -> list[Problem]:
-    """Values that the stored encoding cannot read (text in a numeric field, a bad date)."""
+def _check_kinds(customers: IngestedCustomers, encoder: FeatureEncoder) -> list[Problem]:
+    """Values of another kind than at learning time: text or true/false in a numeric field,
+    an unreadable date."""
+    frame = customers.frame
     problems = []
     for encoding in encoder.encodings_:
         spec = encoding.spec
         if spec.role is FieldRole.CATEGORICAL or spec.name not in frame:
             continue
         present = frame[spec.name].notna().to_numpy()
-        unreadable = present & np.isnan(numeric_values(frame, spec))
+        if spec.role is FieldRole.NUMERIC and (
+            spec.name in customers.boolean_fields
+            or not pd.api.types.is_numeric_dtype(frame[spec.name].dtype)
+        ):
+            # "75000" as text, or true, where numbers were learned: refused, not converted
+            unreadable = present
+        else:
+            unreadable = present & np.isnan(numeric_values(frame, spec))
         for position in np.flatnonzero(unreadable)[:MAX_PROBLEMS]:
             problems.append(
                 Problem(
-                    f"{describe(frame[spec.name].iloc[position])} cannot be read as "
+                    f"{describe(frame[spec.name].iloc[position])} is not "
                     f"{'a date' if spec.role is FieldRole.DATE else 'a number'}, as this field "
                     "was when the segments were learned",
                     int(position),
@@ -102,8 +111,9 @@ def assign(
     if isinstance(fitted, Analysis):
         fitted = fitted_of(fitted)
     encoder = fitted.encoder
-    frame = ingest(customers, min_customers=1).frame
-    problems = _check_kinds(frame, encoder)
+    ingested = ingest(customers, min_customers=1)
+    frame = ingested.frame
+    problems = _check_kinds(ingested, encoder)
     if problems:
         raise InvalidInputError(problems)
     warnings = []

@@ -109,8 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["*"],
+        # a browser script may read these: cache status, stage times, where a job lives
+        expose_headers=["X-Cache", "Server-Timing", "Location", "Retry-After"],
     )
     app.add_exception_handler(SegmentationError, _handle)
     app.add_exception_handler(ServiceError, _handle)

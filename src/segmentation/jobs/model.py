@@ -39,8 +39,11 @@ class JobTransitionError(Exception):
     """A move the state machine does not allow (cancelling a finished job, say)."""
 
     def __init__(self, job_id: str, current: JobStatus, wanted: JobStatus) -> None:
-        self.current = current
-        super().__init__(f"job {job_id} is {current.value}; it cannot become {wanted.value}")
+        super().__init__(job_id, current, wanted)  # pickles unchanged
+        self.job_id, self.current, self.wanted = job_id, current, wanted
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} is {self.current.value}; it cannot become {self.wanted.value}"
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,11 @@ COLUMNS = (
 
 class UnknownJobError(SegmentationError):
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job with id {job_id!r}")
+        super().__init__(job_id)  # pickles back from a worker unchanged
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return f"no job with id {self.job_id!r}"
 
 
 def _job(row: tuple[Any, ...]) -> Job:
@@ -73,7 +77,7 @@ class JobStore:
             connection.close()
 
     def folder(self, job_id: str) -> Path:
-        if not ID_PATTERN.match(job_id):
+        if not ID_PATTERN.fullmatch(job_id):
             raise InvalidInputError(
                 Problem(f"{job_id[:40]!r} is not a job id (22 characters of A-Z a-z 0-9 _ -)",
                         field="jobId")

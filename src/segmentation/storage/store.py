@@ -35,7 +35,7 @@ from segmentation.storage.model_file import load_fitted, save_fitted
 
 __all__ = ["ID_PATTERN", "AnalysisStore", "StoredAnalysis", "UnknownAnalysisError"]
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # used with fullmatch: no trailing newline
 DATABASE = "segmentation.sqlite3"
 RESPONSE = "response.json"
 SUMMARY = "summary.json"
@@ -62,7 +62,12 @@ class UnknownAnalysisError(SegmentationError):
     """No stored analysis has this id (never stored, or deleted)."""
 
     def __init__(self, analysis_id: str) -> None:
-        super().__init__(f"no analysis with id {analysis_id!r} is stored")
+        # args stay (analysis_id,) so that the error pickles back from a worker unchanged
+        super().__init__(analysis_id)
+        self.analysis_id = analysis_id
+
+    def __str__(self) -> str:
+        return f"no analysis with id {self.analysis_id!r} is stored"
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class AnalysisStore:
 
     def folder(self, analysis_id: str) -> Path:
         """The folder of a stored analysis; UnknownAnalysisError if there is none."""
-        if not ID_PATTERN.match(analysis_id):
+        if not ID_PATTERN.fullmatch(analysis_id):
             raise InvalidInputError(
                 Problem(
                     f"{analysis_id[:40]!r} is not an analysis id (22 characters of A-Z a-z "

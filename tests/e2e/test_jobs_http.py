@@ -1,0 +1,284 @@
+"""Jobs through real uvicorn processes sharing one real SQLite data folder.
+
+Each test starts the servers it needs (one worker process for analyses, one for jobs, so that
+they start fast), and some stop them on purpose: SIGTERM, SIGKILL, a killed worker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from segmentation.synthetic import make_population
+from tests.e2e.conftest import ServerProcess, assert_error, assert_still_serving
+
+JOB_TIMEOUT = 240.0
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def _start(data_dir: Path, log: Path, **env: str) -> ServerProcess:
+    server = ServerProcess(
+        {
+            "SEGMENTATION_DATA_DIR": str(data_dir),
+            "SEGMENTATION_WORKERS": "1",
+            "SEGMENTATION_JOB_WORKERS": "1",
+            "SEGMENTATION_CACHE": "false",
+            **env,
+        },
+        log,
+    )
+    server.wait_until_healthy()
+    return server
+
+
+@pytest.fixture
+def server(data_dir: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    started = _start(data_dir, tmp_path / "server.log")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _submit_json(base_url: str, n_customers: int, **options: Any) -> dict[str, Any]:
+    records = make_population(n_customers, 4, random_state=n_customers).records()
+    response = httpx.post(
+        f"{base_url}/api/jobs",
+        json={"customerData": records, "options": {"includeCustomers": False, **options}},
+        timeout=120,
+    )
+    assert response.status_code == 202, response.text[:2000]
+    assert response.headers["location"] == f"/api/jobs/{response.json()['jobId']}"
+    return response.json()
+
+
+def _wait(base_url: str, job_id: str, until: set[str] = FINISHED) -> list[dict[str, Any]]:
+    """Every distinct state seen while polling, the last one in `until`."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base_url}/api/jobs/{job_id}", timeout=30).json()
+        if not seen or (job["stage"], job["progress"]) != (seen[-1]["stage"], seen[-1]["progress"]):
+            seen.append(job)
+        if job["status"] in until:
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {seen[-1]} after {JOB_TIMEOUT} s")
+
+
+def test_a_json_job_reports_moving_progress_and_its_result(server: ServerProcess) -> None:
+    job = _submit_json(server.base_url, 60_000)
+    assert job["status"] == "queued" and len(job["jobId"]) == 22
+    seen = _wait(server.base_url, job["jobId"])
+    final = seen[-1]
+    assert final["status"] == "succeeded", final
+    progress = [state["progress"] for state in seen if state["status"] == "running"]
+    assert len(set(progress)) >= 3, seen  # it really moves, stage by stage
+    assert progress == sorted(progress)
+    assert final["progress"] == 1.0 and final["startedAt"] <= final["finishedAt"]
+    result = httpx.get(f"{server.base_url}/api/jobs/{job['jobId']}/result", timeout=60)
+    assert result.status_code == 200
+    stored = httpx.get(f"{server.base_url}/api/analyses/{final['analysisId']}", timeout=60)
+    assert result.content == stored.content
+    assert sum(c["size"] for c in result.json()["clusters"]) == 60_000
+
+
+def test_a_100k_customer_csv_upload(server: ServerProcess) -> None:
+    frame = make_population(100_000, 5, random_state=4).frame
+    upload = frame.to_csv(index=False, sep=";").encode()  # not the default delimiter
+    response = httpx.post(
+        f"{server.base_url}/api/jobs",
+        files={"file": ("customers.csv", upload, "text/csv")},
+        data={"options": json.dumps({"includeCustomers": False, "randomState": 1})},
+        timeout=120,
+    )
+    assert response.status_code == 202, response.text[:2000]
+    seen = _wait(server.base_url, response.json()["jobId"])
+    assert seen[-1]["status"] == "succeeded", seen[-1]
+    assert len({state["stage"] for state in seen}) >= 4
+    analysis = httpx.get(
+        f"{server.base_url}/api/jobs/{seen[-1]['jobId']}/result", timeout=60
+    ).json()
+    assert sum(c["size"] for c in analysis["clusters"]) == 100_000
+    assert analysis["dataQuality"]["fields"][0] == {
+        "field": "id", "role": "id", "missing": 0, "handling": "", "reason": "the customer id",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "mention"),
+    [
+        # binary content that is no Parquet
+        ({"file": ("data.bin", b"\x00\x01\x02\x03" * 64)}, 422, "neither CSV"),
+        # an empty file
+        ({"file": ("empty.csv", b"")}, 422, "empty"),
+        # a CSV row with more fields than the header
+        ({"file": ("broken.csv", b"a,b,c\n1,2,3\n4,5,6\n7,8,9,10,11\n")}, 422, "line 4"),
+        # a Parquet file cut short
+        ({"file": ("cut.parquet", b"PAR1" + b"\x00" * 50)}, 422, "parquet"),
+        # no file part at all
+        ({"other": ("x.csv", b"a\n1\n")}, 422, "'file'"),
+    ],
+)
+def test_bad_uploads_get_a_clear_4xx(
+    server: ServerProcess, files: dict[str, Any], status: int, mention: str
+) -> None:
+    response = httpx.post(f"{server.base_url}/api/jobs", files=files, timeout=60)
+    assert_error(response, status, mentions=(mention,))
+
+
+def test_bad_options_ids_and_content_types(server: ServerProcess) -> None:
+    base = server.base_url
+    bad_options = httpx.post(
+        f"{base}/api/jobs",
+        files={"file": ("a.csv", b"x,y\n1,2\n3,4\n")},
+        data={"options": json.dumps({"nClusters": 0})},
+    )
+    assert_error(bad_options, 422, field="options.nClusters")
+    assert_error(httpx.get(f"{base}/api/jobs/nope"), 422, field="jobId")
+    assert_error(httpx.get(f"{base}/api/jobs/{'A' * 22}"), 404, mentions=("AAAA",))
+    assert_error(httpx.get(f"{base}/api/jobs/{'A' * 22}/result"), 404)
+    assert_error(httpx.delete(f"{base}/api/jobs/{'A' * 22}"), 404)
+    wrong = httpx.post(f"{base}/api/jobs", content=b"x", headers={"content-type": "text/plain"})
+    assert_error(wrong, 415)
+    assert_still_serving(base)
+
+
+def test_a_job_whose_input_cannot_be_analysed_fails_with_the_reason(
+    server: ServerProcess,
+) -> None:
+    response = httpx.post(
+        f"{server.base_url}/api/jobs",
+        json={"customerData": [{"id": 1, "income": 5}, {"id": 2, "income": "75,000"}]},
+    )
+    assert response.status_code == 202
+    final = _wait(server.base_url, response.json()["jobId"])[-1]
+    assert final["status"] == "failed"
+    assert "record 1" in final["error"] and "income" in final["error"]
+    result = httpx.get(f"{server.base_url}/api/jobs/{final['jobId']}/result")
+    assert_error(result, 409, mentions=("failed",))
+
+
+def test_cancelling_a_queued_and_a_running_job(server: ServerProcess) -> None:
+    base = server.base_url
+    running = _submit_json(base, 150_000)
+    queued = _submit_json(base, 1_000)
+    _wait(base, running["jobId"], until={"running"})
+    cancelled = httpx.delete(f"{base}/api/jobs/{queued['jobId']}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert httpx.delete(f"{base}/api/jobs/{running['jobId']}").json()["status"] == "cancelled"
+    final = _wait(base, running["jobId"])[-1]
+    assert final["status"] == "cancelled" and final["analysisId"] is None
+    # a finished job cannot be cancelled again, and the queued one never ran
+    assert_error(httpx.delete(f"{base}/api/jobs/{queued['jobId']}"), 409, mentions=("cancelled",))
+    assert httpx.get(f"{base}/api/jobs/{queued['jobId']}").json()["startedAt"] is None
+    # the runner goes on with the next job
+    assert _wait(base, _submit_json(base, 500)["jobId"])[-1]["status"] == "succeeded"
+
+
+def test_a_full_queue_answers_503_with_retry_after(data_dir: Path, tmp_path: Path) -> None:
+    server = _start(data_dir, tmp_path / "bounded.log", SEGMENTATION_MAX_QUEUED_JOBS="2")
+    try:
+        base = server.base_url
+        first = _submit_json(base, 150_000)
+        _wait(base, first["jobId"], until={"running"})
+        _submit_json(base, 800)
+        _submit_json(base, 900)
+        refused = httpx.post(
+            f"{base}/api/jobs", json={"customerData": [{"x": 1}, {"x": 2}]}, timeout=30
+        )
+        assert_error(refused, 503, mentions=("retry",))
+        assert int(refused.headers["retry-after"]) > 0
+        assert_still_serving(base)
+    finally:
+        server.stop()
+
+
+def _job_worker(server: ServerProcess, before: set[int]) -> psutil.Process:
+    """The worker process that appeared after `before` (the job pool starts lazily)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        children = psutil.Process(server.process.pid).children(recursive=True)
+        fresh = [
+            c for c in children if c.pid not in before and "spawn_main" in " ".join(c.cmdline())
+        ]
+        if fresh:
+            return fresh[0]
+        time.sleep(0.05)
+    raise AssertionError("no job worker process appeared")
+
+
+def test_a_killed_worker_fails_its_job_and_the_next_job_succeeds(server: ServerProcess) -> None:
+    base = server.base_url
+    before = {c.pid for c in psutil.Process(server.process.pid).children(recursive=True)}
+    job = _submit_json(base, 200_000)
+    _wait(base, job["jobId"], until={"running"})
+    _job_worker(server, before).send_signal(signal.SIGKILL)
+    final = _wait(base, job["jobId"])[-1]
+    assert final["status"] == "failed"
+    assert "died" in final["error"]
+    assert _wait(base, _submit_json(base, 600)["jobId"])[-1]["status"] == "succeeded"
+    assert_still_serving(base)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
+def test_jobs_and_analyses_survive_a_server_stop(
+    data_dir: Path, tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    first = _start(data_dir, tmp_path / "first.log")
+    try:
+        kept = httpx.post(
+            f"{first.base_url}/api/analyze",
+            json={"customerData": make_population(500, 3, random_state=9).records()},
+            timeout=60,
+        )
+        assert kept.status_code == 200
+        job = _submit_json(first.base_url, 150_000)
+        _wait(first.base_url, job["jobId"], until={"running"})
+        waiting = _submit_json(first.base_url, 700)
+        os.kill(first.process.pid, stop_signal)
+        first.process.wait(timeout=60)
+    finally:
+        first.stop()
+    second = _start(data_dir, tmp_path / "second.log")
+    try:
+        for job_id in (job["jobId"], waiting["jobId"]):
+            final = _wait(second.base_url, job_id)[-1]
+            # run again after the restart, or failed with a reason: never lost, never stuck
+            assert final["status"] == "succeeded" or final["error"], final
+        assert _wait(second.base_url, waiting["jobId"])[-1]["status"] == "succeeded"
+        again = httpx.get(f"{second.base_url}/api/analyses/{kept.json()['analysisId']}")
+        assert again.status_code == 200 and again.content == kept.content
+        listed = httpx.get(f"{second.base_url}/api/analyses").json()["analyses"]
+        assert kept.json()["analysisId"] in {a["analysisId"] for a in listed}
+    finally:
+        second.stop()
+
+
+def test_a_parquet_and_a_json_lines_upload(server: ServerProcess) -> None:
+    frame = make_population(3_000, 3, random_state=5).frame
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet, index=False)
+    lines = frame.to_json(orient="records", lines=True).encode()
+    for name, content in (("c.parquet", parquet.getvalue()), ("c.jsonl", lines)):
+        response = httpx.post(
+            f"{server.base_url}/api/jobs", files={"file": (name, content)}, timeout=60
+        )
+        assert response.status_code == 202, response.text
+        final = _wait(server.base_url, response.json()["jobId"])[-1]
+        assert final["status"] == "succeeded", final
