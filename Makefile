@@ -37,6 +37,7 @@ lint: install-test
 
 bench: install-test
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.jobs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -75,11 +75,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def child_env() -> dict[str, str]:
+def child_env(cache: bool = False) -> dict[str, str]:
     """The environment for a server: src/ on the path, so a checkout without install works;
-    the cache off (repeats must be computed, not fetched) and a throw-away data folder."""
+    the cache off unless asked for (repeats must be computed, not fetched) and a throw-away
+    data folder."""
     env = dict(os.environ)
-    env["SEGMENTATION_CACHE"] = "false"
+    env["SEGMENTATION_CACHE"] = "true" if cache else "false"
     env["SEGMENTATION_DATA_DIR"] = tempfile.mkdtemp(prefix="segmentation-bench-")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
     return env
@@ -88,9 +89,10 @@ def child_env() -> dict[str, str]:
 class Server:
     """One uvicorn subprocess in its own session, so that it and its workers die together."""
 
-    def __init__(self, name: str, app: str) -> None:
+    def __init__(self, name: str, app: str, cache: bool = False) -> None:
         self.name = name
         self.app = app
+        self.cache = cache
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = RESULTS_DIR / f"{name}-server.log"
@@ -126,7 +128,7 @@ class Server:
             self.process = subprocess.Popen(
                 command,
                 cwd=ROOT,
-                env=child_env(),
+                env=child_env(self.cache),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
