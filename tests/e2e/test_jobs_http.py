@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from segmentation.synthetic import make_population
-from tests.e2e.conftest import ServerProcess, assert_error, assert_still_serving
+from tests.e2e.conftest import DATASETS, ServerProcess, assert_error, assert_still_serving
 
 JOB_TIMEOUT = 240.0
 FINISHED = {"succeeded", "failed", "cancelled"}
@@ -282,3 +282,33 @@ def test_a_parquet_and_a_json_lines_upload(server: ServerProcess) -> None:
         assert response.status_code == 202, response.text
         final = _wait(server.base_url, response.json()["jobId"])[-1]
         assert final["status"] == "succeeded", final
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # comma-separated, CRLF line endings
+        "mall_customers.csv",
+        # zero-padded string ids, no final newline
+        "mall_customers_genre_variant.csv",
+        # blank cells
+        "mall_customers_with_missing.csv",
+        # tab-separated, dd-mm-yyyy dates, constant columns
+        "marketing_campaign.tsv",
+        "wholesale_customers.csv",
+    ],
+)
+def test_the_real_customer_files_upload_as_they_are(server: ServerProcess, name: str) -> None:
+    path = DATASETS / name
+    response = httpx.post(
+        f"{server.base_url}/api/jobs", files={"file": (name, path.read_bytes())}, timeout=60
+    )
+    assert response.status_code == 202, response.text
+    final = _wait(server.base_url, response.json()["jobId"])[-1]
+    assert final["status"] == "succeeded", final
+    analysis = httpx.get(f"{server.base_url}/api/jobs/{final['jobId']}/result", timeout=60).json()
+    names = [cluster["clusterName"] for cluster in analysis["clusters"]]
+    assert len(set(names)) == len(names) >= 2
+    if name == "mall_customers_genre_variant.csv":
+        first = analysis["clusters"][0]["customers"][0]
+        assert isinstance(first["CustomerID"], str) and len(first["CustomerID"]) == 4
