@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -24,7 +24,8 @@ from segmentation.api.convert import (
     problems_from_validation,
     server_timing,
 )
-from segmentation.api.schemas import AnalyzeOptions, AnalyzeRequest
+from segmentation.api.schemas import AnalyzeOptions, AnalyzeRequest, AssignRequest
+from segmentation.assign import assign
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.search import SEARCH_SAMPLE_SIZE
@@ -35,6 +36,7 @@ from segmentation.synthetic import make_population
 __all__ = [
     "AnalyzeOutput",
     "analyze_body",
+    "assign_body",
     "parse_request",
     "run_analysis",
     "store_analysis",
@@ -100,20 +102,25 @@ def run_analysis(
         raise _on_the_wire(error) from None
 
 
-def parse_request(body: bytes, settings: Settings) -> tuple[dict[str, Any], AnalyzeRequest]:
-    """An /api/analyze body as its raw payload and validated request."""
+CustomersRequest = TypeVar("CustomersRequest", AnalyzeRequest, AssignRequest)
+
+
+def parse_request(
+    body: bytes, settings: Settings, model: type[CustomersRequest]
+) -> tuple[dict[str, Any], CustomersRequest]:
+    """A body carrying `customerData` as its raw payload and validated request."""
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise InvalidInputError('the body must be a JSON object: {"customerData": [...]}')
     try:
-        request = AnalyzeRequest.model_validate(payload)
+        request = model.model_validate(payload)
     except ValidationError as error:
         raise problems_from_validation(error) from None
     if len(request.customerData) > settings.max_customers:
         raise InvalidInputError(
             Problem(
                 f"{len(request.customerData)} customers exceed the limit of "
-                f"{settings.max_customers} per analysis (SEGMENTATION_MAX_CUSTOMERS)",
+                f"{settings.max_customers} per request (SEGMENTATION_MAX_CUSTOMERS)",
                 field="customerData",
             )
         )
@@ -177,7 +184,7 @@ CODE_VERSION = _code_version()
 def analyze_body(body: bytes, settings: Settings) -> AnalyzeOutput:
     """An /api/analyze body in, the response body, its Server-Timing header and cache status
     out; the analysis is stored under a new `analysisId`. `InvalidInputError` on bad input."""
-    payload, request = parse_request(body, settings)
+    payload, request = parse_request(body, settings, AnalyzeRequest)
     store = AnalysisStore(settings.data_dir)
     key = cache_key(payload, request) if settings.cache else None
     if key is not None:
@@ -192,3 +199,25 @@ def analyze_body(body: bytes, settings: Settings) -> AnalyzeOutput:
     if key is not None:
         store.evict_cache(settings.cache_max_entries)
     return AnalyzeOutput(response, server_timing(analysis.timings), "miss" if key else "off")
+
+
+def assign_body(body: bytes, analysis_id: str, settings: Settings) -> bytes:
+    """A /api/analyses/{id}/assign body in, the scored customers out (in a worker process)."""
+    _, request = parse_request(body, settings, AssignRequest)
+    fitted = AnalysisStore(settings.data_dir).fitted(analysis_id)
+    scored = assign(fitted, request.customerData)
+    id_field = fitted.encoder.schema.id_field
+    rows = []
+    for index, customer in enumerate(request.customerData):
+        label = int(scored.labels[index])
+        row: dict[str, Any] = {"index": index}
+        if id_field is not None and id_field in customer:
+            row["id"] = customer[id_field]
+        row.update(
+            clusterId=label,
+            clusterName=scored.segment_names[label],
+            confidence=round(float(scored.confidence[index]), 4),
+            ambiguous=bool(scored.ambiguous[index]),
+        )
+        rows.append(row)
+    return dumps({"analysisId": analysis_id, "assignments": rows, "warnings": scored.warnings})

@@ -24,7 +24,7 @@ import orjson
 from pydantic import ValidationError
 
 from segmentation.api.errors import ServiceBusyError
-from segmentation.api.schemas import AnalyzeOptions
+from segmentation.api.schemas import AnalyzeOptions, AnalyzeRequest
 from segmentation.api.work import parse_request, run_analysis, store_analysis
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, SegmentationError
@@ -70,7 +70,7 @@ def run_job(job_id: str, settings: Settings) -> str:
     report("reading", 0.0)
     path = jobs.input_path(job)
     if job.input_name == JSON_INPUT:
-        _, request = parse_request(path.read_bytes(), settings)
+        _, request = parse_request(path.read_bytes(), settings, AnalyzeRequest)
         customers: object = request.customerData
         options = request.options
     else:

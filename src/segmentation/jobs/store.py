@@ -6,18 +6,16 @@ UPDATE (`... WHERE status IN (allowed sources)`): two processes can never both m
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from segmentation.errors import InvalidInputError, Problem, SegmentationError
+from segmentation.errors import SegmentationError
 from segmentation.jobs.model import TRANSITIONS, Job, JobStatus, JobTransitionError
-from segmentation.storage.store import DATABASE, ID_PATTERN
+from segmentation.storage.database import check_id, connect, new_id
 
 __all__ = ["OPTIONS_FILE", "JobStore", "UnknownJobError"]
 
@@ -66,27 +64,16 @@ class JobStore:
         with self._connect() as connection:
             connection.executescript(SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.root / DATABASE, timeout=30)
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            with connection:
-                yield connection
-        finally:
-            connection.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.root)
 
     def folder(self, job_id: str) -> Path:
-        if not ID_PATTERN.fullmatch(job_id):
-            raise InvalidInputError(
-                Problem(f"{job_id[:40]!r} is not a job id (22 characters of A-Z a-z 0-9 _ -)",
-                        field="jobId")
-            )  # fmt: skip
+        check_id(job_id, "jobId")
         return self.folders / job_id
 
     def create(self, input_file: Path, input_name: str, options: bytes | None = None) -> Job:
         """Move the input in first, then insert the row: a queued job always has its input."""
-        job_id = secrets.token_urlsafe(16)
+        job_id = new_id()
         folder = self.folder(job_id)
         folder.mkdir(parents=True)
         if options is not None:
@@ -148,7 +135,7 @@ class JobStore:
 
     def staging_file(self, suffix: str) -> Path:
         """A fresh path for an upload being received, on the same disk as the jobs."""
-        return self.folders / f".upload-{secrets.token_urlsafe(8)}{suffix}"
+        return self.folders / f".upload-{new_id()}{suffix}"
 
     def input_path(self, job: Job) -> Path:
         return self.folder(job.job_id) / job.input_name

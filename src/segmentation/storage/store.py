@@ -7,20 +7,16 @@
                             model.json, model.npz  the fitted pipeline (see model_file.py)
 
 A folder is written under a temporary name and renamed into place before its row is inserted,
-so a crash leaves either a complete analysis or none. Ids are 128 random bits (URL-safe
-base64): they cannot be guessed. SQLite runs in WAL mode so that the worker processes write
-while the server reads.
+so a crash leaves either a complete analysis or none. See database.py for ids and SQLite.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +25,13 @@ import numpy as np
 import pandas as pd
 
 from segmentation.assign import FittedSegmentation, fitted_of
-from segmentation.errors import InvalidInputError, Problem, SegmentationError
+from segmentation.errors import SegmentationError
 from segmentation.results import Analysis
+from segmentation.storage.database import check_id, connect, new_id
 from segmentation.storage.model_file import load_fitted, save_fitted
 
-__all__ = ["ID_PATTERN", "AnalysisStore", "StoredAnalysis", "UnknownAnalysisError"]
+__all__ = ["AnalysisStore", "StoredAnalysis", "UnknownAnalysisError"]
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # used with fullmatch: no trailing newline
-DATABASE = "segmentation.sqlite3"
 RESPONSE = "response.json"
 SUMMARY = "summary.json"
 ASSIGNMENTS = "assignments.parquet"
@@ -91,30 +86,14 @@ class AnalysisStore:
         with self._connect() as connection:
             connection.executescript(SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.root / DATABASE, timeout=30)
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            with connection:  # one transaction: committed on success, rolled back on error
-                yield connection
-        finally:
-            connection.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.root)
 
-    @staticmethod
-    def new_id() -> str:
-        return secrets.token_urlsafe(16)
+    new_id = staticmethod(new_id)
 
     def folder(self, analysis_id: str) -> Path:
         """The folder of a stored analysis; UnknownAnalysisError if there is none."""
-        if not ID_PATTERN.fullmatch(analysis_id):
-            raise InvalidInputError(
-                Problem(
-                    f"{analysis_id[:40]!r} is not an analysis id (22 characters of A-Z a-z "
-                    "0-9 _ -)",
-                    field="analysisId",
-                )
-            )
+        check_id(analysis_id, "analysisId")
         folder = self.folders / analysis_id
         if not (folder / RESPONSE).exists():
             raise UnknownAnalysisError(analysis_id)

@@ -12,15 +12,12 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from segmentation.api.convert import dumps, parse_json, problems_from_validation
 from segmentation.api.deps import AppSettings, JsonBody, Pool
 from segmentation.api.schemas import AssignRequest
-from segmentation.assign import assign
+from segmentation.api.work import assign_body
 from segmentation.config import Settings
-from segmentation.errors import InvalidInputError, Problem
 from segmentation.storage.store import AnalysisStore
 
 router = APIRouter(tags=["analyses"])
@@ -112,42 +109,6 @@ async def assignments(
         return FileResponse(path, media_type="application/vnd.apache.parquet", headers=disposition)
     media = "text/csv" if export_format is ExportFormat.csv else "application/json"
     return StreamingResponse(_batches(path, export_format), media_type=media, headers=disposition)
-
-
-def assign_body(body: bytes, analysis_id: str, settings: Settings) -> bytes:
-    """Runs in a worker process: parse, load the stored model, score, serialize."""
-    payload = parse_json(body)
-    if not isinstance(payload, dict):
-        raise InvalidInputError('the body must be a JSON object: {"customerData": [...]}')
-    try:
-        request = AssignRequest.model_validate(payload)
-    except ValidationError as error:
-        raise problems_from_validation(error) from None
-    if len(request.customerData) > settings.max_customers:
-        raise InvalidInputError(
-            Problem(
-                f"{len(request.customerData)} customers exceed the limit of "
-                f"{settings.max_customers} (SEGMENTATION_MAX_CUSTOMERS)",
-                field="customerData",
-            )
-        )
-    fitted = _store(settings).fitted(analysis_id)
-    scored = assign(fitted, request.customerData)
-    id_field = fitted.encoder.schema.id_field
-    rows = []
-    for index, customer in enumerate(request.customerData):
-        label = int(scored.labels[index])
-        row: dict[str, Any] = {"index": index}
-        if id_field is not None and id_field in customer:
-            row["id"] = customer[id_field]
-        row.update(
-            clusterId=label,
-            clusterName=scored.segment_names[label],
-            confidence=round(float(scored.confidence[index]), 4),
-            ambiguous=bool(scored.ambiguous[index]),
-        )
-        rows.append(row)
-    return dumps({"analysisId": analysis_id, "assignments": rows, "warnings": scored.warnings})
 
 
 @router.post(
