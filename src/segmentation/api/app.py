@@ -15,13 +15,13 @@ from pydantic import BaseModel
 
 from segmentation import __version__
 from segmentation.api.errors import ServiceBusyError, ServiceError, status_of
+from segmentation.api.jobs import JobRunner
 from segmentation.api.pool import WorkerPool
 from segmentation.api.routes import analyses, analyze, health, jobs, recommendations
 from segmentation.api.schemas import AnalyzeRequest, AssignRequest, RecommendationsRequest
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, SegmentationError
 from segmentation.jobs.model import JobTransitionError
-from segmentation.jobs.runner import JobRunner
 
 __all__ = ["create_app"]
 

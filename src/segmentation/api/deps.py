@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from segmentation.api.errors import PayloadTooLargeError, UnsupportedMediaError
+from segmentation.api.jobs import JobRunner
 from segmentation.api.pool import WorkerPool
 from segmentation.config import Settings
-from segmentation.jobs.runner import JobRunner
 
 __all__ = ["AppSettings", "Jobs", "JsonBody", "Pool"]
 

@@ -34,10 +34,14 @@ class ServiceError(Exception):
 
 
 class PayloadTooLargeError(ServiceError):
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, setting: str = "SEGMENTATION_MAX_BODY_BYTES") -> None:
+        advice = (
+            "send fewer customers per request, or submit a job (POST /api/jobs)"
+            if setting == "SEGMENTATION_MAX_BODY_BYTES"
+            else "split the customers into several jobs"
+        )
         super().__init__(
-            f"the request body exceeds the limit of {limit} bytes "
-            "(SEGMENTATION_MAX_BODY_BYTES); send fewer customers per request"
+            f"the request body exceeds the limit of {limit} bytes ({setting}); {advice}"
         )
 
 
@@ -49,11 +53,16 @@ class UnsupportedMediaError(ServiceError):
 
 
 class ServiceBusyError(ServiceError):
-    def __init__(self, pending: int, retry_after: int) -> None:
+    def __init__(
+        self,
+        pending: int,
+        retry_after: int,
+        what: str = "analyses",
+        setting: str = "SEGMENTATION_MAX_PENDING",
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(
-            f"{pending} analyses are already running or queued (SEGMENTATION_MAX_PENDING); "
-            f"retry in {retry_after} s"
+            f"{pending} {what} are already running or queued ({setting}); retry in {retry_after} s"
         )
 
 

@@ -185,10 +185,15 @@ class RecommendationsRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _one_source(cls, data: Any) -> Any:
-        if isinstance(data, dict) and ("analysis" in data) == ("analysisId" in data):
+        given = (
+            {key for key in ("analysis", "analysisId") if data.get(key) is not None}
+            if isinstance(data, dict)
+            else set()
+        )
+        if isinstance(data, dict) and len(given) != 1:
             raise ValueError(
                 'give either "analysis" (an /api/analyze response) or "analysisId", not both'
-                if "analysis" in data
+                if len(given) == 2
                 else 'give "analysis" (an /api/analyze response) or "analysisId"'
             )
         return data

@@ -6,8 +6,12 @@ JSON or serializing 100,000 customers never blocks the event loop.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import hashlib
+import os
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,13 +34,14 @@ from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.search import SEARCH_SAMPLE_SIZE
 from segmentation.results import Analysis
-from segmentation.storage.store import AnalysisStore
+from segmentation.storage.store import AnalysisStore, UnknownAnalysisError
 from segmentation.synthetic import make_population
 
 __all__ = [
     "AnalyzeOutput",
     "analyze_body",
     "assign_body",
+    "die_with_parent",
     "parse_request",
     "run_analysis",
     "store_analysis",
@@ -44,10 +49,24 @@ __all__ = [
 ]
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """In a worker: have the kernel kill this process when the server dies, even by SIGKILL,
+    so that no orphan keeps running (and writing) a request nobody will collect."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the pipes still end it
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the server died before the line above ran
+        os._exit(1)
+
+
 def warm_up() -> None:
     """Run one analysis at the search-sample size, so that a worker's first real request does
     not pay for lazy imports, first calls into scipy and scikit-learn, and the allocator's
     first growth to sample-sized arrays (measured: +40% on a cold worker's first 1,000)."""
+    die_with_parent()
     analyze(make_population(SEARCH_SAMPLE_SIZE, 3, random_state=0).frame)
     # the ML stack is hundreds of thousands of long-lived objects: keep them out of every
     # later full garbage collection
@@ -191,9 +210,10 @@ def analyze_body(body: bytes, settings: Settings) -> AnalyzeOutput:
         started = time.perf_counter()
         cached = store.cached(key)
         if cached is not None:
-            body = store.response_path(cached).read_bytes()
-            lookup = {"cache": time.perf_counter() - started}
-            return AnalyzeOutput(body, server_timing(lookup), "hit")
+            with contextlib.suppress(UnknownAnalysisError):  # deleted since: compute anew
+                body = store.read_response(cached)
+                lookup = {"cache": time.perf_counter() - started}
+                return AnalyzeOutput(body, server_timing(lookup), "hit")
     analysis = run_analysis(request.customerData, request.options, settings.max_fields)
     _, response = store_analysis(store, analysis, request.customerData, request.options, key)
     if key is not None:

@@ -12,10 +12,12 @@ import csv
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from segmentation.errors import InvalidInputError, Problem
 
-__all__ = ["FILE_KINDS", "detect_kind", "read_customers"]
+__all__ = ["FILE_KINDS", "check_customer_file", "detect_kind", "read_customers"]
 
 FILE_KINDS = ("csv", "parquet", "jsonl")
 SNIFF_BYTES = 65_536
@@ -52,7 +54,7 @@ def _encoding(path: Path) -> str:
         return "latin-1"
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, rows: int | None = None) -> pd.DataFrame:
     encoding = _encoding(path)
     with path.open(encoding=encoding, newline="") as handle:
         sample = handle.read(SNIFF_BYTES)
@@ -67,7 +69,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         delimiter = best if counts[best] else None  # None: whitespace-aligned text
     try:
         # as text first: pandas' own number inference would turn the code "0001" into 1
-        frame = pd.read_csv(path, sep=delimiter or r"\s+", encoding=encoding, dtype=str)
+        frame = pd.read_csv(path, sep=delimiter or r"\s+", encoding=encoding, dtype=str, nrows=rows)
         return frame.apply(_numbers_unless_codes)
     except pd.errors.ParserError as error:
         raise InvalidInputError(
@@ -90,15 +92,52 @@ def _numbers_unless_codes(column: pd.Series) -> pd.Series:
     return converted.astype("int64") if integral else converted
 
 
-def read_customers(path: Path, kind: str) -> pd.DataFrame:
-    """One row per customer from a stored upload; InvalidInputError names what is wrong."""
+# Parquet column types a customer field can have; lists, structs, binary and decimals cannot
+# be compared or echoed as JSON
+SCALAR_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_string,
+                pa.types.is_large_string, pa.types.is_boolean, pa.types.is_timestamp,
+                pa.types.is_date, pa.types.is_dictionary, pa.types.is_null)  # fmt: skip
+CHECK_ROWS = 1000
+
+
+def read_customers(path: Path, kind: str, rows: int | None = None) -> pd.DataFrame:
+    """One row per customer from a stored upload (the first `rows` only, if given);
+    InvalidInputError names what is wrong."""
     try:
         if kind == "parquet":
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
+            return frame if rows is None else frame.head(rows)
         if kind == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
-    except ValueError as error:
+            return pd.read_json(path, lines=True, dtype=False, nrows=rows)
+    except (ValueError, TypeError, AttributeError) as error:  # pandas' JSON reader raises all
         raise InvalidInputError(
             Problem(f"the {kind} file cannot be read: {error}", field="file")
         ) from None
-    return _read_csv(path)
+    return _read_csv(path, rows)
+
+
+def check_customer_file(path: Path, kind: str) -> None:
+    """Cheap checks when a file arrives: the Parquet schema, or the first rows of text."""
+    if kind == "parquet":
+        try:
+            schema = pq.read_schema(path)
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as error:
+            raise InvalidInputError(
+                Problem(f"the parquet file cannot be read: {error}", field="file")
+            ) from None
+        problems = [
+            Problem(
+                f"column {field.name!r} holds {field.type} values, which cannot be segmented "
+                "or echoed as JSON; flatten or drop it",
+                field="file",
+            )
+            for field in schema
+            if not any(is_type(field.type) for is_type in SCALAR_TYPES)
+        ]
+        if problems:
+            raise InvalidInputError(problems)
+    else:
+        rows = len(read_customers(path, kind, CHECK_ROWS))
+    if rows == 0:
+        raise InvalidInputError(Problem("the file holds no customers", field="file"))

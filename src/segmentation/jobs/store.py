@@ -123,15 +123,16 @@ class JobStore:
             raise JobTransitionError(job_id, current.status, wanted)
         return self.get(job_id)
 
-    def report(self, job_id: str, stage: str, progress: float) -> JobStatus:
-        """Record a running job's stage; returns its status (a cancel shows up here)."""
+    def report(self, job_id: str, attempt: int, stage: str, progress: float) -> bool:
+        """Record the stage a running job is entering. False when the job is no longer running
+        this attempt (cancelled, or run again after a restart): the worker must stop."""
         with self._connect() as connection:
-            connection.execute(
-                "UPDATE jobs SET stage = ?, progress = ? WHERE id = ? AND status = ?",
-                (stage, progress, job_id, JobStatus.RUNNING.value),
+            cursor = connection.execute(
+                "UPDATE jobs SET stage = ?, progress = ? "
+                "WHERE id = ? AND status = ? AND attempts = ?",
+                (stage, progress, job_id, JobStatus.RUNNING.value, attempt),
             )
-            row = connection.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return JobStatus(row[0])
+            return cursor.rowcount == 1
 
     def staging_file(self, suffix: str) -> Path:
         """A fresh path for an upload being received, on the same disk as the jobs."""
@@ -140,5 +141,8 @@ class JobStore:
     def input_path(self, job: Job) -> Path:
         return self.folder(job.job_id) / job.input_name
 
-    def discard_input(self, job_id: str) -> None:
-        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+    def discard_input_if_finished(self, job_id: str) -> None:
+        """A finished job's input is no longer needed (its analysis is stored): free the disk.
+        A job put back in the queue keeps its input for the next run."""
+        if self.get(job_id).status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+            shutil.rmtree(self.folder(job_id), ignore_errors=True)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -159,13 +159,19 @@ class AnalysisStore:
         return self.folder(analysis_id) / RESPONSE
 
     def summary(self, analysis_id: str) -> bytes:
-        return (self.folder(analysis_id) / SUMMARY).read_bytes()
+        try:
+            return (self.folder(analysis_id) / SUMMARY).read_bytes()
+        except FileNotFoundError:  # deleted while being read
+            raise UnknownAnalysisError(analysis_id) from None
 
     def assignments_path(self, analysis_id: str) -> Path:
         return self.folder(analysis_id) / ASSIGNMENTS
 
     def fitted(self, analysis_id: str) -> FittedSegmentation:
-        return load_fitted(self.folder(analysis_id))
+        try:
+            return load_fitted(self.folder(analysis_id))
+        except FileNotFoundError:  # deleted while being read
+            raise UnknownAnalysisError(analysis_id) from None
 
     def list(self, limit: int = 50, offset: int = 0) -> list[StoredAnalysis]:
         with self._connect() as connection:
@@ -180,10 +186,28 @@ class AnalysisStore:
         folder = self.folder(analysis_id)
         with self._connect() as connection:
             connection.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,))
-        # renamed first, so a reader sees the analysis whole or not at all
-        doomed = self.folders / f".{analysis_id}.deleted"
-        folder.rename(doomed)
-        shutil.rmtree(doomed)
+        # renamed first, so a reader sees the analysis whole or not at all; a concurrent
+        # delete that renamed it first wins, and this one found nothing to delete
+        doomed = self.folders / f".{analysis_id}.{new_id()}.deleted"
+        try:
+            folder.rename(doomed)
+        except FileNotFoundError:
+            raise UnknownAnalysisError(analysis_id) from None
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def read_response(self, analysis_id: str) -> bytes:
+        """The stored response; UnknownAnalysisError also when deleted while being read."""
+        try:
+            return self.response_path(analysis_id).read_bytes()
+        except FileNotFoundError:
+            raise UnknownAnalysisError(analysis_id) from None
+
+    def open_file(self, analysis_id: str, name: str) -> BinaryIO:
+        """An open stored file: once open it stays readable even if the analysis is deleted."""
+        try:
+            return (self.folder(analysis_id) / name).open("rb")
+        except FileNotFoundError:
+            raise UnknownAnalysisError(analysis_id) from None
 
 
 def _assignments_frame(analysis: Analysis, customer_ids: Sequence[Any] | None) -> pd.DataFrame:

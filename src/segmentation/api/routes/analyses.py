@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import FileResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from segmentation.api.deps import AppSettings, JsonBody, Pool
 from segmentation.api.schemas import AssignRequest
 from segmentation.api.work import assign_body
 from segmentation.config import Settings
-from segmentation.storage.store import AnalysisStore
+from segmentation.storage.store import ASSIGNMENTS, RESPONSE, AnalysisStore
 
 router = APIRouter(tags=["analyses"])
 
@@ -63,9 +63,18 @@ async def list_analyses(
     summary="A stored analysis, exactly as /api/analyze returned it",
     responses={404: {"description": "No analysis with this id"}},
 )
-async def get_analysis(analysis_id: str, settings: AppSettings) -> FileResponse:
-    path = await run_in_threadpool(_store(settings).response_path, analysis_id)
-    return FileResponse(path, media_type="application/json")
+async def get_analysis(analysis_id: str, settings: AppSettings) -> StreamingResponse:
+    handle = await run_in_threadpool(_store(settings).open_file, analysis_id, RESPONSE)
+    return StreamingResponse(_chunks(handle), media_type="application/json")
+
+
+async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
+    """An open file in 1 MiB chunks read off the event loop; closed at the end."""
+    try:
+        while chunk := await run_in_threadpool(handle.read, 1 << 20):
+            yield chunk
+    finally:
+        handle.close()
 
 
 @router.delete("/api/analyses/{analysis_id}", status_code=204, summary="Delete an analysis")
@@ -74,8 +83,8 @@ async def delete_analysis(analysis_id: str, settings: AppSettings) -> Response:
     return Response(status_code=204)
 
 
-def _batches(path: Any, export: ExportFormat) -> Iterator[bytes]:
-    parquet = pq.ParquetFile(path)
+def _batches(handle: BinaryIO, export: ExportFormat) -> Iterator[bytes]:
+    parquet = pq.ParquetFile(handle)
     if export is ExportFormat.json:
         yield b"["
     first = True
@@ -91,6 +100,7 @@ def _batches(path: Any, export: ExportFormat) -> Iterator[bytes]:
         first = False
     if export is ExportFormat.json:
         yield b"]"
+    handle.close()
 
 
 @router.get(
@@ -102,13 +112,18 @@ async def assignments(
     settings: AppSettings,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.csv,
 ) -> Response:
-    path = await run_in_threadpool(_store(settings).assignments_path, analysis_id)
+    handle = await run_in_threadpool(_store(settings).open_file, analysis_id, ASSIGNMENTS)
     filename = f"assignments-{analysis_id}.{export_format.value}"
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if export_format is ExportFormat.parquet:
-        return FileResponse(path, media_type="application/vnd.apache.parquet", headers=disposition)
+        media = "application/vnd.apache.parquet"
+        return StreamingResponse(_chunks(handle), media_type=media, headers=disposition)
     media = "text/csv" if export_format is ExportFormat.csv else "application/json"
-    return StreamingResponse(_batches(path, export_format), media_type=media, headers=disposition)
+    return StreamingResponse(
+        iterate_in_threadpool(_batches(handle, export_format)),
+        media_type=media,
+        headers=disposition,
+    )
 
 
 @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,11 +17,11 @@ from segmentation.api.errors import (
     PayloadTooLargeError,
     UnsupportedMediaError,
 )
+from segmentation.api.jobs import JSON_INPUT, JobRunner
 from segmentation.api.schemas import AnalyzeOptions
 from segmentation.errors import InvalidInputError, Problem
-from segmentation.jobs.files import detect_kind, read_customers
+from segmentation.jobs.files import check_customer_file, detect_kind
 from segmentation.jobs.model import Job, JobStatus
-from segmentation.jobs.runner import JSON_INPUT, JobRunner
 from segmentation.storage.store import AnalysisStore
 
 router = APIRouter(tags=["jobs"])
@@ -44,31 +45,44 @@ def job_to_wire(job: Job) -> dict[str, Any]:
     }
 
 
+# the options JSON is small: a form field beyond this is refused rather than held in memory
+OPTIONS_PART_BYTES = 1 << 20
+UPLOAD_SETTING = "SEGMENTATION_MAX_UPLOAD_BYTES"
+
+
 async def _receive_json(request: Request, runner: JobRunner, limit: int) -> Job:
     target = runner.jobs.staging_file(".json")
-    received = 0
-    with target.open("wb") as sink:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                sink.close()
-                target.unlink(missing_ok=True)
-                raise PayloadTooLargeError(limit)
-            sink.write(chunk)
-    if received == 0:
-        target.unlink(missing_ok=True)
-        raise InvalidInputError(Problem("the body is empty", field="customerData"))
-    return await runner.submit(target, JSON_INPUT, None)
+    try:
+        received, start = 0, b""
+        with target.open("wb") as sink:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise PayloadTooLargeError(limit, UPLOAD_SETTING)
+                start = start or chunk.lstrip()[:1]
+                await asyncio.to_thread(sink.write, chunk)
+        if start != b"{":
+            raise InvalidInputError(
+                Problem('the body must be a JSON object: {"customerData": [...]}', field="body")
+            )
+        return await runner.submit(target, JSON_INPUT, None)
+    finally:
+        target.unlink(missing_ok=True)  # gone already when submitted: the job owns it
 
 
 async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
-    form = await request.form(max_part_size=limit)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + OPTIONS_PART_BYTES:
+        raise PayloadTooLargeError(limit, UPLOAD_SETTING)
+    form = await request.form(max_part_size=OPTIONS_PART_BYTES)
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise InvalidInputError(Problem("a multipart upload needs a 'file' part", field="file"))
     options = form.get("options")
+    if options is not None and not isinstance(options, str):
+        raise InvalidInputError(Problem("must be a text field holding JSON", field="options"))
     options_bytes = None
-    if isinstance(options, str) and options.strip():
+    if options is not None and options.strip():
         try:
             AnalyzeOptions.model_validate_json(options)
         except ValidationError as error:
@@ -77,19 +91,21 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
     head = await upload.read(HEAD_BYTES)
     kind = detect_kind(head, upload.filename or "upload")
     target = runner.jobs.staging_file(f".{kind}")
-    with target.open("wb") as sink:
-        sink.write(head)
-        while chunk := await upload.read(1 << 20):
-            sink.write(chunk)
     try:
-        # parsed once here so that a broken file is a 422 now, not a failed job later
-        frame = await run_in_threadpool(read_customers, target, kind)
-        if frame.empty:
-            raise InvalidInputError(Problem("the file holds no customers", field="file"))
-    except InvalidInputError:
+        copied = len(head)
+        with target.open("wb") as sink:
+            await asyncio.to_thread(sink.write, head)
+            while chunk := await upload.read(1 << 20):
+                copied += len(chunk)
+                if copied > limit:
+                    raise PayloadTooLargeError(limit, UPLOAD_SETTING)
+                await asyncio.to_thread(sink.write, chunk)
+        # the first rows (or the Parquet schema) now, so that a broken file is a 422 at once;
+        # the worker reads the whole file
+        await run_in_threadpool(check_customer_file, target, kind)
+        return await runner.submit(target, f"input.{kind}", options_bytes)
+    finally:
         target.unlink(missing_ok=True)
-        raise
-    return await runner.submit(target, f"input.{kind}", options_bytes)
 
 
 @router.post(
@@ -104,15 +120,15 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
     responses={503: {"description": "SEGMENTATION_MAX_QUEUED_JOBS jobs already wait"}},
 )
 async def submit_job(request: Request, runner: Jobs, settings: AppSettings) -> JSONResponse:
-    runner.check_capacity()
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";")[0].strip().lower()
-    if media_type == "application/json":
-        job = await _receive_json(request, runner, settings.max_upload_bytes)
-    elif media_type == "multipart/form-data":
-        job = await _receive_file(request, runner, settings.max_upload_bytes)
-    else:
-        raise UnsupportedMediaError(content_type)
+    async with runner.reservation():
+        if media_type == "application/json" or media_type.endswith("+json"):
+            job = await _receive_json(request, runner, settings.max_upload_bytes)
+        elif media_type == "multipart/form-data":
+            job = await _receive_file(request, runner, settings.max_upload_bytes)
+        else:
+            raise UnsupportedMediaError(content_type)
     location = f"/api/jobs/{job.job_id}"
     return JSONResponse(job_to_wire(job), status_code=202, headers={"Location": location})
 

@@ -15,6 +15,7 @@ from segmentation.api.convert import (
 from segmentation.api.deps import AppSettings, JsonBody
 from segmentation.api.schemas import AnalysisIn, RecommendationsRequest, RecommendationsResponse
 from segmentation.config import Settings
+from segmentation.errors import InvalidInputError
 from segmentation.recommend import recommend
 from segmentation.storage.store import AnalysisStore
 
@@ -26,11 +27,13 @@ def _recommend(body: bytes, settings: Settings) -> RecommendationsResponse:
         request = RecommendationsRequest.model_validate(parse_json(body))
     except ValidationError as error:
         raise problems_from_validation(error) from None
-    analysis = request.analysis
     if request.analysisId is not None:
         summary = AnalysisStore(settings.data_dir).summary(request.analysisId)
         analysis = AnalysisIn.model_validate(parse_json(summary))
-    assert analysis is not None
+    elif request.analysis is not None:
+        analysis = request.analysis
+    else:  # the schema's validator admits exactly one of the two
+        raise InvalidInputError('give "analysis" or "analysisId"')
     advice = recommend(
         summaries_from_wire(analysis.clusters), accuracy=analysis.accuracy, axes=analysis.axes()
     )

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import multiprocessing
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -25,13 +26,13 @@ from pydantic import ValidationError
 
 from segmentation.api.errors import ServiceBusyError
 from segmentation.api.schemas import AnalyzeOptions, AnalyzeRequest
-from segmentation.api.work import parse_request, run_analysis, store_analysis
+from segmentation.api.work import die_with_parent, parse_request, run_analysis, store_analysis
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, SegmentationError
 from segmentation.jobs.files import read_customers
 from segmentation.jobs.model import Job, JobStatus, JobTransitionError
 from segmentation.jobs.store import OPTIONS_FILE, JobStore
-from segmentation.storage.store import AnalysisStore
+from segmentation.storage.store import AnalysisStore, UnknownAnalysisError
 
 __all__ = ["MAX_ATTEMPTS", "JobCancelledError", "JobRunner", "run_job"]
 
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 # a job interrupted by a server stop runs once more; interrupted again, it fails
 MAX_ATTEMPTS = 2
 JSON_INPUT = "input.json"
-READ_PROGRESS = 0.05
+READ_PROGRESS = 0.05  # reading is done; features begin
 
 
 class JobCancelledError(SegmentationError):
@@ -57,15 +58,16 @@ def _records(frame_or_records: object) -> list[dict[str, object]]:
     return list(frame_or_records)  # type: ignore[call-overload]
 
 
-def run_job(job_id: str, settings: Settings) -> str:
+def run_job(job_id: str, attempt: int, settings: Settings) -> str:
     """Runs in a worker process: read the input, analyse with progress reports, store the
-    analysis; returns its id. Raises InvalidInputError for bad input, JobCancelledError."""
+    analysis; returns its id. Raises InvalidInputError for bad input, JobCancelledError when
+    the job was cancelled or this attempt is no longer the job's current one."""
     jobs = JobStore(settings.data_dir)
     job = jobs.get(job_id)
 
     def report(stage: str, fraction: float) -> None:
-        if jobs.report(job_id, stage, fraction) is JobStatus.CANCELLED:
-            raise JobCancelledError(f"job {job_id} was cancelled during {stage}")
+        if not jobs.report(job_id, attempt, stage, fraction):
+            raise JobCancelledError(f"job {job_id} attempt {attempt} stopped during {stage}")
 
     report("reading", 0.0)
     path = jobs.input_path(job)
@@ -79,11 +81,12 @@ def run_job(job_id: str, settings: Settings) -> str:
             options_path.read_bytes() if options_path.exists() else b"{}"
         )
         customers = read_customers(path, path.suffix.lstrip("."))
-    report("reading", READ_PROGRESS)
+    report("features", READ_PROGRESS)
     analysis = run_analysis(customers, options, settings.max_fields, progress=report)
-    report("storing", 0.95)
+    # the echo of every customer is only built when the response carries it
+    records = _records(customers) if options.includeCustomers else []
     analysis_id, _ = store_analysis(
-        AnalysisStore(settings.data_dir), analysis, _records(customers), options, None
+        AnalysisStore(settings.data_dir), analysis, records, options, None
     )
     return analysis_id
 
@@ -93,17 +96,23 @@ class JobRunner:
         self.settings = settings
         self.jobs = JobStore(settings.data_dir)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        # ids in the queue and not cancelled, plus submissions being written: the bound
+        self._waiting: set[str] = set()
+        self._reserved = 0
         self._executor = self._new_executor()
         self._consumers: list[asyncio.Task[None]] = []
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn, not fork: see api/pool.py
         return ProcessPoolExecutor(
-            max_workers=self.settings.job_workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=self.settings.job_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
         )
 
     async def start(self) -> None:
         for job in await asyncio.to_thread(self._recover):
+            self._waiting.add(job.job_id)
             self._queue.put_nowait(job.job_id)
         self._consumers = [
             asyncio.create_task(self._consume()) for _ in range(self.settings.job_workers)
@@ -124,37 +133,59 @@ class JobRunner:
 
     def check_capacity(self) -> None:
         """503 before an upload is even read when the queue is full."""
-        waiting = self._queue.qsize()
+        waiting = len(self._waiting) + self._reserved
         if waiting >= self.settings.max_queued_jobs:
-            raise ServiceBusyError(waiting, self.settings.retry_after_seconds)
+            raise ServiceBusyError(
+                waiting, self.settings.retry_after_seconds, "jobs", "SEGMENTATION_MAX_QUEUED_JOBS"
+            )
+
+    @contextlib.asynccontextmanager
+    async def reservation(self) -> AsyncIterator[None]:
+        """A place in the queue held while an upload arrives: check and hold happen with no
+        await in between, so concurrent submissions cannot overshoot the bound."""
+        self.check_capacity()
+        self._reserved += 1
+        try:
+            yield
+        finally:
+            self._reserved -= 1
 
     async def submit(self, input_file: Path, input_name: str, options: bytes | None) -> Job:
-        self.check_capacity()
+        """Queue a received input (call within `reservation`)."""
         job = await asyncio.to_thread(self.jobs.create, input_file, input_name, options)
+        self._waiting.add(job.job_id)
         self._queue.put_nowait(job.job_id)
         return job
 
     async def cancel(self, job_id: str) -> Job:
-        return await asyncio.to_thread(
+        job = await asyncio.to_thread(
             self.jobs.transition, job_id, JobStatus.CANCELLED, finished_at=time.time(),
             stage="cancelled",
         )  # fmt: skip
+        self._waiting.discard(job_id)
+        return job
 
     async def _consume(self) -> None:
         while True:
             job_id = await self._queue.get()
+            if job_id not in self._waiting:
+                continue  # cancelled while it waited
+            self._waiting.discard(job_id)
             try:
                 await self._run(job_id)
             except Exception:  # one job's failure must never stop the consumer
                 logger.exception("job %s could not be run", job_id)
+            finally:
+                await asyncio.to_thread(self.jobs.discard_input_if_finished, job_id)
 
     async def _run(self, job_id: str) -> None:
         jobs = self.jobs
         try:
             job = await asyncio.to_thread(jobs.get, job_id)
+            attempt = job.attempts + 1
             await asyncio.to_thread(
                 jobs.transition, job_id, JobStatus.RUNNING, started_at=time.time(),
-                attempts=job.attempts + 1, stage="starting",
+                attempts=attempt, stage="reading", progress=0.0,
             )  # fmt: skip
         except JobTransitionError:
             return  # cancelled while it waited
@@ -162,7 +193,7 @@ class JobRunner:
         finish: dict[str, object] = {"finished_at": None}
         try:
             analysis_id = await asyncio.get_running_loop().run_in_executor(
-                executor, run_job, job_id, self.settings
+                executor, run_job, job_id, attempt, self.settings
             )
         except JobCancelledError:
             return  # already marked cancelled by DELETE
@@ -180,11 +211,16 @@ class JobRunner:
             logger.exception("job %s failed", job_id)
             finish = {"error": f"internal error ({type(error).__name__}: {error})"}
         else:
-            with contextlib.suppress(JobTransitionError):  # cancelled at the very end
+            try:
                 await asyncio.to_thread(
                     jobs.transition, job_id, JobStatus.SUCCEEDED, finished_at=time.time(),
                     analysis_id=analysis_id, stage="done", progress=1.0,
                 )  # fmt: skip
+            except JobTransitionError:
+                # cancelled while the analysis was being stored: nobody will ask for it
+                store = AnalysisStore(self.settings.data_dir)
+                with contextlib.suppress(UnknownAnalysisError):
+                    await asyncio.to_thread(store.delete, analysis_id)
             return
         with contextlib.suppress(JobTransitionError):
             await asyncio.to_thread(
