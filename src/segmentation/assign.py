@@ -66,7 +66,11 @@ def _check_kinds(customers: IngestedCustomers, encoder: FeatureEncoder) -> list[
     """Values of another kind than at learning time: text or true/false in a numeric field,
     an unreadable date."""
     frame = customers.frame
-    problems = []
+    problems = [
+        Problem("holds an object or a list where the segments learned a value", field=name)
+        for name in customers.nested_fields
+        if any(e.spec.name == name for e in encoder.encodings_)
+    ]
     for encoding in encoder.encodings_:
         spec = encoding.spec
         if spec.role is FieldRole.CATEGORICAL or spec.name not in frame:

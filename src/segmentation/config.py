@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     cache: bool = Field(
         default=True, description="Answer identical analysis requests from the store."
     )
+    max_stored_analyses: int = Field(
+        default=1000,
+        ge=1,
+        description="Analyses kept on disk; beyond, the least recently used are deleted.",
+    )
     job_workers: int = Field(
         default=1, ge=1, description="Worker processes running jobs (besides `workers`)."
     )

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -197,14 +198,60 @@ def test_a_full_queue_answers_503_with_retry_after(data_dir: Path, tmp_path: Pat
         base = server.base_url
         first = _submit_json(base, 150_000)
         _wait(base, first["jobId"], until={"running"})
-        _submit_json(base, 800)
+        queued = _submit_json(base, 800)
         _submit_json(base, 900)
         refused = httpx.post(
             f"{base}/api/jobs", json={"customerData": [{"x": 1}, {"x": 2}]}, timeout=30
         )
-        assert_error(refused, 503, mentions=("retry",))
+        assert_error(refused, 503, mentions=("retry", "SEGMENTATION_MAX_QUEUED_JOBS"))
         assert int(refused.headers["retry-after"]) > 0
+        # a cancelled job frees its place in the queue at once
+        assert httpx.delete(f"{base}/api/jobs/{queued['jobId']}").status_code == 200
+        assert _submit_json(base, 600)["status"] == "queued"
         assert_still_serving(base)
+    finally:
+        server.stop()
+
+
+def test_concurrent_submissions_never_overshoot_the_queue_bound(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    server = _start(data_dir, tmp_path / "burst.log", SEGMENTATION_MAX_QUEUED_JOBS="3")
+    try:
+        base = server.base_url
+        running = _submit_json(base, 150_000)
+        _wait(base, running["jobId"], until={"running"})
+        body = json.dumps(
+            {"customerData": make_population(2_000, 3, random_state=3).records()}
+        ).encode()
+
+        def submit(_: int) -> int:
+            response = httpx.post(
+                f"{base}/api/jobs",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=60,
+            )
+            return response.status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(submit, range(12)))
+        assert statuses.count(202) == 3, statuses  # exactly the bound, however they interleave
+        assert statuses.count(503) == 9, statuses
+    finally:
+        server.stop()
+
+
+def test_an_upload_over_the_limit_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    server = _start(data_dir, tmp_path / "small.log", SEGMENTATION_MAX_UPLOAD_BYTES="20000")
+    try:
+        big = make_population(2_000, 3, random_state=2).frame.to_csv(index=False).encode()
+        response = httpx.post(
+            f"{server.base_url}/api/jobs", files={"file": ("big.csv", big)}, timeout=60
+        )
+        assert_error(response, 413, mentions=("SEGMENTATION_MAX_UPLOAD_BYTES",))
+        leftovers = list((data_dir / "jobs").glob(".upload-*"))
+        assert leftovers == [], leftovers  # nothing of the refused upload stays on disk
     finally:
         server.stop()
 
@@ -251,8 +298,12 @@ def test_jobs_and_analyses_survive_a_server_stop(
         job = _submit_json(first.base_url, 150_000)
         _wait(first.base_url, job["jobId"], until={"running"})
         waiting = _submit_json(first.base_url, 700)
+        workers = psutil.Process(first.process.pid).children(recursive=True)
         os.kill(first.process.pid, stop_signal)
         first.process.wait(timeout=60)
+        # no worker outlives the server, even a SIGKILLed one: none runs a job twice
+        _gone, alive = psutil.wait_procs(workers, timeout=15)
+        assert alive == [], alive
     finally:
         first.stop()
     second = _start(data_dir, tmp_path / "second.log")
@@ -312,3 +363,26 @@ def test_the_real_customer_files_upload_as_they_are(server: ServerProcess, name:
     if name == "mall_customers_genre_variant.csv":
         first = analysis["clusters"][0]["customers"][0]
         assert isinstance(first["CustomerID"], str) and len(first["CustomerID"]) == 4
+
+
+def test_the_disk_keeps_only_the_most_recently_used_analyses(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    server = _start(data_dir, tmp_path / "retention.log", SEGMENTATION_MAX_STORED_ANALYSES="2")
+    try:
+        ids = []
+        for seed in range(3):
+            response = httpx.post(
+                f"{server.base_url}/api/analyze",
+                json={"customerData": make_population(300, 3, random_state=seed).records()},
+                timeout=60,
+            )
+            assert response.status_code == 200
+            ids.append(response.json()["analysisId"])
+        assert httpx.get(f"{server.base_url}/api/analyses/{ids[0]}").status_code == 404
+        for kept in ids[1:]:
+            assert httpx.get(f"{server.base_url}/api/analyses/{kept}").status_code == 200
+        folders = [p for p in (data_dir / "analyses").iterdir() if not p.name.startswith(".")]
+        assert len(folders) == 2
+    finally:
+        server.stop()

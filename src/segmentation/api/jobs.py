@@ -26,7 +26,13 @@ from pydantic import ValidationError
 
 from segmentation.api.errors import ServiceBusyError
 from segmentation.api.schemas import AnalyzeOptions, AnalyzeRequest
-from segmentation.api.work import die_with_parent, parse_request, run_analysis, store_analysis
+from segmentation.api.work import (
+    die_with_parent,
+    keep_bounded,
+    parse_request,
+    run_analysis,
+    store_analysis,
+)
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, SegmentationError
 from segmentation.jobs.files import read_customers
@@ -85,9 +91,9 @@ def run_job(job_id: str, attempt: int, settings: Settings) -> str:
     analysis = run_analysis(customers, options, settings.max_fields, progress=report)
     # the echo of every customer is only built when the response carries it
     records = _records(customers) if options.includeCustomers else []
-    analysis_id, _ = store_analysis(
-        AnalysisStore(settings.data_dir), analysis, records, options, None
-    )
+    store = AnalysisStore(settings.data_dir)
+    analysis_id, _ = store_analysis(store, analysis, records, options, None)
+    keep_bounded(store, settings)
     return analysis_id
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "analyze_body",
     "assign_body",
     "die_with_parent",
+    "keep_bounded",
     "parse_request",
     "run_analysis",
     "store_analysis",
@@ -173,6 +174,14 @@ def store_analysis(
     return analysis_id, response
 
 
+def keep_bounded(store: AnalysisStore, settings: Settings) -> None:
+    """After a save: the cache answers the most recent requests, the disk keeps the most
+    recently used analyses."""
+    if settings.cache:
+        store.evict_cache(settings.cache_max_entries)
+    store.enforce_retention(settings.max_stored_analyses)
+
+
 class AnalyzeOutput(NamedTuple):
     body: bytes
     server_timing: str
@@ -216,8 +225,7 @@ def analyze_body(body: bytes, settings: Settings) -> AnalyzeOutput:
                 return AnalyzeOutput(body, server_timing(lookup), "hit")
     analysis = run_analysis(request.customerData, request.options, settings.max_fields)
     _, response = store_analysis(store, analysis, request.customerData, request.options, key)
-    if key is not None:
-        store.evict_cache(settings.cache_max_entries)
+    keep_bounded(store, settings)
     return AnalyzeOutput(response, server_timing(analysis.timings), "miss" if key else "off")
 
 

@@ -12,6 +12,7 @@ so a crash leaves either a complete analysis or none. See database.py for ids an
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import time
@@ -154,6 +155,22 @@ class AnalysisStore:
                 (max_entries,),
             )
             return cursor.rowcount
+
+    def enforce_retention(self, max_analyses: int) -> int:
+        """Delete the least recently used analyses beyond `max_analyses`; returns how many.
+        This is what bounds the disk: the cache bound only stops answering from old ones."""
+        with self._connect() as connection:
+            doomed = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT id FROM analyses ORDER BY last_used_at DESC LIMIT -1 OFFSET ?",
+                    (max_analyses,),
+                )
+            ]
+        for analysis_id in doomed:
+            with contextlib.suppress(UnknownAnalysisError):  # deleted meanwhile by someone else
+                self.delete(analysis_id)
+        return len(doomed)
 
     def response_path(self, analysis_id: str) -> Path:
         return self.folder(analysis_id) / RESPONSE
