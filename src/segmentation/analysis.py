@@ -51,6 +51,7 @@ from segmentation.results import (
     FieldReport,
     KSelection,
     Metrics,
+    Projection,
     Segment,
 )
 
@@ -241,6 +242,31 @@ def _trust(
         importance=importance,
         metrics=Metrics(silhouette, calinski, davies, fidelity, len(sample)),
     )
+
+
+PROJECTION_SAMPLE_SIZE = 5000
+
+
+def _projection(
+    X: np.ndarray, segment_ids: np.ndarray, centers: np.ndarray, random_state: int
+) -> Projection:
+    """Customers and centres on the plane of the two largest principal components."""
+    rng = np.random.default_rng(random_state)
+    sample = np.sort(rng.choice(len(X), size=min(len(X), PROJECTION_SAMPLE_SIZE), replace=False))
+    mean = X.mean(axis=0)
+    dims = min(2, X.shape[1])
+    _, singular, axes = np.linalg.svd(X[sample] - mean, full_matrices=False)
+    axes = axes[:dims]
+    explained = singular[:dims] ** 2 / max(float((singular**2).sum()), 1e-12)
+    finite = np.isfinite(centers).all(axis=1)
+    plane_centers = np.full((len(centers), dims), np.nan)
+    plane_centers[finite] = (centers[finite] - mean) @ axes.T
+    points = (X[sample] - mean) @ axes.T
+    if dims == 1:  # one feature: draw it against zero
+        points = np.column_stack([points, np.zeros(len(points))])
+        plane_centers = np.column_stack([plane_centers, np.zeros(len(plane_centers))])
+        explained = np.append(explained, 0.0)
+    return Projection(points, segment_ids[sample], plane_centers, explained, len(X))
 
 
 def _data_quality(
@@ -478,5 +504,6 @@ def analyze(
         encoder=encoder,
         model=model,
         centers=trust.centers,
+        projection=_projection(X, segment_ids, trust.centers, random_state),
         timings=timings,
     )

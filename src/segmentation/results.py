@@ -12,7 +12,15 @@ from segmentation.pipeline.features import FeatureEncoder
 from segmentation.pipeline.models import SegmentModel
 from segmentation.pipeline.search import Candidate
 
-__all__ = ["Analysis", "DataQuality", "FieldReport", "KSelection", "Metrics", "Segment"]
+__all__ = [
+    "Analysis",
+    "DataQuality",
+    "FieldReport",
+    "KSelection",
+    "Metrics",
+    "Projection",
+    "Segment",
+]
 
 ACCURACY_METHOD = (
     "resampling stability (Hennig's clusterboot): mean best-match Jaccard similarity of each "
@@ -90,6 +98,23 @@ class DataQuality:
 
 
 @dataclass(frozen=True)
+class Projection:
+    """A 2-D view of the customers (the first two principal components of the feature
+    space) for charts: a random sample of at most 5,000 customers, their segments, and the
+    segment centres in the same plane."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    centers: np.ndarray
+    explained: np.ndarray
+    n_customers: int
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.points) < self.n_customers
+
+
+@dataclass(frozen=True)
 class Analysis:
     """A finished segmentation.
 
@@ -116,6 +141,7 @@ class Analysis:
     encoder: FeatureEncoder
     model: SegmentModel
     centers: np.ndarray
+    projection: Projection
     timings: dict[str, float] = field(default_factory=dict)
 
     @property

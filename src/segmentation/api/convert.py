@@ -111,6 +111,7 @@ def analysis_to_wire(
                 "ambiguousShare": round(segment.ambiguous_share, 4),
                 "isOutliers": segment.is_outliers,
                 "categories": segment.categories,
+                "standardized": {k: round(v, 4) for k, v in segment.standardized.items()},
             }
         )
     selection = analysis.k_selection

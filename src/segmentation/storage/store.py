@@ -4,6 +4,7 @@
     <data dir>/analyses/<id>/response.json the /api/analyze response, byte for byte
                             summary.json   the same without the customers (for advice, lists)
                             assignments.parquet  one row per customer
+                            projection.npz a 2-D view of a sample of customers (for charts)
                             model.json, model.npz  the fitted pipeline (see model_file.py)
 
 A folder is written under a temporary name and renamed into place before its row is inserted,
@@ -23,11 +24,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from segmentation.assign import FittedSegmentation, fitted_of
+from segmentation.charts import ChartData, chart_data_from_wire
 from segmentation.errors import SegmentationError
-from segmentation.results import Analysis
+from segmentation.results import Analysis, Projection
 from segmentation.storage.database import check_id, connect, new_id
 from segmentation.storage.model_file import load_fitted, save_fitted
 
@@ -36,6 +39,7 @@ __all__ = ["AnalysisStore", "StoredAnalysis", "UnknownAnalysisError"]
 RESPONSE = "response.json"
 SUMMARY = "summary.json"
 ASSIGNMENTS = "assignments.parquet"
+PROJECTION = "projection.npz"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS analyses (
@@ -115,6 +119,11 @@ class AnalysisStore:
         (staging / SUMMARY).write_bytes(summary)
         save_fitted(fitted_of(analysis), staging)
         _assignments_frame(analysis, customer_ids).to_parquet(staging / ASSIGNMENTS, index=False)
+        view = analysis.projection
+        np.savez(
+            staging / PROJECTION, points=view.points, labels=view.labels, centers=view.centers,
+            explained=view.explained, n_customers=np.array(view.n_customers),
+        )  # fmt: skip
         staging.rename(self.folders / analysis_id)
         now = time.time()
         with self._connect() as connection:
@@ -183,6 +192,26 @@ class AnalysisStore:
 
     def assignments_path(self, analysis_id: str) -> Path:
         return self.folder(analysis_id) / ASSIGNMENTS
+
+    def chart_data(self, analysis_id: str) -> ChartData:
+        """What the charts of a stored analysis draw (see charts.py)."""
+        folder = self.folder(analysis_id)
+        try:
+            summary = orjson.loads((folder / SUMMARY).read_bytes())
+            assignments = pd.read_parquet(folder / ASSIGNMENTS, columns=["clusterId", "confidence"])
+            with np.load(folder / PROJECTION, allow_pickle=False) as stored:
+                projection = Projection(
+                    stored["points"], stored["labels"], stored["centers"], stored["explained"],
+                    int(stored["n_customers"]),
+                )  # fmt: skip
+        except FileNotFoundError:  # deleted while being read
+            raise UnknownAnalysisError(analysis_id) from None
+        return chart_data_from_wire(
+            summary,
+            assignments["clusterId"].to_numpy(),
+            assignments["confidence"].to_numpy(),
+            projection,
+        )
 
     def fitted(self, analysis_id: str) -> FittedSegmentation:
         try:

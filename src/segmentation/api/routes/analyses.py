@@ -17,6 +17,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from segmentation.api.deps import AppSettings, JsonBody, Pool
 from segmentation.api.schemas import AssignRequest
 from segmentation.api.work import assign_body
+from segmentation.charts import CHARTS, FORMATS, render
 from segmentation.config import Settings
 from segmentation.storage.store import ASSIGNMENTS, RESPONSE, AnalysisStore
 
@@ -24,6 +25,10 @@ router = APIRouter(tags=["analyses"])
 
 # rows per batch when streaming assignments: bounded memory whatever the analysis size
 EXPORT_BATCH_ROWS = 65_536
+
+
+ChartName = StrEnum("ChartName", {name.replace("-", "_"): name for name in CHARTS})  # type: ignore[misc]
+ImageFormat = StrEnum("ImageFormat", {name: name for name in FORMATS})  # type: ignore[misc]
 
 
 class ExportFormat(StrEnum):
@@ -137,3 +142,16 @@ async def assign_customers(
 ) -> Response:
     content = await pool.run(assign_body, body, analysis_id, settings)
     return Response(content, media_type="application/json")
+
+
+@router.get(
+    "/api/analyses/{analysis_id}/charts/{chart}.{image_format}",
+    summary="A chart of a stored analysis: projection, profiles, sizes, k-selection, silhouette",
+    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
+)
+async def chart(
+    analysis_id: str, chart: ChartName, image_format: ImageFormat, settings: AppSettings
+) -> Response:
+    data = await run_in_threadpool(_store(settings).chart_data, analysis_id)
+    image = await run_in_threadpool(render, chart.value, data, image_format.value)
+    return Response(image, media_type=FORMATS[image_format.value])
