@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-test run test lint bench clean
+.PHONY: install install-test run test test-browser lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: install-test
 	$(BIN)/ruff check src tests bench main.py
 	$(BIN)/mypy
 	$(BIN)/pytest --cov=segmentation --cov-report=term-missing:skip-covered
+
+# The report in a real headless Chromium (Debian's package; installed when missing).
+test-browser: install-test
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/pytest -m browser tests/browser
 
 lint: install-test
 	$(BIN)/ruff format --check src tests bench main.py

@@ -6,8 +6,9 @@
     segmentation serve [--host 127.0.0.1] [--port 8000]
 
 `analyze` writes analysis.json (the /api/analyze response), assignments.csv (one row per
-customer), recommendations.md and the fitted model (model.json, model.npz) that `assign`
-reads. Errors go to stderr with exit status 2 (bad input) or 1 (anything else).
+customer), recommendations.md, report.html, the five charts as PNG and the fitted model
+(model.json, model.npz) that `assign` reads. Errors go to stderr with exit status 2 (bad
+input) or 1 (anything else).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import pandas as pd
 from segmentation.analysis import analyze
 from segmentation.api.convert import analysis_to_wire, dumps
 from segmentation.assign import assign, fitted_of
+from segmentation.charts import CHARTS, chart_data_of, render
 from segmentation.errors import SegmentationError
 from segmentation.jobs.files import detect_kind, read_customers
 from segmentation.recommend import recommend
+from segmentation.report import render_report
 from segmentation.storage.model_file import load_fitted, save_fitted
 
 __all__ = ["main"]
@@ -83,7 +86,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cells = frame.astype(object).where(frame.notna(), None)
     records = [{str(k): v for k, v in row.items()} for row in cells.to_dict(orient="records")]
-    (out / "analysis.json").write_bytes(dumps(analysis_to_wire(analysis, records)))
+    wire = analysis_to_wire(analysis, records)
+    (out / "analysis.json").write_bytes(dumps(wire))
     names = [segment.name for segment in analysis.segments]
     assignments = pd.DataFrame({"index": range(analysis.n_customers)})
     if analysis.customer_ids is not None:
@@ -96,9 +100,17 @@ def run_analyze(args: argparse.Namespace) -> int:
     advice = [r.text for r in recommend(analysis)]
     (out / "recommendations.md").write_text(_markdown(args.file, len(frame), advice))
     save_fitted(fitted_of(analysis), out)
+    charts = chart_data_of(analysis)
+    for name in CHARTS:
+        (out / f"{name}.png").write_bytes(render(name, charts, "png"))
+    title = f"Customer segments — {args.file.name}"
+    (out / "report.html").write_text(render_report(wire, charts, advice, title))
     summary = ", ".join(f"{s.name} ({s.size})" for s in analysis.segments)
     print(f"{len(analysis.segments)} segments: {summary}; accuracy {analysis.accuracy:.2f}")
-    print(f"written to {out}/: analysis.json, assignments.csv, recommendations.md, model.*")
+    print(
+        f"written to {out}/: analysis.json, assignments.csv, recommendations.md, "
+        "report.html, the charts (*.png), model.*"
+    )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 from typing import Any
 
@@ -84,3 +85,19 @@ def test_unknown_charts_formats_and_ids(base_url: str, stored: dict[str, Any]) -
     assert httpx.get(f"{base}/{stored['analysisId']}/charts/sizes.gif").status_code == 422
     assert httpx.get(f"{base}/{'A' * 22}/charts/sizes.png").status_code == 404
     assert httpx.get(f"{base}/bad/charts/sizes.png").status_code == 422
+
+
+def test_the_report_is_one_self_contained_page(base_url: str, stored: dict[str, Any]) -> None:
+    response = httpx.get(
+        f"{base_url}/api/analyses/{stored['analysisId']}/report.html", timeout=REQUEST_TIMEOUT
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    for cluster in stored["clusters"]:
+        assert html.escape(cluster["clusterName"]) in page
+    assert page.count("src='data:image/png;base64,") == len(CHARTS)
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "Recommendations" in page and "Data quality" in page
+    assert html.escape(stored["kSelection"]["reason"]) in page
+    assert httpx.get(f"{base_url}/api/analyses/{'A' * 22}/report.html").status_code == 404

@@ -52,6 +52,10 @@ def test_analyze_writes_every_result_file(tmp_path: Path, name: str) -> None:
         if not cluster["isOutliers"]:
             assert cluster["clusterName"] in recommendations
     assert (out / "model.json").is_file() and (out / "model.npz").is_file()
+    for chart in ("projection", "profiles", "sizes", "k-selection", "silhouette"):
+        assert (out / f"{chart}.png").read_bytes().startswith(b"\x89PNG")
+    report = (out / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 5
     assert "segments:" in result.stdout
 
 

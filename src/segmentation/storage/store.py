@@ -193,6 +193,10 @@ class AnalysisStore:
     def assignments_path(self, analysis_id: str) -> Path:
         return self.folder(analysis_id) / ASSIGNMENTS
 
+    def summary_dict(self, analysis_id: str) -> dict[str, Any]:
+        parsed: dict[str, Any] = orjson.loads(self.summary(analysis_id))
+        return parsed
+
     def chart_data(self, analysis_id: str) -> ChartData:
         """What the charts of a stored analysis draw (see charts.py)."""
         folder = self.folder(analysis_id)

@@ -11,14 +11,17 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from segmentation.api.convert import summaries_from_wire
 from segmentation.api.deps import AppSettings, JsonBody, Pool
-from segmentation.api.schemas import AssignRequest
+from segmentation.api.schemas import AssignRequest, ClusterIn
 from segmentation.api.work import assign_body
 from segmentation.charts import CHARTS, FORMATS, render
 from segmentation.config import Settings
+from segmentation.recommend import recommend
+from segmentation.report import render_report
 from segmentation.storage.store import ASSIGNMENTS, RESPONSE, AnalysisStore
 
 router = APIRouter(tags=["analyses"])
@@ -155,3 +158,21 @@ async def chart(
     data = await run_in_threadpool(_store(settings).chart_data, analysis_id)
     image = await run_in_threadpool(render, chart.value, data, image_format.value)
     return Response(image, media_type=FORMATS[image_format.value])
+
+
+def report_html(store: AnalysisStore, analysis_id: str) -> str:
+    summary = store.summary_dict(analysis_id)
+    clusters = [ClusterIn.model_validate(c) for c in summary["clusters"]]
+    advice = recommend(summaries_from_wire(clusters), accuracy=summary["accuracy"])
+    title = f"Customer segments — analysis {analysis_id}"
+    return render_report(summary, store.chart_data(analysis_id), [a.text for a in advice], title)
+
+
+@router.get(
+    "/api/analyses/{analysis_id}/report.html",
+    summary="A self-contained HTML report of a stored analysis (charts inlined)",
+    response_class=HTMLResponse,
+)
+async def report(analysis_id: str, settings: AppSettings) -> HTMLResponse:
+    html = await run_in_threadpool(report_html, _store(settings), analysis_id)
+    return HTMLResponse(html)

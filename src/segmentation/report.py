@@ -1,0 +1,122 @@
+"""One self-contained HTML file per analysis: segments, charts (inlined PNG), advice, data
+quality, and how accuracy and k were chosen. It can be e-mailed: no script, no external file.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from segmentation.charts import CHARTS, ChartData, render
+
+__all__ = ["render_report"]
+
+CHART_TITLES = {
+    "projection": "Customers by segment",
+    "profiles": "How each segment differs from the average",
+    "sizes": "Segment sizes",
+    "k-selection": "How the number of segments was chosen",
+    "silhouette": "How clearly customers belong to their segment",
+}
+STYLE = """
+body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif;
+       max-width: 1100px; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; width: 100%; font-size: 0.92rem; }
+th, td { border: 1px solid #ddd; padding: 0.35rem 0.5rem; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } td.number { text-align: right; white-space: nowrap; }
+.swatch { display: inline-block; width: 0.9rem; height: 0.9rem; border-radius: 2px;
+          margin-right: 0.4rem; vertical-align: middle; border: 1px solid #555; }
+figure { margin: 1.2rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+.muted { color: #666; font-size: 0.9rem; }
+"""
+
+
+def _number(value: Any, pattern: str = "{:.2f}") -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def _segments_table(summary: Mapping[str, Any], data: ChartData) -> str:
+    rows = []
+    for cluster in summary["clusters"]:
+        colour = data.colour(cluster["clusterId"])
+        traits = "".join(f"<li>{escape(t)}</li>" for t in cluster["characteristics"])
+        rows.append(
+            "<tr class='segment'>"
+            f"<td><span class='swatch' style='background:{colour}'></span>"
+            f"<strong>{escape(cluster['clusterName'])}</strong></td>"
+            f"<td class='number'>{cluster['size']:,}</td>"
+            f"<td class='number'>{cluster['share']:.1%}</td>"
+            f"<td class='number'>{_number(cluster['confidence'])}</td>"
+            f"<td class='number'>{_number(cluster['stability'])}</td>"
+            f"<td><ul>{traits}</ul></td></tr>"
+        )
+    return (
+        "<table><tr><th>Segment</th><th>Customers</th><th>Share</th><th>Confidence</th>"
+        "<th>Stability</th><th>Characteristics</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _charts(data: ChartData) -> str:
+    figures = []
+    for name in CHARTS:
+        encoded = base64.b64encode(render(name, data, "png")).decode()
+        figures.append(
+            f"<figure><img alt='{escape(CHART_TITLES[name])}' "
+            f"src='data:image/png;base64,{encoded}'>"
+            f"<figcaption class='muted'>{escape(CHART_TITLES[name])}</figcaption></figure>"
+        )
+    return "".join(figures)
+
+
+def _data_quality(summary: Mapping[str, Any]) -> str:
+    quality = summary["dataQuality"]
+    rows = "".join(
+        f"<tr><td>{escape(f['field'])}</td><td>{escape(f['role'])}</td>"
+        f"<td class='number'>{f['missing']:,}</td>"
+        f"<td>{escape(f.get('handling') or f.get('reason') or '')}</td></tr>"
+        for f in quality["fields"]
+    )
+    warnings = "".join(f"<li>{escape(w)}</li>" for w in quality["warnings"])
+    return (
+        f"<p>{quality['records']:,} customers.</p>"
+        "<table><tr><th>Field</th><th>Role</th><th>Missing</th><th>Handling</th></tr>"
+        f"{rows}</table>" + (f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else "")
+    )
+
+
+def render_report(
+    summary: Mapping[str, Any], data: ChartData, recommendations: Sequence[str], title: str
+) -> str:
+    """The report as one HTML document (a str); `summary` is an /api/analyze response."""
+    selection = summary["kSelection"]
+    metrics = summary["metrics"]
+    advice = "".join(f"<li>{escape(text)}</li>" for text in recommendations)
+    accuracy = _number(summary["accuracy"])
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title><style>{STYLE}</style></head>
+<body>
+<h1>{escape(title)}</h1>
+<p class="muted">{summary["dataQuality"]["records"]:,} customers,
+{len(summary["clusters"])} segments ({escape(summary["algorithm"])}), accuracy {accuracy},
+silhouette {_number(metrics.get("silhouette"))}.</p>
+<h2>Segments</h2>
+{_segments_table(summary, data)}
+<h2>Recommendations</h2>
+<ol>{advice}</ol>
+<h2>Charts</h2>
+{_charts(data)}
+<h2>How far to trust this</h2>
+<p><strong>Accuracy {accuracy}</strong>: {escape(summary["accuracyMethod"])}. Above 0.75 is
+usually read as stable, below 0.5 as no real structure. Each segment's stability is in the
+table above; its confidence is the mean simplified silhouette of its customers.</p>
+<p><strong>Number of segments</strong>: {escape(selection["method"])}.
+{escape(selection["reason"])}</p>
+<h2>Data quality</h2>
+{_data_quality(summary)}
+</body></html>
+"""
