@@ -2,6 +2,8 @@
 
     segmentation analyze customers.csv --out results/ [--algorithm kmeans] [--k 5]
         [--features a,b] [--exclude c] [--random-state 0]
+    segmentation analyze orders.csv --transactions --customer-id CustomerID --date InvoiceDate
+        (--amount Total | --quantity Quantity --price UnitPrice) [--invoice InvoiceNo] --out r/
     segmentation assign --analysis results/ new_customers.csv [--out scored.csv]
     segmentation serve [--host 127.0.0.1] [--port 8000]
 
@@ -28,6 +30,7 @@ from segmentation.errors import SegmentationError
 from segmentation.jobs.files import detect_kind, read_customers
 from segmentation.recommend import recommend
 from segmentation.report import render_report
+from segmentation.rfm import customers_from_transactions
 from segmentation.storage.model_file import load_fitted, save_fitted
 
 __all__ = ["main"]
@@ -69,8 +72,28 @@ def _markdown(analysis_path: Path, frame_rows: int, advice: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_analyze(args: argparse.Namespace) -> int:
+def _customers(args: argparse.Namespace) -> pd.DataFrame:
+    """The file's rows, or with --transactions one row per customer derived from its orders."""
     frame = _read(args.file)
+    if not args.transactions:
+        return frame
+    if args.customer_id is None or args.date is None:
+        raise SegmentationError("--transactions needs --customer-id and --date")
+    derived = customers_from_transactions(
+        frame, customer_id=args.customer_id, date=args.date, amount=args.amount,
+        quantity=args.quantity, price=args.price, invoice=args.invoice, as_of=args.as_of,
+    )  # fmt: skip
+    print(
+        f"{len(frame):,} transactions -> {len(derived.customers):,} customers as of "
+        f"{derived.as_of.date()} ({derived.rows_without_customer:,} rows without a customer "
+        f"id, {derived.return_rows:,} cancellations or returns, "
+        f"{derived.customers_with_only_returns:,} customers with only returns left out)"
+    )
+    return derived.customers
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    frame = _customers(args)
     progress = _ProgressBar(sys.stderr.isatty() and not args.quiet)
     analysis = analyze(
         frame,
@@ -163,6 +186,17 @@ def parser() -> argparse.ArgumentParser:
     analyze_cmd.add_argument("--exclude", type=_fields, help="comma-separated fields to leave out")
     analyze_cmd.add_argument("--random-state", type=int, default=0)
     analyze_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    orders = analyze_cmd.add_argument_group(
+        "transactions", "with --transactions the file holds orders; customers are derived (RFM)"
+    )
+    orders.add_argument("--transactions", action="store_true")
+    orders.add_argument("--customer-id", help="the customer id column")
+    orders.add_argument("--date", help="the order date column")
+    orders.add_argument("--amount", help="the order value column (or --quantity and --price)")
+    orders.add_argument("--quantity")
+    orders.add_argument("--price")
+    orders.add_argument("--invoice", help="invoice numbers; a leading C marks a cancellation")
+    orders.add_argument("--as-of", help="the day recency counts to (default: the last date)")
     analyze_cmd.set_defaults(run=run_analyze)
 
     assign_cmd = commands.add_parser("assign", help="score new customers into saved segments")

@@ -101,3 +101,28 @@ def test_an_unreadable_file_fails_clearly(tmp_path: Path) -> None:
     result = run("analyze", path, "--out", tmp_path / "out")
     assert result.returncode == 2
     assert "neither CSV" in result.stderr
+
+
+def test_transactions_become_customers_before_segmenting(tmp_path: Path) -> None:
+    out = tmp_path / "cdnow"
+    result = run(
+        "analyze", DATASETS / "cdnow_sample.csv", "--transactions", "--customer-id",
+        "customer_id", "--date", "date", "--amount", "dollar_value", "--as-of", "1997-09-30",
+        "--out", out, "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "6,919 transactions -> 2,357 customers as of 1997-09-30" in result.stdout
+    analysis = json.loads((out / "analysis.json").read_text())
+    fields = {f["field"]: f["role"] for f in analysis["dataQuality"]["fields"]}
+    assert fields["customer_id"] == "id"
+    for feature in ("recency_days", "frequency", "monetary", "tenure_days"):
+        assert fields[feature] == "numeric"
+    assert sum(c["size"] for c in analysis["clusters"]) == 2357
+
+
+def test_transactions_need_their_columns(tmp_path: Path) -> None:
+    result = run(
+        "analyze", DATASETS / "cdnow_sample.csv", "--transactions", "--out", tmp_path / "x"
+    )
+    assert result.returncode == 2
+    assert "--customer-id and --date" in result.stderr

@@ -22,6 +22,7 @@ __all__ = [
     "FieldSpec",
     "Schema",
     "axis_of",
+    "detect_date_format",
     "infer_schema",
     "is_money",
     "name_words",
@@ -158,7 +159,7 @@ def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
     return pd.to_datetime(values, format=date_format, errors="coerce")
 
 
-def _date_format(text: pd.Series) -> str | None:
+def detect_date_format(text: pd.Series) -> str | None:
     # distinct values only: a million customers share a few thousand dates at most
     present = pd.Series(text.dropna().unique())
     # a date has digits and a separator or eight digits; "2013" alone is a number, not a date
@@ -178,7 +179,7 @@ def _text_role(name: str, text: pd.Series, n_customers: int) -> FieldSpec:
     levels = present.nunique()
     if levels <= 1:
         return _constant(name, levels)
-    date_format = _date_format(text)
+    date_format = detect_date_format(text)
     if date_format is not None:
         return FieldSpec(name, FieldRole.DATE, date_format=date_format)
     unique_per_customer = levels == len(present) and len(present) >= 10
@@ -215,7 +216,7 @@ def _text_or_number_role(name: str, text: pd.Series, n_customers: int) -> FieldS
     with leading zeros ("0042") is a code, whatever its digits say."""
     _check_formatted_numbers(name, text)
     distinct = pd.Series(text.dropna().unique())
-    if _date_format(text) is None and len(distinct):
+    if detect_date_format(text) is None and len(distinct):
         as_numbers = pd.to_numeric(distinct, errors="coerce")
         is_code = distinct.str.match(r"^[+-]?0\d").any()
         if as_numbers.notna().all() and not is_code:
