@@ -386,3 +386,53 @@ def test_the_disk_keeps_only_the_most_recently_used_analyses(
         assert len(folders) == 2
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "customers"),
+    [
+        # CDNOW: one amount per order, ids zero-padded
+        (
+            "cdnow_sample.csv",
+            {"customerId": "customer_id", "date": "date", "amount": "dollar_value",
+             "asOf": "1997-09-30"},
+            2357,
+        ),
+        # UCI Online Retail, xz-compressed: quantity x price, C-invoices are cancellations,
+        # 135,080 rows without a customer, 33 customers with only returns (left out)
+        (
+            "online_retail.csv.xz",
+            {"customerId": "CustomerID", "date": "InvoiceDate", "quantity": "Quantity",
+             "price": "UnitPrice", "invoice": "InvoiceNo"},
+            4339,
+        ),
+    ],
+)  # fmt: skip
+def test_a_job_on_a_file_of_orders_segments_its_customers(
+    server: ServerProcess, name: str, spec: dict[str, str], customers: int
+) -> None:
+    response = httpx.post(
+        f"{server.base_url}/api/jobs",
+        files={"file": (name, (DATASETS / name).read_bytes())},
+        data={
+            "transactions": json.dumps(spec),
+            "options": json.dumps({"includeCustomers": False}),
+        },
+        timeout=120,
+    )
+    assert response.status_code == 202, response.text
+    final = _wait(server.base_url, response.json()["jobId"])[-1]
+    assert final["status"] == "succeeded", final
+    analysis = httpx.get(f"{server.base_url}/api/jobs/{final['jobId']}/result", timeout=60).json()
+    assert sum(c["size"] for c in analysis["clusters"]) == customers
+    roles = {f["field"]: f["role"] for f in analysis["dataQuality"]["fields"]}
+    assert roles["recency_days"] == roles["frequency"] == roles["monetary"] == "numeric"
+
+
+def test_a_bad_transactions_spec_is_a_422(server: ServerProcess) -> None:
+    response = httpx.post(
+        f"{server.base_url}/api/jobs",
+        files={"file": ("o.csv", b"c,d,v\n1,2011-01-01,3\n")},
+        data={"transactions": json.dumps({"date": "d"})},
+    )
+    assert_error(response, 422, field="transactions.customerId")

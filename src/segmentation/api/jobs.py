@@ -25,7 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from segmentation.api.errors import ServiceBusyError
-from segmentation.api.schemas import AnalyzeOptions, AnalyzeRequest
+from segmentation.api.schemas import AnalyzeOptions, AnalyzeRequest, TransactionsSpec
 from segmentation.api.work import (
     die_with_parent,
     keep_bounded,
@@ -37,7 +37,8 @@ from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, SegmentationError
 from segmentation.jobs.files import read_customers
 from segmentation.jobs.model import Job, JobStatus, JobTransitionError
-from segmentation.jobs.store import OPTIONS_FILE, JobStore
+from segmentation.jobs.store import OPTIONS_FILE, TRANSACTIONS_FILE, JobStore
+from segmentation.rfm import customers_from_transactions
 from segmentation.storage.store import AnalysisStore, UnknownAnalysisError
 
 __all__ = ["MAX_ATTEMPTS", "JobCancelledError", "JobRunner", "run_job"]
@@ -87,6 +88,13 @@ def run_job(job_id: str, attempt: int, settings: Settings) -> str:
             options_path.read_bytes() if options_path.exists() else b"{}"
         )
         customers = read_customers(path, path.suffix.lstrip("."))
+        spec_path = path.parent / TRANSACTIONS_FILE
+        if spec_path.exists():
+            spec = TransactionsSpec.model_validate_json(spec_path.read_bytes())
+            customers = customers_from_transactions(
+                customers, customer_id=spec.customerId, date=spec.date, amount=spec.amount,
+                quantity=spec.quantity, price=spec.price, invoice=spec.invoice, as_of=spec.asOf,
+            ).customers  # fmt: skip
     report("features", READ_PROGRESS)
     analysis = run_analysis(customers, options, settings.max_fields, progress=report)
     # the echo of every customer is only built when the response carries it
@@ -156,9 +164,17 @@ class JobRunner:
         finally:
             self._reserved -= 1
 
-    async def submit(self, input_file: Path, input_name: str, options: bytes | None) -> Job:
+    async def submit(
+        self,
+        input_file: Path,
+        input_name: str,
+        options: bytes | None,
+        transactions: bytes | None = None,
+    ) -> Job:
         """Queue a received input (call within `reservation`)."""
-        job = await asyncio.to_thread(self.jobs.create, input_file, input_name, options)
+        job = await asyncio.to_thread(
+            self.jobs.create, input_file, input_name, options, transactions
+        )
         self._waiting.add(job.job_id)
         self._queue.put_nowait(job.job_id)
         return job

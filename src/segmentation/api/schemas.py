@@ -21,6 +21,7 @@ __all__ = [
     "AssignRequest",
     "RecommendationsRequest",
     "RecommendationsResponse",
+    "TransactionsSpec",
 ]
 
 ACCURACY_DOC = (
@@ -82,6 +83,18 @@ class AnalyzeRequest(_Strict):
         description="One object per customer, any fields (numbers, text, booleans, ISO dates)."
     )
     options: AnalyzeOptions = Field(default_factory=AnalyzeOptions)
+
+
+class TransactionsSpec(_Strict):
+    """With a job's file of orders: the columns to derive one row per customer from (RFM)."""
+
+    customerId: str
+    date: str
+    amount: str | None = None
+    quantity: str | None = None
+    price: str | None = None
+    invoice: str | None = Field(None, description="a leading C marks a cancellation")
+    asOf: str | None = Field(None, description="the day recency counts to; default the last")
 
 
 class AssignRequest(_Strict):

@@ -8,8 +8,13 @@ turns columns into numbers, never a guess of ours.
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import lzma
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -25,10 +30,30 @@ DELIMITERS = ",;\t|"
 PARQUET_MAGIC = b"PAR1"
 
 
+# compressed text files are read through the matching decompressor, found by content
+Compression = Literal["xz", "gzip", "bz2"]
+COMPRESSION_MAGIC: dict[bytes, tuple[Compression, Callable[..., IO[Any]]]] = {
+    b"\xfd7zXZ\x00": ("xz", lzma.open), b"\x1f\x8b": ("gzip", gzip.open),
+    b"BZh": ("bz2", bz2.open),
+}  # fmt: skip
+
+
+def _compression(path: Path) -> tuple[Compression | None, Callable[..., IO[Any]]]:
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    for magic, (name, opener) in COMPRESSION_MAGIC.items():
+        if head.startswith(magic):
+            return name, opener
+    return None, open
+
+
 def detect_kind(head: bytes, filename: str) -> str:
-    """csv, parquet or jsonl from the first bytes (and the name only to break ties)."""
+    """csv, parquet or jsonl from the first bytes (and the name only to break ties); a
+    compressed file (xz, gzip, bz2) is taken for compressed CSV."""
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
+    if any(head.startswith(magic) for magic in COMPRESSION_MAGIC):
+        return "csv"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"{"):
         return "jsonl"
@@ -44,9 +69,9 @@ def detect_kind(head: bytes, filename: str) -> str:
     return "csv"
 
 
-def _encoding(path: Path) -> str:
+def _encoding(path: Path, opener: Callable[..., IO[Any]]) -> str:
     try:
-        with path.open(encoding="utf-8-sig") as handle:
+        with opener(path, "rt", encoding="utf-8-sig") as handle:
             while handle.read(1 << 20):
                 pass
         return "utf-8-sig"
@@ -55,8 +80,9 @@ def _encoding(path: Path) -> str:
 
 
 def _read_csv(path: Path, rows: int | None = None) -> pd.DataFrame:
-    encoding = _encoding(path)
-    with path.open(encoding=encoding, newline="") as handle:
+    compression, opener = _compression(path)
+    encoding = _encoding(path, opener)
+    with opener(path, "rt", encoding=encoding, newline="") as handle:
         sample = handle.read(SNIFF_BYTES)
     try:
         delimiter: str | None = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
@@ -69,7 +95,10 @@ def _read_csv(path: Path, rows: int | None = None) -> pd.DataFrame:
         delimiter = best if counts[best] else None  # None: whitespace-aligned text
     try:
         # as text first: pandas' own number inference would turn the code "0001" into 1
-        frame = pd.read_csv(path, sep=delimiter or r"\s+", encoding=encoding, dtype=str, nrows=rows)
+        frame = pd.read_csv(
+            path, sep=delimiter or r"\s+", encoding=encoding, dtype=str, nrows=rows,
+            compression=compression,  # by content: an upload is staged as .csv
+        )  # fmt: skip
         return frame.apply(_numbers_unless_codes)
     except pd.errors.ParserError as error:
         raise InvalidInputError(

@@ -17,9 +17,10 @@ from segmentation.errors import SegmentationError
 from segmentation.jobs.model import TRANSITIONS, Job, JobStatus, JobTransitionError
 from segmentation.storage.database import check_id, connect, new_id
 
-__all__ = ["OPTIONS_FILE", "JobStore", "UnknownJobError"]
+__all__ = ["OPTIONS_FILE", "TRANSACTIONS_FILE", "JobStore", "UnknownJobError"]
 
 OPTIONS_FILE = "options.json"
+TRANSACTIONS_FILE = "transactions.json"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -71,13 +72,21 @@ class JobStore:
         check_id(job_id, "jobId")
         return self.folders / job_id
 
-    def create(self, input_file: Path, input_name: str, options: bytes | None = None) -> Job:
+    def create(
+        self,
+        input_file: Path,
+        input_name: str,
+        options: bytes | None = None,
+        transactions: bytes | None = None,
+    ) -> Job:
         """Move the input in first, then insert the row: a queued job always has its input."""
         job_id = new_id()
         folder = self.folder(job_id)
         folder.mkdir(parents=True)
         if options is not None:
             (folder / OPTIONS_FILE).write_bytes(options)
+        if transactions is not None:
+            (folder / TRANSACTIONS_FILE).write_bytes(transactions)
         shutil.move(input_file, folder / input_name)
         now = time.time()
         with self._connect() as connection:

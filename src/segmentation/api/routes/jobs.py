@@ -18,7 +18,7 @@ from segmentation.api.errors import (
     UnsupportedMediaError,
 )
 from segmentation.api.jobs import JSON_INPUT, JobRunner
-from segmentation.api.schemas import AnalyzeOptions
+from segmentation.api.schemas import AnalyzeOptions, TransactionsSpec
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.jobs.files import check_customer_file, detect_kind
 from segmentation.jobs.model import Job, JobStatus
@@ -88,6 +88,14 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
         except ValidationError as error:
             raise problems_from_validation(error, root="options") from None
         options_bytes = options.encode()
+    transactions = form.get("transactions")
+    transactions_bytes = None
+    if isinstance(transactions, str) and transactions.strip():
+        try:
+            TransactionsSpec.model_validate_json(transactions)
+        except ValidationError as error:
+            raise problems_from_validation(error, root="transactions") from None
+        transactions_bytes = transactions.encode()
     head = await upload.read(HEAD_BYTES)
     kind = detect_kind(head, upload.filename or "upload")
     target = runner.jobs.staging_file(f".{kind}")
@@ -103,7 +111,7 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
         # the first rows (or the Parquet schema) now, so that a broken file is a 422 at once;
         # the worker reads the whole file
         await run_in_threadpool(check_customer_file, target, kind)
-        return await runner.submit(target, f"input.{kind}", options_bytes)
+        return await runner.submit(target, f"input.{kind}", options_bytes, transactions_bytes)
     finally:
         target.unlink(missing_ok=True)
 
@@ -114,8 +122,10 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
     summary="Analyse asynchronously: the /api/analyze body, or a CSV/Parquet/JSON Lines file",
     description=(
         "Send the /api/analyze JSON body, or multipart/form-data with a `file` part (CSV with "
-        "any delimiter, UTF-8 or Latin-1; Parquet; JSON Lines) and an optional `options` part "
-        "holding the options JSON. Answers 202 with the job and its Location."
+        "any delimiter, UTF-8 or Latin-1, optionally xz/gzip/bz2-compressed; Parquet; JSON "
+        "Lines), an optional `options` part holding the options JSON and, for a file of orders, "
+        "a `transactions` part (customerId, date, amount or quantity and price, invoice, asOf) "
+        "to derive one row per customer first. Answers 202 with the job and its Location."
     ),
     responses={503: {"description": "SEGMENTATION_MAX_QUEUED_JOBS jobs already wait"}},
 )
