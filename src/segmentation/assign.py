@@ -25,7 +25,7 @@ from segmentation.pipeline.models import NOISE, SegmentModel
 from segmentation.pipeline.schema import FieldRole
 from segmentation.results import Analysis
 
-__all__ = ["Assignment", "FittedSegmentation", "assign", "fitted_of"]
+__all__ = ["Assignment", "FittedSegmentation", "assign", "assignment_table", "fitted_of"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,25 @@ class Assignment:
     ambiguous: np.ndarray
     segment_names: tuple[str, ...]
     warnings: tuple[str, ...]
+
+
+def assignment_table(
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    ambiguous: np.ndarray,
+    segment_names: Sequence[str],
+    ids: Sequence[Any] | None = None,
+) -> pd.DataFrame:
+    """One row per customer: index, id (if any), clusterId, clusterName, confidence,
+    ambiguous; the shape of every assignments export (files, downloads, the CLI)."""
+    columns: dict[str, Any] = {"index": np.arange(len(labels))}
+    if ids is not None:
+        columns["id"] = list(ids)
+    columns["clusterId"] = labels
+    columns["clusterName"] = np.array(segment_names, dtype=object)[labels]
+    columns["confidence"] = np.round(confidence, 4)
+    columns["ambiguous"] = ambiguous
+    return pd.DataFrame(columns)
 
 
 def fitted_of(analysis: Analysis) -> FittedSegmentation:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from segmentation.analysis import analyze
 from segmentation.api.convert import analysis_to_wire, dumps
-from segmentation.assign import assign, fitted_of
+from segmentation.assign import assign, assignment_table, fitted_of
 from segmentation.charts import CHARTS, chart_data_of, render
 from segmentation.errors import SegmentationError
 from segmentation.jobs.files import detect_kind, read_customers
@@ -112,14 +112,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     wire = analysis_to_wire(analysis, records)
     (out / "analysis.json").write_bytes(dumps(wire))
     names = [segment.name for segment in analysis.segments]
-    assignments = pd.DataFrame({"index": range(analysis.n_customers)})
-    if analysis.customer_ids is not None:
-        assignments["id"] = analysis.customer_ids
-    assignments["clusterId"] = analysis.labels
-    assignments["clusterName"] = [names[label] for label in analysis.labels]
-    assignments["confidence"] = analysis.confidence.round(4)
-    assignments["ambiguous"] = analysis.ambiguous
-    assignments.to_csv(out / "assignments.csv", index=False)
+    assignment_table(
+        analysis.labels, analysis.confidence, analysis.ambiguous, names, analysis.customer_ids
+    ).to_csv(out / "assignments.csv", index=False)
     advice = [r.text for r in recommend(analysis)]
     (out / "recommendations.md").write_text(_markdown(args.file, len(frame), advice))
     save_fitted(fitted_of(analysis), out)
@@ -143,14 +138,11 @@ def run_assign(args: argparse.Namespace) -> int:
     fitted = load_fitted(args.analysis)
     frame = _read(args.file)
     scored = assign(fitted, frame)
-    result = pd.DataFrame({"index": range(len(frame))})
     id_field = fitted.encoder.schema.id_field
-    if id_field is not None and id_field in frame:
-        result["id"] = frame[id_field].to_numpy()
-    result["clusterId"] = scored.labels
-    result["clusterName"] = [scored.segment_names[label] for label in scored.labels]
-    result["confidence"] = scored.confidence.round(4)
-    result["ambiguous"] = scored.ambiguous
+    ids = frame[id_field].tolist() if id_field is not None and id_field in frame else None
+    result = assignment_table(
+        scored.labels, scored.confidence, scored.ambiguous, scored.segment_names, ids
+    )
     for warning in scored.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.out is None:

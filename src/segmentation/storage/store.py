@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from segmentation.assign import FittedSegmentation, fitted_of
+from segmentation.assign import FittedSegmentation, assignment_table, fitted_of
 from segmentation.charts import ChartData, chart_data_from_wire
 from segmentation.errors import SegmentationError
 from segmentation.results import Analysis, Projection
@@ -261,15 +261,11 @@ class AnalysisStore:
 
 
 def _assignments_frame(analysis: Analysis, customer_ids: Sequence[Any] | None) -> pd.DataFrame:
-    names = [segment.name for segment in analysis.segments]
-    columns: dict[str, Any] = {"index": range(analysis.n_customers)}
+    ids = None
     if customer_ids is not None:
         ids = list(customer_ids)
         # one Parquet column has one type: ids of mixed types are kept as text
-        same_type = len({type(v) for v in ids if v is not None}) <= 1
-        columns["id"] = ids if same_type else [None if v is None else str(v) for v in ids]
-    columns["clusterId"] = analysis.labels
-    columns["clusterName"] = np.array(names, dtype=object)[analysis.labels]
-    columns["confidence"] = analysis.confidence.round(4)
-    columns["ambiguous"] = analysis.ambiguous
-    return pd.DataFrame(columns)
+        if len({type(v) for v in ids if v is not None}) > 1:
+            ids = [None if v is None else str(v) for v in ids]
+    names = [segment.name for segment in analysis.segments]
+    return assignment_table(analysis.labels, analysis.confidence, analysis.ambiguous, names, ids)
