@@ -190,9 +190,6 @@ class AnalysisStore:
         except FileNotFoundError:  # deleted while being read
             raise UnknownAnalysisError(analysis_id) from None
 
-    def assignments_path(self, analysis_id: str) -> Path:
-        return self.folder(analysis_id) / ASSIGNMENTS
-
     def summary_dict(self, analysis_id: str) -> dict[str, Any]:
         parsed: dict[str, Any] = orjson.loads(self.summary(analysis_id))
         return parsed

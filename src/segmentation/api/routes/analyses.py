@@ -73,10 +73,10 @@ async def list_analyses(
 )
 async def get_analysis(analysis_id: str, settings: AppSettings) -> StreamingResponse:
     handle = await run_in_threadpool(_store(settings).open_file, analysis_id, RESPONSE)
-    return StreamingResponse(_chunks(handle), media_type="application/json")
+    return StreamingResponse(stream_file(handle), media_type="application/json")
 
 
-async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
+async def stream_file(handle: BinaryIO) -> AsyncIterator[bytes]:
     """An open file in 1 MiB chunks read off the event loop; closed at the end."""
     try:
         while chunk := await run_in_threadpool(handle.read, 1 << 20):
@@ -125,7 +125,7 @@ async def assignments(
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if export_format is ExportFormat.parquet:
         media = "application/vnd.apache.parquet"
-        return StreamingResponse(_chunks(handle), media_type=media, headers=disposition)
+        return StreamingResponse(stream_file(handle), media_type=media, headers=disposition)
     media = "text/csv" if export_format is ExportFormat.csv else "application/json"
     return StreamingResponse(
         iterate_in_threadpool(_batches(handle, export_format)),

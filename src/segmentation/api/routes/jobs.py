@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -18,11 +18,12 @@ from segmentation.api.errors import (
     UnsupportedMediaError,
 )
 from segmentation.api.jobs import JSON_INPUT, JobRunner
+from segmentation.api.routes.analyses import stream_file
 from segmentation.api.schemas import AnalyzeOptions, TransactionsSpec
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.jobs.files import check_customer_file, detect_kind
 from segmentation.jobs.model import Job, JobStatus
-from segmentation.storage.store import AnalysisStore
+from segmentation.storage.store import RESPONSE, AnalysisStore
 
 router = APIRouter(tags=["jobs"])
 
@@ -149,12 +150,14 @@ async def get_job(job_id: str, runner: Jobs) -> dict[str, Any]:
 
 
 @router.get("/api/jobs/{job_id}/result", summary="The analysis of a finished job")
-async def job_result(job_id: str, runner: Jobs, settings: AppSettings) -> FileResponse:
+async def job_result(job_id: str, runner: Jobs, settings: AppSettings) -> StreamingResponse:
     job = await run_in_threadpool(runner.jobs.get, job_id)
     if job.status is not JobStatus.SUCCEEDED or job.analysis_id is None:
         raise JobNotFinishedError(job.job_id, job.status.value, job.error)
-    path = await run_in_threadpool(AnalysisStore(settings.data_dir).response_path, job.analysis_id)
-    return FileResponse(path, media_type="application/json")
+    # an open file stays readable if the analysis is deleted meanwhile (no 500 half-way)
+    store = AnalysisStore(settings.data_dir)
+    handle = await run_in_threadpool(store.open_file, job.analysis_id, RESPONSE)
+    return StreamingResponse(stream_file(handle), media_type="application/json")
 
 
 @router.delete("/api/jobs/{job_id}", summary="Cancel a queued or running job")
