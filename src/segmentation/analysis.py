@@ -16,6 +16,7 @@ from threadpoolctl import ThreadpoolController
 from segmentation.errors import InsufficientDataError, InvalidInputError, Problem
 from segmentation.pipeline.explain import (
     AMBIGUOUS_BELOW,
+    MIN_CUSTOMERS_FOR_ACCURACY,
     Stability,
     confidence,
     model_centers,
@@ -316,7 +317,12 @@ def _warnings(
                 f"Segment {segment.name!r} holds only {segment.size} customers "
                 f"({segment.share:.1%}); treat its profile with care."
             )
-    if np.isnan(accuracy):
+    if np.isnan(accuracy) and len(customers.frame) < MIN_CUSTOMERS_FOR_ACCURACY:
+        notes.append(
+            f"Accuracy cannot be measured with fewer than {MIN_CUSTOMERS_FOR_ACCURACY} "
+            "customers: resamples that small say nothing about whether the segments reproduce."
+        )
+    elif np.isnan(accuracy):
         notes.append(
             "Accuracy could not be measured: no bootstrap resample held enough distinct "
             "customers to refit the segments."
@@ -423,6 +429,16 @@ def analyze(
             sample_size=search_sample_size, eps=eps, min_samples=min_samples,
         )  # fmt: skip
     lap("search")
+    k_reason, range_note = found.reason, None
+    if found.more_segments_possible:
+        low, requested_high = k_range if k_range is not None else DEFAULT_K_RANGE
+        if requested_high == max(k_values) and requested_high < MAX_K:
+            wider = [low, min(MAX_K, 2 * requested_high)]
+            range_note = (
+                f"k={found.chosen.k} is the largest number of segments tried, so more segments "
+                f"may exist: try kRange {wider}."
+            )
+            k_reason = f"{k_reason} {range_note}"
 
     raw_labels, model = _final_labels(X, found, random_state)
     labels, model, n_segments, has_outliers = _relabel(raw_labels, model)
@@ -488,7 +504,7 @@ def analyze(
             K_SELECTION_METHOD,
             found.candidates,
             found.chosen,
-            found.reason,
+            k_reason,
             len(found.sample_index),
         ),
         data_quality=_data_quality(
@@ -496,7 +512,8 @@ def analyze(
             schema,
             encoder,
             axes,
-            _warnings(ingested, schema, segments, trust.stability.overall),
+            _warnings(ingested, schema, segments, trust.stability.overall)
+            + ([range_note] if range_note else []),
         ),
         algorithm=found.chosen.algorithm.value,
         random_state=random_state,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,7 @@ class ChartData:
     labels: np.ndarray
     confidence: np.ndarray
     projection: Projection
+    importance: Mapping[str, float] = field(default_factory=dict)
 
     def colour(self, segment_id: int) -> str:
         segment = next(s for s in self.segments if s.segment_id == segment_id)
@@ -89,6 +90,7 @@ def chart_data_from_wire(
         labels=labels,
         confidence=confidence,
         projection=projection,
+        importance=summary.get("featureImportance", {}),
     )
 
 
@@ -112,6 +114,7 @@ def chart_data_of(analysis: Analysis) -> ChartData:
         labels=analysis.labels,
         confidence=analysis.confidence,
         projection=analysis.projection,
+        importance=analysis.feature_importance,
     )
 
 
@@ -142,24 +145,75 @@ def _projection(data: ChartData, figure: Figure) -> None:
     axes.legend(loc="best", fontsize=8, markerscale=2, frameon=True)
 
 
-def _profiles(data: ChartData, figure: Figure) -> None:
+# a cell needs this many points of width and height for its number to be legible
+CELL_TEXT_WIDTH_PT, CELL_TEXT_HEIGHT_PT = 26.0, 11.0
+PROFILE_ROW_INCHES, PROFILE_COLUMN_INCHES = 0.28, 1.0
+
+
+def _profile_fields(data: ChartData) -> tuple[list[SegmentView], list[str]]:
+    """The segments drawn (outliers have no profile) and the fields as rows, most important
+    first; categorical fields have no mean to standardize (their profile is a share per
+    level), so they are left out rather than drawn as a misleading zero."""
     segments = [s for s in data.segments if not s.is_outliers] or list(data.segments)
-    # categorical fields have no mean to standardize (their profile is a share per level):
-    # left out rather than drawn as a misleading zero
     fields = [f for f in segments[0].standardized if any(s.standardized[f] for s in segments)]
-    values = np.array([[s.standardized.get(f, 0.0) for f in fields] for s in segments])
-    values = values.reshape(len(segments), len(fields))
+    fields.sort(key=lambda f: -data.importance.get(f, 0.0))
+    return segments, fields
+
+
+def _profiles_size(data: ChartData) -> tuple[float, float]:
+    segments, fields = _profile_fields(data)
+    width = max(7.0, 4.5 + PROFILE_COLUMN_INCHES * len(segments))
+    height = max(3.5, 2.2 + PROFILE_ROW_INCHES * len(fields))
+    return width, height
+
+
+def _profiles(data: ChartData, figure: Figure) -> None:
+    segments, fields = _profile_fields(data)
+    # fields as rows: 60 fields stay legible as 60 rows, never as 60 rotated column labels
+    values = np.array([[s.standardized.get(f, 0.0) for s in segments] for f in fields])
+    values = values.reshape(len(fields), len(segments))
     axes = figure.subplots()
     limit = max(1.0, float(np.nanmax(np.abs(values))) if values.size else 1.0)
     image = axes.imshow(values, cmap="PuOr_r", vmin=-limit, vmax=limit, aspect="auto")
-    axes.set_xticks(range(len(fields)), fields, rotation=35, ha="right", fontsize=8)
-    axes.set_yticks(range(len(segments)), [s.name for s in segments], fontsize=9)
-    for row, column in np.ndindex(values.shape):
-        value = values[row, column]
-        ink = "white" if abs(value) > 0.6 * limit else "black"  # legible on dark cells
-        axes.text(column, row, f"{value:+.1f}", ha="center", va="center", fontsize=8, color=ink)
-    figure.colorbar(image, ax=axes, label="standard deviations from the average")
-    axes.set_title("How each segment differs from the average customer", fontsize=11)
+    axes.set_yticks(range(len(fields)), [_row_label(f, data) for f in fields], fontsize=8)
+    rotation = 0 if len(segments) <= 4 else 30
+    axes.set_xticks(
+        range(len(segments)), [_wrapped(s.name) for s in segments], fontsize=8,
+        rotation=rotation, ha="center" if rotation == 0 else "right",
+    )  # fmt: skip
+    axes.xaxis.tick_top()
+    width_in, height_in = figure.get_size_inches()
+    cell_width_pt = 72 * (width_in - 4.0) / max(len(segments), 1)
+    cell_height_pt = 72 * (height_in - 2.0) / max(len(fields), 1)
+    if cell_width_pt >= CELL_TEXT_WIDTH_PT and cell_height_pt >= CELL_TEXT_HEIGHT_PT:
+        for row, column in np.ndindex(values.shape):
+            value = values[row, column]
+            ink = "white" if abs(value) > 0.6 * limit else "black"  # legible on dark cells
+            axes.text(column, row, f"{value:+.1f}", ha="center", va="center", fontsize=7,
+                      color=ink)  # fmt: skip
+    figure.colorbar(image, ax=axes, label="standard deviations from the average", shrink=0.8)
+    axes.set_title(
+        "How each segment differs from the average customer (fields by importance)", fontsize=11
+    )
+
+
+def _row_label(field: str, data: ChartData) -> str:
+    share = data.importance.get(field)
+    shown = field if len(field) <= 28 else field[:27] + "…"
+    return f"{shown} ({share:.0%})" if share is not None else shown
+
+
+def _wrapped(name: str, width: int = 16) -> str:
+    """A segment name on two lines at most, so that column labels do not overlap."""
+    words, lines, line = name.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
 
 
 def _sizes(data: ChartData, figure: Figure) -> None:
@@ -228,7 +282,7 @@ DRAW = {
     "profiles": (_profiles, (10, 5.5)),
     "sizes": (_sizes, (9, 5)),
     "k-selection": (_k_selection, (11, 4.5)),
-    "silhouette": (_silhouette, (9, 5)),
+    "silhouette": (_silhouette, (9.0, 5.0)),
 }
 
 
@@ -237,6 +291,9 @@ def render(name: str, data: ChartData, image_format: str = "png") -> bytes:
     if name not in DRAW or image_format not in FORMATS:
         raise ValueError(f"no chart {name!r} as {image_format!r}")
     draw, size = DRAW[name]
+    size = (float(size[0]), float(size[1]))
+    if name == "profiles":
+        size = _profiles_size(data)  # grows with the fields and segments it shows
     # a bare Figure, not pyplot: no global state, no GUI backend, safe in any thread
     figure = Figure(figsize=size, dpi=100, layout="constrained")
     draw(data, figure)

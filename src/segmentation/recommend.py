@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
-from segmentation.pipeline.profile import OUTLIERS_NAME, axis_of, format_number, label
+from segmentation.pipeline.profile import OUTLIERS_NAME, format_number, label
+from segmentation.pipeline.schema import ADDITIVE_AXES, AXIS_LABELS, axis_fields, axis_of
 from segmentation.results import Analysis
 
-__all__ = ["Recommendation", "SegmentSummary", "recommend", "summaries_of"]
+__all__ = [
+    "Direction",
+    "Figure",
+    "Recommendation",
+    "SegmentSummary",
+    "recommend",
+    "summaries_of",
+]
 
 HIGH_RATIO, LOW_RATIO = 1.25, 0.8
 UNSTABLE_BELOW = 0.6
@@ -42,9 +51,41 @@ class SegmentSummary:
     is_outliers: bool = False
 
 
+class Direction(StrEnum):
+    """What a sentence says of a cited figure, against the average."""
+
+    ABOVE = "above"
+    BELOW = "below"
+    NEAR = "near"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A number cited in advice: the segment's value of a business axis, the average, and what
+    the sentence claims of it. `holds` checks the claim against the numbers."""
+
+    label: str
+    value: float
+    average: float
+    direction: Direction
+
+    @property
+    def text(self) -> str:
+        return f"{self.label} {format_number(self.value)} vs {format_number(self.average)} average"
+
+    @property
+    def holds(self) -> bool:
+        if self.direction is Direction.ABOVE:
+            return self.value > self.average
+        if self.direction is Direction.BELOW:
+            return self.value < self.average
+        return LOW_RATIO * self.average < self.value < HIGH_RATIO * self.average
+
+
 @dataclass(frozen=True)
 class Recommendation:
-    """One piece of advice: for which segment, what to do, why, and how urgent (1 = first)."""
+    """One piece of advice: for which segment, what to do, why, how urgent (1 = first), and
+    the figures its reason rests on."""
 
     segment: str | None
     cluster_id: int | None
@@ -52,6 +93,7 @@ class Recommendation:
     rationale: str
     priority: int
     impact: float
+    figures: tuple[Figure, ...] = ()
 
     @property
     def text(self) -> str:
@@ -68,48 +110,63 @@ def summaries_of(analysis: Analysis) -> list[SegmentSummary]:
 
 
 class _Averages:
-    """Customer-weighted averages of each centroid field, and each segment's ratio to them."""
+    """Each business axis as one number per segment and its customer-weighted average.
+
+    An axis made of several fields is their sum (six spend fields are total spend, purchase
+    counts are total purchases; see `schema.axis_fields`), so advice speaks of the whole axis
+    and never of whichever field happens to come first.
+    """
 
     def __init__(self, segments: Sequence[SegmentSummary], axes: Mapping[str, str] | None) -> None:
-        totals: dict[str, float] = {}
-        weights: dict[str, float] = {}
-        for segment in segments:
-            for field, value in segment.centroid.items():
-                if isinstance(value, int | float) and math.isfinite(value):
-                    totals[field] = totals.get(field, 0.0) + value * segment.size
-                    weights[field] = weights.get(field, 0.0) + segment.size
-        self.mean = {f: totals[f] / weights[f] for f in totals if weights[f] > 0}
-        self.axes: dict[str, list[str]] = {}
-        for field in self.mean:
-            # the analysis' own reading of each field (it saw the values) wins over the name
-            axis = axes.get(field) if axes is not None else axis_of(field, None)
-            if axis is not None:
-                self.axes.setdefault(axis, []).append(field)
+        fields = {f for s in segments for f, v in s.centroid.items() if _finite(v)}
+        # the analysis' own reading of each field (it saw the values) wins over the name
+        known = (
+            {f: a for f, a in axes.items() if f in fields}
+            if axes is not None
+            else {f: a for f in fields if (a := axis_of(f, None)) is not None}
+        )
+        self.fields = {
+            axis: members
+            for axis, members in axis_fields(known).items()
+            if all(all(_finite(s.centroid.get(f)) for f in members) for s in segments)
+        }
+        total = sum(s.size for s in segments)
+        self.mean = {
+            axis: sum(self._raw(s, axis) * s.size for s in segments) / total
+            for axis in self.fields
+        } if total else {}  # fmt: skip
+
+    def _raw(self, segment: SegmentSummary, axis: str) -> float:
+        values = [float(segment.centroid[f]) for f in self.fields[axis]]  # type: ignore[arg-type]
+        return sum(values) if axis in ADDITIVE_AXES else sum(values) / len(values)
+
+    def has(self, axis: str) -> bool:
+        return axis in self.mean
 
     def ratio(self, segment: SegmentSummary, axis: str) -> float | None:
-        ratios = []
-        for field in self.axes.get(axis, []):
-            value, mean = segment.centroid.get(field), self.mean[field]
-            if isinstance(value, int | float) and mean > 0:
-                ratios.append(value / mean)
-        return sum(ratios) / len(ratios) if ratios else None
+        if not self.has(axis) or self.mean[axis] <= 0:
+            return None
+        return self._raw(segment, axis) / self.mean[axis]
 
-    def figure(self, segment: SegmentSummary, axis: str) -> str:
-        """'Spending score 82.1 vs 50.2 average' for the axis' first field."""
-        for field in self.axes.get(axis, []):
-            value = segment.centroid.get(field)
-            if isinstance(value, int | float):
-                mean = format_number(self.mean[field])
-                return f"{label(field)} {format_number(value)} vs {mean} average"
-        return ""
+    def figure(self, segment: SegmentSummary, axis: str, direction: Direction) -> Figure:
+        """'Total spend (6 fields) 1.2k vs 606 average' or 'Spending score 82 vs 50 average'."""
+        members = self.fields[axis]
+        name = label(members[0]) if len(members) == 1 else (
+            f"{AXIS_LABELS.get(axis, label(axis))} ({len(members)} fields)"
+        )  # fmt: skip
+        return Figure(name, self._raw(segment, axis), self.mean[axis], direction)
 
     def value(self, segment: SegmentSummary) -> float:
         """The segment's value per customer relative to the average (1 when unknown)."""
-        spend = self.ratio(segment, "spend")
-        if spend is not None:
-            return spend
-        income = self.ratio(segment, "income")
-        return income if income is not None else 1.0
+        for axis in ("spend", "income"):
+            ratio = self.ratio(segment, axis)
+            if ratio is not None:
+                return ratio
+        return 1.0
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _level(ratio: float | None) -> str:
@@ -118,20 +175,24 @@ def _level(ratio: float | None) -> str:
     return "H" if ratio >= HIGH_RATIO else "L" if ratio <= LOW_RATIO else "M"
 
 
-def _segment_action(segment: SegmentSummary, averages: _Averages) -> tuple[str, str, list[str]]:
-    """The action, the reason and the figures behind it, from value, income and engagement."""
+_UP, _DOWN, _NEAR = Direction.ABOVE, Direction.BELOW, Direction.NEAR
+
+
+def _segment_action(
+    segment: SegmentSummary, averages: _Averages
+) -> tuple[str, str, list[tuple[str, Direction]]]:
+    """The action, its reason, and the axes (with the direction the reason claims) whose
+    figures back it: a reason cites only what supports it."""
     quoted = f'"{segment.name}"'
-    value = _level(averages.ratio(segment, "spend"))
-    income = _level(averages.ratio(segment, "income"))
-    frequency = _level(averages.ratio(segment, "frequency"))
-    recency = _level(averages.ratio(segment, "recency"))
-    figures = [
-        averages.figure(segment, axis)
+    levels = {
+        axis: _level(averages.ratio(segment, axis))
         for axis in ("spend", "income", "frequency", "recency")
-        if averages.figure(segment, axis)
-    ]
-    if value == "?":
-        value = income
+    }
+    spend, income = levels["spend"], levels["income"]
+    frequency, recency = levels["frequency"], levels["recency"]
+    # without spend fields, income stands for value
+    value, value_axis = (spend, "spend") if spend != "?" else (income, "income")
+    if value_axis == "income":
         income = "?"
     if segment.is_outliers or segment.name == OUTLIERS_NAME:
         return (
@@ -139,40 +200,83 @@ def _segment_action(segment: SegmentSummary, averages: _Averages) -> tuple[str, 
             "they fit no segment, and may be data errors or exceptional accounts",
             [],
         )
-    if recency == "H" and value in ("H", "M"):
-        action = f"Win back {quoted} with a time-limited personal offer:"
-        why = "they used to be valuable but have not bought for a long time"
-    elif income == "L" and value == "H":
-        action = f"Keep {quoted} engaged with value-for-money offers and instalment options:"
-        why = "they spend generously relative to their income"
-    elif value == "H" and frequency in ("H", "M", "?"):
-        action = f"Protect {quoted} with a loyalty or VIP programme and early churn alerts:"
-        why = "they bring the most value per customer"
-    elif value == "H" and frequency == "L":
-        action = f"Raise the purchase frequency of {quoted} with reminders or a subscription:"
-        why = "they spend a lot per purchase but buy rarely"
-    elif income == "H" and value == "L":
-        action = f"Target {quoted} with premium offers and personal outreach:"
-        why = "they can afford more than they currently spend with us"
-    elif value == "L" and income == "L":
-        action = f"Serve {quoted} with low-cost automated campaigns and value bundles:"
-        why = "their budget is limited, so keep the cost to serve low"
-    elif value == "L" and frequency == "H":
-        action = f"Upsell and cross-sell to {quoted} with bundles that raise basket size:"
-        why = "they buy often but spend little each time"
-    elif value == "L":
-        action = f"Re-engage {quoted} with a low-cost reactivation campaign:"
-        why = "they spend little and rarely"
-    elif frequency == "H":
-        action = f"Reward the frequency of {quoted} with points and early access:"
-        why = "they come back often"
-    elif value == "M":
-        action = f"Grow {quoted} with personalised cross-sell recommendations:"
-        why = "they are close to the average and the easiest to move up"
-    else:
-        action = f"Tailor a dedicated campaign to {quoted}:"
-        why = "it stands out from the other customers"
-    return action, why, figures or list(segment.characteristics[:2])
+    if recency == "H" and value == "H":
+        return (
+            f"Win back {quoted} with a time-limited personal offer:",
+            "they are valuable but have not bought for a long time",
+            [("recency", _UP), (value_axis, _UP)],
+        )
+    if recency == "H":
+        return (
+            f"Reactivate {quoted} with a reminder and a time-limited offer:",
+            "they have not bought for a long time",
+            [("recency", _UP)],
+        )
+    if income == "L" and value == "H":
+        return (
+            f"Keep {quoted} engaged with value-for-money offers and instalment options:",
+            "they spend generously relative to their income",
+            [(value_axis, _UP), ("income", _DOWN)],
+        )
+    if value == "H" and frequency == "L":
+        return (
+            f"Raise the purchase frequency of {quoted} with reminders or a subscription:",
+            "they spend a lot but buy rarely",
+            [(value_axis, _UP), ("frequency", _DOWN)],
+        )
+    if value == "H":
+        return (
+            f"Protect {quoted} with a loyalty or VIP programme and early churn alerts:",
+            "they bring well above the average value per customer",
+            [(value_axis, _UP)],
+        )
+    if income == "H" and value == "L":
+        return (
+            f"Target {quoted} with premium offers and personal outreach:",
+            "they can afford more than they currently spend with us",
+            [("income", _UP), (value_axis, _DOWN)],
+        )
+    if value == "L" and income == "L":
+        return (
+            f"Serve {quoted} with low-cost automated campaigns and value bundles:",
+            "their budget is limited, so keep the cost to serve low",
+            [(value_axis, _DOWN), ("income", _DOWN)],
+        )
+    if value == "L" and frequency == "H":
+        return (
+            f"Upsell and cross-sell to {quoted} with bundles that raise basket size:",
+            "they buy often but spend little",
+            [("frequency", _UP), (value_axis, _DOWN)],
+        )
+    if value == "L" and frequency == "L":
+        return (
+            f"Re-engage {quoted} with a low-cost reactivation campaign:",
+            "they spend little and buy rarely",
+            [(value_axis, _DOWN), ("frequency", _DOWN)],
+        )
+    if value == "L":
+        return (
+            f"Re-engage {quoted} with a low-cost campaign that raises basket size:",
+            "they spend little",
+            [(value_axis, _DOWN)],
+        )
+    if frequency == "H":
+        return (
+            f"Reward the frequency of {quoted} with points and early access:",
+            "they come back often",
+            [("frequency", _UP)],
+        )
+    if value == "M":
+        return (
+            f"Grow {quoted} with personalised cross-sell recommendations:",
+            "they are close to the average and the easiest to move up",
+            [(value_axis, _NEAR)],
+        )
+    return (
+        f"Tailor a dedicated campaign to {quoted}:",
+        "it stands out from the other customers",
+        [],
+    )
 
 
 def recommend(
@@ -193,7 +297,7 @@ def recommend(
     ... ]
     >>> print(recommend(segments)[0].text)
     Protect "Big Spenders" with a loyalty or VIP programme and early churn alerts: they bring \
-the most value per customer (40 customers, 20% of the base; Spend 900 vs 260 average).
+well above the average value per customer (40 customers, 20% of the base; Spend 900 vs 260 average).
     """
     if isinstance(analysis, Analysis):
         accuracy = analysis.accuracy if accuracy is None else accuracy
@@ -209,9 +313,11 @@ the most value per customer (40 customers, 20% of the base; Spend 900 vs 260 ave
     )
     advice: list[Recommendation] = []
     for segment in ordered:
-        action, why, figures = _segment_action(segment, averages)
+        action, why, claims = _segment_action(segment, averages)
+        figures = tuple(averages.figure(segment, axis, direction) for axis, direction in claims)
         share = segment.size / total if total else 0.0
-        evidence = "; ".join([f"{segment.size} customers, {share:.0%} of the base", *figures])
+        cited = [f.text for f in figures] or list(segment.characteristics[:2])
+        evidence = "; ".join([f"{segment.size} customers, {share:.0%} of the base", *cited])
         advice.append(
             Recommendation(
                 segment.name,
@@ -220,13 +326,11 @@ the most value per customer (40 customers, 20% of the base; Spend 900 vs 260 ave
                 f"{why} ({evidence}).",
                 0,
                 impact[segment.cluster_id],
+                figures,
             )
         )
     advice += _cross_segment(segments, averages, total, accuracy)
-    return [
-        Recommendation(r.segment, r.cluster_id, r.action, r.rationale, i + 1, r.impact)
-        for i, r in enumerate(advice)
-    ]
+    return [replace(r, priority=i + 1) for i, r in enumerate(advice)]
 
 
 def _cross_segment(
@@ -234,7 +338,7 @@ def _cross_segment(
 ) -> list[Recommendation]:
     advice = []
     regular = [s for s in segments if not (s.is_outliers or s.name == OUTLIERS_NAME)]
-    has_value = bool(averages.axes.get("spend") or averages.axes.get("income"))
+    has_value = averages.has("spend") or averages.has("income")
     if has_value and regular and total:
         largest = max(regular, key=lambda s: s.size)
         value = averages.value(largest)

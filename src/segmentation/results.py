@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from segmentation.pipeline import search
 from segmentation.pipeline.features import FeatureEncoder
 from segmentation.pipeline.models import SegmentModel
 from segmentation.pipeline.search import Candidate
@@ -27,9 +28,13 @@ ACCURACY_METHOD = (
     "segment over bootstrap refits, weighted by segment size"
 )
 K_SELECTION_METHOD = (
-    "prediction strength (Tibshirani & Walther 2005) on a bounded sample: the largest k whose "
-    "worst segment keeps >= 0.8 co-membership agreement across half-samples; ties broken by "
-    "silhouette"
+    "stability, then separation, on a bounded sample: among the k whose segments reproduce on "
+    f"held-out halves (median prediction strength >= {search.PREDICTION_STRENGTH_THRESHOLD} "
+    f"over {search.STABILITY_SPLITS} half-sample splits, Tibshirani & Walther 2005), the "
+    f"largest whose silhouette is within {search.SILHOUETTE_TOLERANCE} of the best of them; a "
+    f"larger k wins when its silhouette is higher by {search.MORE_GROUPS_MARGIN} or more and its "
+    f"median prediction strength still >= {search.MORE_GROUPS_MIN_STRENGTH} (more groups than "
+    "half-samples can reproduce one by one); at that k Ward competes with k-means on silhouette"
 )
 
 

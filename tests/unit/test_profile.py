@@ -152,7 +152,25 @@ def test_unknown_fields_are_named_after_what_distinguishes_them() -> None:
     frame, segments = _three_segments(same=False)
     frame = frame.rename(columns={"income": "alpha", "spending": "beta"})
     names = [p.name for p in _profiles(frame, segments)]
-    assert names[2] == "High Alpha & High Beta Customers"
+    assert names[2] == "High Alpha & Beta Customers"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        # filler words (Num, Month) dropped; both would pass 40 characters, so one
+        ("NumCouponsTaken", "NumWebSessionsMonth", "High Coupons Taken Customers"),
+        # too long for both: the first field alone (three words at most), within 40 characters
+        ("CREDIT_LINE_UTILISATION_RATIO", "CARD_TENURE_IN_MONTHS",
+         "High Credit Line Utilisation Customers"),
+    ],
+)  # fmt: skip
+def test_fallback_names_are_short(first: str, second: str, expected: str) -> None:
+    frame, segments = _three_segments(same=False)
+    frame = frame.rename(columns={"income": first, "spending": second})
+    names = [p.name for p in _profiles(frame, segments)]
+    assert names[2].startswith(expected), names
+    assert all(len(name) <= 40 for name in names), names
 
 
 def test_outlier_segment_is_named_outliers() -> None:

@@ -76,6 +76,12 @@ def _candidate(candidate: Any, chosen: Any) -> dict[str, Any]:
         "algorithm": candidate.algorithm.value,
         "k": candidate.k,
         "predictionStrength": _number(candidate.prediction_strength),
+        "predictionStrengthQuartiles": (
+            [_number(q) for q in candidate.strength_quartiles]
+            if math.isfinite(candidate.prediction_strength)
+            else None
+        ),
+        "stable": bool(candidate.is_stable),
         "silhouette": _number(candidate.silhouette),
         "calinskiHarabasz": _number(candidate.calinski_harabasz, 2),
         "daviesBouldin": _number(candidate.davies_bouldin),
@@ -225,6 +231,15 @@ def recommendations_to_wire(advice: Sequence[Recommendation]) -> dict[str, Any]:
                 "rationale": r.rationale,
                 "priority": r.priority,
                 "impact": round(r.impact, 4),
+                "figures": [
+                    {
+                        "label": f.label,
+                        "value": _number(f.value, 6),
+                        "average": _number(f.average, 6),
+                        "direction": f.direction.value,
+                    }
+                    for f in r.figures
+                ],
             }
             for r in advice
         ],

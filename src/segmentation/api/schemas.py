@@ -212,6 +212,18 @@ class RecommendationsRequest(BaseModel):
         return data
 
 
+class CitedFigure(BaseModel):
+    """A number a recommendation rests on, and what its sentence claims of it."""
+
+    label: str = Field(description="The business axis: one field, or the sum of several.")
+    value: float | None = Field(description="The segment's value (centroid, or sum of centroids).")
+    average: float | None = Field(description="The customer-weighted average over all segments.")
+    direction: Literal["above", "below", "near"] = Field(
+        description="What the sentence claims: above or below the average, or near it (within "
+        "0.8x-1.25x)."
+    )
+
+
 class Action(BaseModel):
     segment: str | None
     clusterId: int | None
@@ -219,6 +231,9 @@ class Action(BaseModel):
     rationale: str
     priority: int = Field(description="1 = act first; per-segment actions by size x value.")
     impact: float
+    figures: list[CitedFigure] = Field(
+        default_factory=list, description="The figures the rationale cites, each with its claim."
+    )
 
 
 class RecommendationsResponse(BaseModel):

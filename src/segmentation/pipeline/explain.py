@@ -46,6 +46,9 @@ __all__ = [
 AMBIGUOUS_BELOW = 0.1
 BOOTSTRAP_RUNS = 10
 BOOTSTRAP_SIZE = 1000
+# Fewer customers than this cannot say whether segments reproduce: a resample of 2 customers
+# split into 2 segments always "matches" perfectly. Accuracy is then unmeasured (null).
+MIN_CUSTOMERS_FOR_ACCURACY = 20
 IMPORTANCE_REPEATS = 3
 SURROGATE_DEPTH = 3
 
@@ -108,6 +111,8 @@ def resampling_stability(
     """
     rng = np.random.default_rng(random_state)
     n = len(X)
+    if n < MIN_CUSTOMERS_FOR_ACCURACY:
+        return Stability(np.full(n_segments, np.nan), float("nan"), 0, n)
     size = min(n, BOOTSTRAP_SIZE)
     has_noise = bool((labels == NOISE).any())
     segment_ids = np.where(labels == NOISE, n_segments - 1, labels) if has_noise else labels

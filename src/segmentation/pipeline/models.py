@@ -21,6 +21,7 @@ __all__ = [
     "CentroidModel",
     "DensityModel",
     "SegmentModel",
+    "batch_kmeans",
     "centroids_of",
     "choose_eps",
     "fit_dbscan",
@@ -138,61 +139,93 @@ def sample_kmeans(
 ) -> tuple[np.ndarray, CentroidModel]:
     """k-means (k-means++ starts, Lloyd iterations) for the small samples of the search.
 
-    The search and the bootstrap fit k-means about a hundred times on at most 2,000 rows.
-    There scikit-learn's KMeans spends ~3 ms per call on validation and thread-pool set-up
-    around ~0.2 ms of arithmetic; this plain version does the same arithmetic without it
-    (tested to reach the same inertia). Final fits on all rows use scikit-learn.
+    The best of `n_init` starts by inertia; see `batch_kmeans`, which it calls with one batch.
     """
+    labels, centers = batch_kmeans(X[None], k, random_state, n_init, max_iter)
+    return labels[0], CentroidModel(centers[0])
+
+
+def batch_kmeans(
+    X: np.ndarray, k: int, random_state: int, n_init: int = 2, max_iter: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-means on a batch of equally sized samples at once: `X` is (batch, n, d); returns
+    labels (batch, n) and centres (batch, k, d), each the best of `n_init` starts by inertia.
+
+    The search and the bootstrap fit k-means hundreds of times on at most 2,000 rows, where
+    scikit-learn's KMeans spends ~3 ms per call on validation and thread-pool set-up around
+    ~0.2 ms of arithmetic, and a plain Python loop per fit pays numpy's call overhead on tiny
+    arrays at every iteration. Here every start of every sample moves in the same array
+    operations: the cost of a Lloyd iteration is paid once for the whole batch (tested to
+    reach scikit-learn's inertia). Final fits on all rows use scikit-learn.
+    """
+    batch = len(X)
     rng = np.random.default_rng(random_state)
-    squared_norms = (X**2).sum(axis=1)
-    best_inertia, best_labels, best_centers = np.inf, np.zeros(len(X), dtype=np.int64), X[:k]
-    rows = np.arange(len(X))
-    for _ in range(n_init):
-        centers = _plusplus(X, k, rng, squared_norms)
-        previous = None
-        for _ in range(max_iter):
-            distances = squared_norms[:, None] - 2 * X @ centers.T + (centers**2).sum(axis=1)
-            labels = distances.argmin(axis=1)
-            # unchanged assignments are a fixed point of Lloyd's iteration
-            if previous is not None and np.array_equal(labels, previous):
-                break
-            previous = labels
-            members = np.zeros((len(X), k))
-            members[rows, labels] = 1.0
-            counts = members.sum(axis=0)
-            # an emptied segment keeps its centre rather than vanishing
-            centers = np.where(
-                counts[:, None] > 0, (members.T @ X) / np.maximum(counts, 1)[:, None], centers
-            )
-        inertia = float(np.maximum(distances[rows, labels], 0).sum())
-        if inertia < best_inertia:
-            best_inertia, best_labels, best_centers = inertia, labels, centers
-    return best_labels.astype(np.int64), CentroidModel(best_centers)
+    starts = np.repeat(X, n_init, axis=0)  # (batch x n_init, n, d): O(batch n_init n d) memory
+    squared_norms = (starts**2).sum(axis=2)
+    centers = _plusplus(starts, k, rng, squared_norms)
+    segment_ids = np.arange(k)
+    previous = None
+    for _ in range(max_iter):
+        distances = (
+            squared_norms[:, :, None]
+            - 2 * starts @ centers.transpose(0, 2, 1)
+            + (centers**2).sum(axis=2)[:, None, :]
+        )
+        labels = distances.argmin(axis=2)
+        # unchanged assignments are a fixed point of Lloyd's iteration
+        if previous is not None and np.array_equal(labels, previous):
+            break
+        previous = labels
+        members = (labels[:, :, None] == segment_ids).astype(float)
+        counts = members.sum(axis=1)
+        sums = members.transpose(0, 2, 1) @ starts
+        # an emptied segment keeps its centre rather than vanishing
+        centers = np.where(
+            counts[:, :, None] > 0, sums / np.maximum(counts, 1)[:, :, None], centers
+        )
+    inertia = np.maximum(np.take_along_axis(distances, labels[:, :, None], axis=2), 0).sum(
+        axis=(1, 2)
+    )
+    best = inertia.reshape(batch, n_init).argmin(axis=1) + np.arange(batch) * n_init
+    return labels[best].astype(np.int64), centers[best]
 
 
 def _plusplus(
     X: np.ndarray, k: int, rng: np.random.Generator, squared_norms: np.ndarray
 ) -> np.ndarray:
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, as scikit-learn does it): each
-    new centre is the best of 2 + log(k) draws weighted by squared distance to the nearest
-    centre so far."""
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, as scikit-learn does it) of
+    every sample of a batch (runs, n, d): each new centre is the best of 2 + log(k) draws
+    weighted by squared distance to the nearest centre so far."""
+    runs, n, d = X.shape
     trials = 2 + int(np.log(k))
-    centers = np.empty((k, X.shape[1]))
-    centers[0] = X[rng.integers(len(X))]
-    closest = np.maximum(squared_norms - 2 * X @ centers[0] + (centers[0] ** 2).sum(), 0)
+    run_index = np.arange(runs)
+    centers = np.empty((runs, k, d))
+    centers[:, 0] = X[run_index, rng.integers(n, size=runs)]
+    closest = np.maximum(
+        squared_norms
+        - 2 * np.einsum("rnd,rd->rn", X, centers[:, 0])
+        + (centers[:, 0] ** 2).sum(axis=1)[:, None],
+        0,
+    )
     for i in range(1, k):
-        total = closest.sum()
-        if total <= 0:
-            centers[i] = X[rng.integers(len(X))]
-            continue
-        candidates = rng.choice(len(X), size=trials, p=closest / total)
+        cumulative = np.cumsum(closest, axis=1)
+        total = cumulative[:, -1]
+        # draws by weight; a sample whose points all sit on centres draws uniformly
+        draws = rng.random((runs, trials))
+        weighted = (cumulative[:, None, :] <= (draws * total[:, None])[:, :, None]).sum(axis=2)
+        uniform = (draws * n).astype(np.int64)
+        picks = np.minimum(np.where(total[:, None] > 0, weighted, uniform), n - 1)
+        candidates = X[run_index[:, None], picks]  # (runs, trials, d)
         distance = np.maximum(
-            squared_norms[:, None] - 2 * X @ X[candidates].T + squared_norms[candidates], 0
+            squared_norms[:, None, :]
+            - 2 * candidates @ X.transpose(0, 2, 1)
+            + (candidates**2).sum(axis=2)[:, :, None],
+            0,
         )
-        updated = np.minimum(closest[:, None], distance)
-        best = int(updated.sum(axis=0).argmin())
-        centers[i] = X[candidates[best]]
-        closest = updated[:, best]
+        updated = np.minimum(closest[:, None, :], distance)
+        best = updated.sum(axis=2).argmin(axis=1)
+        centers[:, i] = candidates[run_index, best]
+        closest = updated[run_index, best]
     return centers
 
 

@@ -16,7 +16,14 @@ import pandas as pd
 from scipy import stats
 
 from segmentation.pipeline.features import MISSING_LEVEL, numeric_values
-from segmentation.pipeline.schema import FieldRole, FieldSpec, Schema, axis_of
+from segmentation.pipeline.schema import (
+    ADDITIVE_AXES,
+    FieldRole,
+    FieldSpec,
+    Schema,
+    axis_fields,
+    axis_of,
+)
 
 __all__ = ["Evidence", "SegmentProfile", "format_number", "profile_segments"]
 
@@ -261,21 +268,47 @@ def _level(z: float) -> str:
     return "H" if z >= HIGH else "L" if z <= LOW else "M"
 
 
-def _axis_scores(
-    stats_by_field: list[_FieldStats], axes: dict[str, str], segment: int
-) -> dict[str, float]:
-    sums: dict[str, list[float]] = {}
-    for field_stats in stats_by_field:
-        axis = axes.get(field_stats.spec.name)
-        if axis is None:
-            continue
-        z = field_stats.standardized(segment)
-        if axis == "age" and "birth" in field_stats.spec.name.lower():
-            z = -z  # a later birth year is a younger customer
-        if axis == "recency" and field_stats.spec.role is FieldRole.DATE:
-            z = -z  # a later last-purchase date is a more recent customer
-        sums.setdefault(axis, []).append(z)
-    return {axis: float(np.mean(zs)) for axis, zs in sums.items()}
+class _AxisScores:
+    """Each segment's standardized level on each business axis, for naming.
+
+    An additive axis (income, spend, frequency) made of several fields is scored on their
+    per-customer sum (missing values at the field's mean), so six spend fields name a segment
+    by its total spend; age and recency average their fields' standardized differences.
+    """
+
+    def __init__(
+        self, stats_by_field: list[_FieldStats], axes: dict[str, str], segment_ids: np.ndarray
+    ) -> None:
+        self.segment_ids = segment_ids
+        by_name = {s.spec.name: s for s in stats_by_field}
+        self.totals: dict[str, tuple[np.ndarray, float, float]] = {}
+        self.averaged: dict[str, list[_FieldStats]] = {}
+        for axis, fields in axis_fields(axes).items():
+            members = [by_name[f] for f in fields]
+            if axis in ADDITIVE_AXES:
+                total = np.zeros(len(segment_ids))
+                for member in members:
+                    total += np.where(np.isnan(member.values), member.overall_mean, member.values)
+                self.totals[axis] = (total, float(total.mean()), float(total.std()))
+            else:
+                self.averaged[axis] = members
+
+    def __call__(self, segment: int) -> dict[str, float]:
+        scores = {}
+        inside = self.segment_ids == segment
+        for axis, (total, mean, sd) in self.totals.items():
+            scores[axis] = float((total[inside].mean() - mean) / sd) if sd > 0 else 0.0
+        for axis, members in self.averaged.items():
+            zs = []
+            for field_stats in members:
+                z = field_stats.standardized(segment)
+                if axis == "age" and "birth" in field_stats.spec.name.lower():
+                    z = -z  # a later birth year is a younger customer
+                if axis == "recency" and field_stats.spec.role is FieldRole.DATE:
+                    z = -z  # a later last-purchase date is a more recent customer
+                zs.append(z)
+            scores[axis] = float(np.mean(zs))
+        return scores
 
 
 def _business_name(axis: dict[str, float], evidence: list[Evidence]) -> str | None:
@@ -302,17 +335,51 @@ def _business_name(axis: dict[str, float], evidence: list[Evidence]) -> str | No
     return base
 
 
-def _descriptor(item: Evidence) -> str:
+# words that carry no meaning in a segment's name: "Num Web Visits Month" reads "Web Visits"
+FILLER_WORDS = frozenset(
+    {"num", "number", "nb", "n", "mnt", "amt", "amount", "month", "monthly", "per", "of", "the",
+     "total", "count", "avg", "average", "k", "1", "100"}
+)  # fmt: skip
+MAX_NAME_LENGTH = 40
+MAX_NAME_WORDS = 3
+
+
+def short_label(field: str) -> str:
+    """A field's label for a name: filler and unit words dropped, at most three words.
+
+    Examples
+    --------
+    >>> [short_label(f) for f in ("NumWebVisitsMonth", "MntWines", "Annual Income (k$)")]
+    ['Web Visits', 'Wines', 'Annual Income']
+    """
+    words = [w for w in re.split(r"[\s()$%/_-]+", label(field)) if w]
+    kept = [w for w in words if w.lower() not in FILLER_WORDS] or words
+    return " ".join(w[:1].upper() + w[1:] for w in kept[:MAX_NAME_WORDS])
+
+
+def _descriptor(item: Evidence) -> tuple[str, str]:
+    """("High", "Grocery"), ("Mostly", "Female"): the qualifier and what it qualifies."""
     if item.kind == "share":
-        return f"Mostly {item.level}" if item.level else f"Mostly {label(item.field)}"
-    return f"{'High' if item.effect > 0 else 'Low'} {label(item.field)}"
+        return "Mostly", item.level if item.level else short_label(item.field)
+    return ("High" if item.effect > 0 else "Low"), short_label(item.field)
 
 
 def _field_name(evidence: list[Evidence]) -> str:
-    top = sorted(evidence, key=lambda e: -abs(e.effect))[:2]
+    """A short name from the one or two most different fields ("High Grocery & Milk
+    Customers"), within MAX_NAME_LENGTH characters."""
+    top = [_descriptor(e) for e in sorted(evidence, key=lambda e: -abs(e.effect))[:2]]
     if not top:
         return "Typical Customers"
-    return " & ".join(_descriptor(e) for e in top) + " Customers"
+    (qualifier, what), *rest = top
+    options = [f"{qualifier} {what}"]
+    if rest:
+        other_qualifier, other = rest[0]
+        joined = other if other_qualifier == qualifier else f"{other_qualifier.lower()} {other}"
+        options.insert(0, f"{qualifier} {what} & {joined}")
+    for option in options:
+        if len(option) + len(" Customers") <= MAX_NAME_LENGTH:
+            return f"{option} Customers"
+    return options[-1][:MAX_NAME_LENGTH]
 
 
 # how look-alike segments are told apart, from the lowest value of their most different field
@@ -345,7 +412,7 @@ def _make_unique(
             rank_words = RANK_WORDS.get(len(ranked))
             for rank, i in enumerate(ranked):
                 word = rank_words[rank] if rank_words else f"#{rank + 1} by"
-                result[i] = f"{name} ({word} {label(field)})"
+                result[i] = f"{name} ({word} {short_label(field)})"
             continue
         for i in holders:
             lowered = name.lower()
@@ -355,7 +422,7 @@ def _make_unique(
                 None,
             )  # fmt: skip
             if extra is not None:
-                result[i] = f"{name} ({_descriptor(extra)})"
+                result[i] = f"{name} ({' '.join(_descriptor(extra))})"
     seen: dict[str, int] = {}
     for i, name in enumerate(result):
         seen[name] = seen.get(name, 0) + 1
@@ -391,6 +458,7 @@ def profile_segments(
         axis = field_axis(field_stats.spec, values)
         if axis is not None:
             axes[field_stats.spec.name] = axis
+    axis_scores = _AxisScores(stats_by_field, axes, segment_ids)
     names, evidence_lists, partial = [], [], []
     for segment in range(n_segments):
         evidence = [item for s in stats_by_field for item in s.evidence(segment)]
@@ -409,9 +477,7 @@ def profile_segments(
         if segment == outlier_segment:
             name = OUTLIERS_NAME
         else:
-            name = _business_name(_axis_scores(stats_by_field, axes, segment), evidence) or (
-                _field_name(evidence)
-            )
+            name = _business_name(axis_scores(segment), evidence) or (_field_name(evidence))
         characteristics = [e.phrase for e in evidence[:MAX_CHARACTERISTICS]]
         if not characteristics:
             characteristics = [_no_difference(standardized, int((segment_ids == segment).sum()))]

@@ -7,7 +7,7 @@ constants and nested values are ignored and reported, never guessed at.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -18,9 +18,12 @@ from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.ingest import IngestedCustomers
 
 __all__ = [
+    "ADDITIVE_AXES",
+    "AXIS_LABELS",
     "FieldRole",
     "FieldSpec",
     "Schema",
+    "axis_fields",
     "axis_of",
     "detect_date_format",
     "infer_schema",
@@ -98,6 +101,35 @@ def axis_of(field: str, is_count: bool | None) -> str | None:
     if bag & PURCHASE_WORDS:
         return "spend" if is_count is False else "frequency"
     return None
+
+
+# Axes whose fields add up to one business quantity (total spend, total purchases); the
+# others (age, recency) are averaged, since adding two ages means nothing.
+ADDITIVE_AXES = frozenset({"income", "spend", "frequency"})
+AXIS_LABELS = {"income": "Total income", "spend": "Total spend", "frequency": "Total purchases"}
+
+
+def axis_fields(axes: Mapping[str, str]) -> dict[str, list[str]]:
+    """The fields that make up each business axis, from a field -> axis mapping.
+
+    Purchase counts and visit counts both read as frequency, but adding web visits to
+    purchases would count browsing as buying: when a frequency field names purchases, orders
+    or transactions, frequency is made of those alone.
+
+    Examples
+    --------
+    >>> axis_fields({"MntWines": "spend", "MntFruits": "spend", "NumWebPurchases": "frequency",
+    ...              "NumWebVisitsMonth": "frequency"})
+    {'spend': ['MntWines', 'MntFruits'], 'frequency': ['NumWebPurchases']}
+    """
+    grouped: dict[str, list[str]] = {}
+    for field, axis in axes.items():
+        grouped.setdefault(axis, []).append(field)
+    frequency = grouped.get("frequency", [])
+    counts = [f for f in frequency if set(name_words(f)) & (PURCHASE_WORDS | {"trx"})]
+    if counts:
+        grouped["frequency"] = counts
+    return grouped
 
 
 def is_money(field: str) -> bool:

@@ -1,13 +1,32 @@
 """Which algorithm and how many segments: every candidate scored on a bounded sample.
 
-The number of segments is chosen by prediction strength (Tibshirani & Walther, 2005): split the
-sample in halves, segment each, and ask how often customers that the test half puts together
-are also put together by the segmentation learned on the other half. The chosen k is the
-largest whose worst segment keeps that agreement >= 0.8; among candidates with that k the one
-with the best silhouette wins. Silhouette alone prefers 2 or 3 segments whenever real segments
-overlap (it found the true k in 1 of 6 of our test populations; prediction strength in 5 of 6).
+Two criteria decide k, because neither is right alone (measured on the quality benchmark,
+`python -m bench.quality`):
 
-Every O(n^2) step (Ward's tree, silhouette) runs on the bounded sample only.
+- Stability: prediction strength (Tibshirani & Walther 2005). Split the sample in halves,
+  segment each, and measure how often customers that one half puts together are also put
+  together by the segmentation learned on the other half; a partition's strength is that of
+  its worst segment. It is measured on STABILITY_SPLITS random splits in both directions,
+  each half fitted with several k-means starts, and summarised by the median and the quartiles
+  of those values: one split and two starts made it zigzag across k (0.44, 0.96, 0.49, ...)
+  by local optima alone. A k is *reproducible* when its median is >= 0.8.
+- Separation: the silhouette of the segmentation of the whole sample.
+
+The rule, in three steps:
+
+1. Among the reproducible k, the largest whose silhouette is within SILHOUETTE_TOLERANCE of
+   the best reproducible silhouette. Stability alone over-splits a large round group (its
+   halves are split the same way every time); silhouette alone prefers 2 or 3 segments
+   whenever real segments overlap, as customer personas do. Near-ties go to more segments.
+2. More groups than half-samples can reproduce: when a larger k separates clearly better
+   (silhouette at least MORE_GROUPS_MARGIN higher) and is still mostly reproducible (median
+   strength >= MORE_GROUPS_MIN_STRENGTH), the best such k wins. With 15 or 20 overlapping
+   groups, one small group in some half-sample is enough to sink the worst-segment strength.
+3. At the chosen k, Ward's tree competes with k-means on silhouette, and DBSCAN may replace
+   both when it separates much better (see `_choose`).
+
+When no k is reproducible the most reproducible one is returned with a warning. Every
+O(n^2) step (Ward's tree, silhouette) runs on the bounded sample only.
 """
 
 from __future__ import annotations
@@ -32,18 +51,32 @@ from segmentation.pipeline.models import (
     ward_tree,
 )
 
-__all__ = ["PREDICTION_STRENGTH_THRESHOLD", "Candidate", "SearchResult", "search"]
+__all__ = [
+    "PREDICTION_STRENGTH_THRESHOLD",
+    "Candidate",
+    "SearchResult",
+    "format_score",
+    "search",
+]
 
 PREDICTION_STRENGTH_THRESHOLD = 0.8
 SEARCH_SAMPLE_SIZE = 2000
 SILHOUETTE_SAMPLE_SIZE = 1000
-# Half-splits per candidate: one when the halves hold 500+ customers, up to five for small
-# samples, where a single split is noisy and fits are cheap.
-STABILITY_CUSTOMERS = 1000
-MAX_STABILITY_SPLITS = 5
-# k-means restarts per fit: on the sample, and on each half-sample for prediction strength
-SEARCH_N_INIT = 2
-STABILITY_N_INIT = 2
+# Random half-splits per k-means candidate; each split gives two strengths (each half
+# predicting the other). Ward's tree is deterministic, so fewer splits measure it as well.
+STABILITY_SPLITS = 6
+WARD_STABILITY_SPLITS = 3
+STABILITY_SAMPLE_SIZE = 2000
+# k-means restarts: on the sample (the labels that are kept), and on each half-sample
+SEARCH_N_INIT = 4
+STABILITY_N_INIT = 3
+# Step 1: a reproducible k may lose this much silhouette to the best reproducible k and
+# still win by having more segments.
+SILHOUETTE_TOLERANCE = 0.08
+# Step 2: a larger k wins when its silhouette is this much higher and its median strength
+# at least this.
+MORE_GROUPS_MARGIN = 0.02
+MORE_GROUPS_MIN_STRENGTH = 0.5
 # Below this many customers halves are too small to say anything: k falls back to silhouette.
 MIN_CUSTOMERS_FOR_STABILITY = 20
 # A test segment smaller than this cannot show co-membership reliably; it counts as unstable.
@@ -54,9 +87,19 @@ DENSITY_SILHOUETTE_MARGIN = 0.1
 MAX_NOISE_SHARE = 0.3
 
 
+def format_score(value: float, digits: int = 2) -> str:
+    """A score for a sentence: "n/a" rather than "nan" when it could not be measured."""
+    return f"{value:.{digits}f}" if np.isfinite(value) else "n/a"
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """One algorithm at one k, scored on the search sample."""
+    """One algorithm at one k, scored on the search sample.
+
+    `prediction_strength` is the median over the half-sample splits and
+    `strength_quartiles` the 25th and 75th percentiles of the same values (NaN when
+    stability was not measured).
+    """
 
     algorithm: Algorithm
     k: int
@@ -64,12 +107,19 @@ class Candidate:
     calinski_harabasz: float
     davies_bouldin: float
     prediction_strength: float
+    strength_quartiles: tuple[float, float] = (float("nan"), float("nan"))
     noise_share: float = 0.0
     note: str = ""
+    #: every half-sample strength measured, two per split
+    strengths: tuple[float, ...] = ()
 
     @property
     def is_stable(self) -> bool:
         return bool(self.prediction_strength >= PREDICTION_STRENGTH_THRESHOLD)
+
+    @property
+    def silhouette_or_worst(self) -> float:
+        return self.silhouette if np.isfinite(self.silhouette) else -1.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +132,8 @@ class SearchResult:
     model: SegmentModel
     dbscan_eps: float | None = None
     dbscan_min_samples: int | None = None
+    #: the chosen k is the largest of several tried: more segments may exist
+    more_segments_possible: bool = False
 
 
 def prediction_strength(test_labels: np.ndarray, predicted: np.ndarray) -> float:
@@ -170,6 +222,12 @@ def clustering_scores(
 _Scored = tuple[Candidate, np.ndarray, SegmentModel]
 
 
+def _summarise(strengths: list[float]) -> tuple[float, tuple[float, float]]:
+    values = np.array(strengths)
+    low, median, high = np.quantile(values, [0.25, 0.5, 0.75])
+    return float(median), (float(low), float(high))
+
+
 class _Search:
     """State shared by the candidates: the sample, its halves and its distance matrix."""
 
@@ -185,47 +243,52 @@ class _Search:
         )
         self.distances = pairwise_distances(self.X[self.silhouette_index])
         self.with_stability = m >= MIN_CUSTOMERS_FOR_STABILITY
-        splits = max(1, min(MAX_STABILITY_SPLITS, STABILITY_CUSTOMERS // max(m, 1)))
-        self.halves = [np.array_split(rng.permutation(m), 2) for _ in range(splits)]
+        # halves of at most STABILITY_SAMPLE_SIZE customers of the sample: the fits of the
+        # splits are most of the search's cost
+        held = min(m, STABILITY_SAMPLE_SIZE)
+        self.halves = [
+            np.array_split(rng.permutation(m)[:held], 2) for _ in range(STABILITY_SPLITS)
+        ]
 
     def candidate(
-        self, algorithm: Algorithm, k: int, labels: np.ndarray, strength: float, note: str = ""
+        self,
+        algorithm: Algorithm,
+        k: int,
+        labels: np.ndarray,
+        strengths: list[float],
+        note: str = "",
     ) -> Candidate:
         silhouette, ch, db = clustering_scores(
             self.X, labels, self.distances, self.silhouette_index
         )
+        nan = float("nan")
+        median, quartiles = _summarise(strengths) if strengths else (nan, (nan, nan))
         return Candidate(
-            algorithm, k, silhouette, ch, db, strength,
+            algorithm, k, silhouette, ch, db, median, strength_quartiles=quartiles,
             noise_share=float(np.mean(labels == NOISE)), note=note,
+            strengths=tuple(round(s, 4) for s in strengths),
         )  # fmt: skip
 
     def _pair_strength(self, fit_a: SegmentModel, labels_b: np.ndarray, b: np.ndarray) -> float:
         return prediction_strength(labels_b, fit_a.assign(self.X[b]))
 
-    def kmeans(self, ks: Sequence[int]) -> list[_Scored]:
-        results: list[_Scored] = []
-        for k in ks:
-            labels, model = sample_kmeans(self.X, k, self.random_state, SEARCH_N_INIT)
-            strength = float("nan")
-            if self.with_stability:
-                values = []
-                for a, b in self.halves:
-                    labels_a, model_a = sample_kmeans(
-                        self.X[a], k, self.random_state, STABILITY_N_INIT
-                    )
-                    labels_b, model_b = sample_kmeans(
-                        self.X[b], k, self.random_state, STABILITY_N_INIT
-                    )
-                    values.append(self._pair_strength(model_a, labels_b, b))
-                    values.append(self._pair_strength(model_b, labels_a, a))
-                strength = float(np.mean(values))
-            results.append((self.candidate(Algorithm.KMEANS, k, labels, strength), labels, model))
-        return results
+    def kmeans(self, k: int) -> _Scored:
+        labels, model = sample_kmeans(self.X, k, self.random_state, SEARCH_N_INIT)
+        strengths = []
+        if self.with_stability:
+            for split, (a, b) in enumerate(self.halves):
+                seed = self.random_state + 7919 * (split + 1)
+                labels_a, model_a = sample_kmeans(self.X[a], k, seed, STABILITY_N_INIT)
+                labels_b, model_b = sample_kmeans(self.X[b], k, seed + 1, STABILITY_N_INIT)
+                strengths.append(self._pair_strength(model_a, labels_b, b))
+                strengths.append(self._pair_strength(model_b, labels_a, a))
+        return self.candidate(Algorithm.KMEANS, k, labels, strengths), labels, model
 
-    def hierarchical(self, ks: Sequence[int]) -> list[_Scored]:
+    def hierarchical(self, ks: Sequence[int], splits: int) -> list[_Scored]:
         tree = ward_tree(self.X)
+        halves = self.halves[:splits]
         half_trees = (
-            [(ward_tree(self.X[a]), ward_tree(self.X[b])) for a, b in self.halves]
+            [(ward_tree(self.X[a]), ward_tree(self.X[b])) for a, b in halves]
             if self.with_stability
             else []
         )
@@ -233,17 +296,14 @@ class _Search:
         for k in ks:
             labels = ward_labels(tree, k)
             model = CentroidModel(centroids_of(self.X, labels, k))
-            strength = float("nan")
-            if self.with_stability:
-                values = []
-                for (a, b), (tree_a, tree_b) in zip(self.halves, half_trees, strict=True):
-                    labels_a, labels_b = ward_labels(tree_a, k), ward_labels(tree_b, k)
-                    model_a = CentroidModel(centroids_of(self.X[a], labels_a, k))
-                    model_b = CentroidModel(centroids_of(self.X[b], labels_b, k))
-                    values.append(self._pair_strength(model_a, labels_b, b))
-                    values.append(self._pair_strength(model_b, labels_a, a))
-                strength = float(np.mean(values))
-            candidate = self.candidate(Algorithm.HIERARCHICAL, k, labels, strength)
+            strengths = []
+            for (a, b), (tree_a, tree_b) in zip(halves, half_trees, strict=False):
+                labels_a, labels_b = ward_labels(tree_a, k), ward_labels(tree_b, k)
+                model_a = CentroidModel(centroids_of(self.X[a], labels_a, k))
+                model_b = CentroidModel(centroids_of(self.X[b], labels_b, k))
+                strengths.append(self._pair_strength(model_a, labels_b, b))
+                strengths.append(self._pair_strength(model_b, labels_a, a))
+            candidate = self.candidate(Algorithm.HIERARCHICAL, k, labels, strengths)
             results.append((candidate, labels, model))
         return results
 
@@ -257,75 +317,110 @@ class _Search:
         eps = eps or choose_eps(self.X, min_samples)
         labels, model = fit_dbscan(self.X, eps, min_samples)
         k = model.n_segments
-        strength = float("nan")
+        strengths = []
         # with fewer than 2 segments there is no co-membership to test, and it cannot win
         if self.with_stability and k >= 2:
             half_min = max(2, min_samples // 2)
-            values = []
-            for a, b in self.halves:
+            for a, b in self.halves[:WARD_STABILITY_SPLITS]:
                 labels_a, model_a = fit_dbscan(self.X[a], eps, half_min)
                 labels_b, model_b = fit_dbscan(self.X[b], eps, half_min)
-                values.append(self._pair_strength(model_a, labels_b, b))
-                values.append(self._pair_strength(model_b, labels_a, a))
-            strength = float(np.mean(values))
+                strengths.append(self._pair_strength(model_a, labels_b, b))
+                strengths.append(self._pair_strength(model_b, labels_a, a))
         note = f"eps={eps:.3g}, min_samples={min_samples}"
-        candidate = self.candidate(Algorithm.DBSCAN, k, labels, strength, note)
+        candidate = self.candidate(Algorithm.DBSCAN, k, labels, strengths, note)
         return candidate, labels, model, eps, min_samples
 
 
-def _rank_key(candidate: Candidate) -> tuple[float, float]:
-    silhouette = candidate.silhouette if np.isfinite(candidate.silhouette) else -1.0
-    return (candidate.k, silhouette)
+def _ks(candidates: Sequence[Candidate]) -> str:
+    return ", ".join(str(c.k) for c in sorted(candidates, key=lambda c: c.k))
+
+
+def choose_k(partitions: Sequence[Candidate], with_stability: bool) -> tuple[Candidate, str]:
+    """Steps 1 and 2 of the module docstring over one algorithm's candidates (one per k):
+    the winner and a sentence saying why."""
+    if not with_stability:
+        best = max(partitions, key=lambda c: c.silhouette_or_worst)
+        return best, (
+            f"k={best.k} has the best silhouette ({format_score(best.silhouette)}); with fewer "
+            f"than {MIN_CUSTOMERS_FOR_STABILITY} customers stability cannot be measured."
+        )
+    threshold = PREDICTION_STRENGTH_THRESHOLD
+    splits = f"median over {STABILITY_SPLITS} half-sample splits"
+    stable = [c for c in partitions if c.is_stable]
+    if not stable:
+        best = max(partitions, key=lambda c: (c.prediction_strength, -c.k))
+        return best, (
+            f"No k reached prediction strength {threshold} ({splits}), so the data has no "
+            f"clearly reproducible segments; k={best.k} is the most reproducible "
+            f"({format_score(best.prediction_strength)}). Treat these segments as a "
+            "convenient partition."
+        )
+    best_separated = max(stable, key=lambda c: c.silhouette_or_worst)
+    floor = best_separated.silhouette_or_worst - SILHOUETTE_TOLERANCE
+    chosen = max((c for c in stable if c.silhouette_or_worst >= floor), key=lambda c: c.k)
+    reason = (
+        f"k={chosen.k}: of the k whose segments reproduce on held-out halves (prediction "
+        f"strength >= {threshold}, {splits}: k = {_ks(stable)}), the largest whose silhouette "
+        f"({format_score(chosen.silhouette)}) is within {SILHOUETTE_TOLERANCE} of the best of "
+        f"them ({format_score(best_separated.silhouette)} at k={best_separated.k})"
+    )
+    more = [
+        c
+        for c in partitions
+        if c.k > chosen.k
+        and c.silhouette_or_worst >= chosen.silhouette_or_worst + MORE_GROUPS_MARGIN
+        and c.prediction_strength >= MORE_GROUPS_MIN_STRENGTH
+    ]
+    if more:
+        finer = max(more, key=lambda c: c.silhouette_or_worst)
+        reason = (
+            f"k={finer.k}: its segments separate clearly better (silhouette "
+            f"{format_score(finer.silhouette)} vs {format_score(chosen.silhouette)} at "
+            f"k={chosen.k}, the largest well-separated reproducible k) and mostly reproduce "
+            f"(prediction strength {format_score(finer.prediction_strength)}, {splits}), so "
+            "there are more groups than half-samples can reproduce one by one"
+        )
+        return finer, reason + "."
+    return chosen, reason + "."
 
 
 def _choose(
-    partitions: list[Candidate], density: Candidate | None, with_stability: bool
+    kmeans: list[Candidate],
+    ward: list[Candidate],
+    density: Candidate | None,
+    with_stability: bool,
 ) -> tuple[Candidate, str]:
-    """The documented selection rule; returns the winner and a sentence saying why."""
-    threshold = PREDICTION_STRENGTH_THRESHOLD
-    if not with_stability:
-        best = max(partitions, key=lambda c: c.silhouette if np.isfinite(c.silhouette) else -1)
-        return best, (
-            f"{best.algorithm} with k={best.k} has the best silhouette ({best.silhouette:.2f}); "
-            f"with fewer than {MIN_CUSTOMERS_FOR_STABILITY} customers stability cannot be measured."
+    """k from the k-means candidates (or Ward's when only Ward ran), then the algorithm at
+    that k, then DBSCAN's chance to win outright."""
+    chosen, reason = choose_k(kmeans or ward, with_stability)
+    rival = next((c for c in ward if c.k == chosen.k), None) if kmeans else None
+    if (
+        rival is not None
+        and rival.silhouette_or_worst > chosen.silhouette_or_worst
+        and (rival.is_stable or not with_stability or not chosen.is_stable)
+    ):
+        reason += (
+            f" At k={chosen.k} Ward's segments separate better than k-means' (silhouette "
+            f"{format_score(rival.silhouette)} vs {format_score(chosen.silhouette)})."
         )
-    stable = [c for c in partitions if c.is_stable]
-    if stable:
-        best = max(stable, key=_rank_key)
-        larger = [c for c in partitions if c.k > best.k]
-        best_larger = max((c.prediction_strength for c in larger), default=0.0)
-        why_not_larger = (
-            f"; every larger k falls below it (best {best_larger:.2f})" if larger else ""
-        )
-        reason = (
-            f"{best.algorithm} with k={best.k} is the largest number of segments that stays "
-            f"reproducible: prediction strength {best.prediction_strength:.2f} >= {threshold}"
-            f"{why_not_larger}; among k={best.k} candidates it has the best silhouette "
-            f"({best.silhouette:.2f})."
-        )
-    else:
-        best = max(partitions, key=lambda c: (c.prediction_strength, -c.k))
-        reason = (
-            f"No candidate reached prediction strength {threshold}, so the data has no clearly "
-            f"reproducible segments; {best.algorithm} with k={best.k} is the most reproducible "
-            f"({best.prediction_strength:.2f}). Treat these segments as a convenient partition."
-        )
+        chosen = rival
     if (
         density is not None
         and density.k >= 2
         and density.is_stable
         and density.noise_share <= MAX_NOISE_SHARE
         and np.isfinite(density.silhouette)
-        and density.silhouette > best.silhouette + DENSITY_SILHOUETTE_MARGIN
+        and density.silhouette > chosen.silhouette_or_worst + DENSITY_SILHOUETTE_MARGIN
     ):
         reason = (
             f"dbscan found {density.k} dense segments ({density.noise_share:.0%} outliers) with "
-            f"silhouette {density.silhouette:.2f}, better than {best.algorithm} k={best.k} "
-            f"({best.silhouette:.2f}) by more than {DENSITY_SILHOUETTE_MARGIN}, and stable "
-            f"(prediction strength {density.prediction_strength:.2f})."
+            f"silhouette {format_score(density.silhouette)}, better than {chosen.algorithm} "
+            f"k={chosen.k} ({format_score(chosen.silhouette)}) by more than "
+            f"{DENSITY_SILHOUETTE_MARGIN}, and stable (prediction strength "
+            f"{format_score(density.prediction_strength)})."
         )
         return density, reason
-    return best, reason
+    return chosen, f"{chosen.algorithm} with {reason}"
 
 
 def search(
@@ -340,29 +435,31 @@ def search(
 ) -> SearchResult:
     """Score every candidate on a bounded sample and choose one (see the module docstring)."""
     state = _Search(X, random_state, sample_size)
+    # Ward's strength only decides k when Ward runs alone; in auto it competes at one k
+    ward_splits = STABILITY_SPLITS if algorithm is Algorithm.HIERARCHICAL else WARD_STABILITY_SPLITS
     # Two threads: the fits spend most of their time in numpy/scipy with the GIL released.
     # One task per k-means k, one for Ward (its tree serves every k), one for DBSCAN.
     with ThreadPoolExecutor(max_workers=2) as threads:
-        ward = (
-            threads.submit(state.hierarchical, k_values)
+        ward_future = (
+            threads.submit(state.hierarchical, k_values, ward_splits)
             if algorithm in (Algorithm.AUTO, Algorithm.HIERARCHICAL)
             else None
         )
-        density = (
+        density_future = (
             threads.submit(state.dbscan, eps, min_samples)
             if algorithm in (Algorithm.AUTO, Algorithm.DBSCAN)
             else None
         )
-        kmeans = (
-            [threads.submit(state.kmeans, [k]) for k in k_values]
+        kmeans_futures = (
+            [threads.submit(state.kmeans, k) for k in k_values]
             if algorithm in (Algorithm.AUTO, Algorithm.KMEANS)
             else []
         )
-        partition_results = [result for future in kmeans for result in future.result()]
-        if ward is not None:
-            partition_results += ward.result()
-        density_result = density.result() if density is not None else None
+        kmeans_results = [future.result() for future in kmeans_futures]
+        ward_results = ward_future.result() if ward_future is not None else []
+        density_result = density_future.result() if density_future is not None else None
 
+    partition_results = kmeans_results + ward_results
     candidates = [c for c, _, _ in partition_results]
     if density_result is not None:
         candidates.append(density_result[0])
@@ -378,7 +475,8 @@ def search(
         )  # fmt: skip
 
     chosen, reason = _choose(
-        [c for c, _, _ in partition_results],
+        [c for c, _, _ in kmeans_results],
+        [c for c, _, _ in ward_results],
         density_result[0] if density_result else None,
         state.with_stability,
     )
@@ -388,5 +486,10 @@ def search(
             tuple(candidates), chosen, reason, state.sample_index, labels, model,
             used_eps, used_min,
         )  # fmt: skip
+    # at the top of a range of several k, the best segmentation may lie beyond it
+    more = len(k_values) > 1 and chosen.k == max(k_values)
     _, labels, model = next(r for r in partition_results if r[0] is chosen)
-    return SearchResult(tuple(candidates), chosen, reason, state.sample_index, labels, model)
+    return SearchResult(
+        tuple(candidates), chosen, reason, state.sample_index, labels, model,
+        more_segments_possible=more,
+    )  # fmt: skip
