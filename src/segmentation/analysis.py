@@ -18,10 +18,12 @@ from segmentation.pipeline.explain import (
     AMBIGUOUS_BELOW,
     MIN_CUSTOMERS_FOR_ACCURACY,
     Stability,
+    StructureGap,
     confidence,
     model_centers,
     permutation_importance,
     resampling_stability,
+    structure_gap,
     surrogate_fidelity,
 )
 from segmentation.pipeline.features import FeatureEncoder
@@ -42,6 +44,7 @@ from segmentation.pipeline.search import (
     SILHOUETTE_SAMPLE_SIZE,
     SearchResult,
     clustering_scores,
+    format_score,
     search,
 )
 from segmentation.results import (
@@ -69,6 +72,8 @@ MAX_K = 30
 # Customer-level statistics that are O(n) per field but costly in Python run on this sample.
 EXPLAIN_SAMPLE_SIZE = 2000
 LOW_ACCURACY = 0.6
+# accuracy when the segments separate no better than structureless data ("dissolved")
+NO_STRUCTURE_ACCURACY = 0.5
 SMALL_SEGMENT_SHARE = 0.02
 
 
@@ -197,6 +202,9 @@ class _Trust:
     confidence: np.ndarray
     ambiguous: np.ndarray
     stability: Stability
+    #: the headline accuracy: the stability, capped when there is no structure
+    accuracy: float
+    structure: StructureGap | None
     importance: dict[str, float]
     metrics: Metrics
 
@@ -235,14 +243,29 @@ def _trust(
         X[sample], labels[sample], pairwise_distances(X[sample][silhouette_index]), silhouette_index
     )
     fidelity = surrogate_fidelity(encoded_sample, labels[sample], random_state)
+    segments = len(np.unique(labels[labels != NOISE]))
+    gap = (
+        structure_gap(X, labels, segments, random_state)
+        if segments >= 2 and len(X) >= MIN_CUSTOMERS_FOR_ACCURACY
+        else None
+    )
+    accuracy = stability.overall
+    if gap is not None and not gap.has_structure:
+        accuracy = min(accuracy, NO_STRUCTURE_ACCURACY)
+    nan = float("nan")
     return _Trust(
         centers=centers,
         confidence=scores,
         ambiguous=(scores < AMBIGUOUS_BELOW) & (labels != NOISE),
         stability=stability,
+        accuracy=accuracy,
+        structure=gap,
         importance=importance,
-        metrics=Metrics(silhouette, calinski, davies, fidelity, len(sample)),
-    )
+        metrics=Metrics(
+            silhouette, calinski, davies, fidelity, len(sample),
+            gap.gain if gap else nan, gap.standard_error if gap else nan,
+        ),
+    )  # fmt: skip
 
 
 PROJECTION_SAMPLE_SIZE = 5000
@@ -297,8 +320,9 @@ def _data_quality(
 
 
 def _warnings(
-    customers: IngestedCustomers, schema: Schema, segments: list[Segment], accuracy: float
+    customers: IngestedCustomers, schema: Schema, segments: list[Segment], trust: _Trust
 ) -> list[str]:
+    accuracy = trust.accuracy
     notes = [
         f"Field {spec.name!r} was ignored: {spec.reason}."
         for spec in schema.ignored
@@ -326,6 +350,14 @@ def _warnings(
         notes.append(
             "Accuracy could not be measured: no bootstrap resample held enough distinct "
             "customers to refit the segments."
+        )
+    elif trust.structure is not None and not trust.structure.has_structure:
+        notes.append(
+            "The segments separate no better than uniform data of the same shape would "
+            f"(gap statistic gain {format_score(trust.structure.gain, 3)}, standard error "
+            f"{format_score(trust.structure.standard_error, 3)}): these customers show no "
+            f"cluster structure, so accuracy is capped at {NO_STRUCTURE_ACCURACY} and the "
+            "segments are a convenient partition, not distinct groups."
         )
     elif accuracy < LOW_ACCURACY:
         notes.append(
@@ -451,6 +483,11 @@ def analyze(
 
     with _thread_pools().limit(limits=1):
         trust = _trust(X, frame, labels, n_segments, found, encoder, model, random_state)
+    if trust.structure is not None and not trust.structure.has_structure:
+        k_reason += (
+            " These segments separate no better than uniform data of the same shape would "
+            "(gap statistic), so they are a convenient partition rather than distinct groups."
+        )
     lap("explain")
 
     segment_ids = np.where(labels == NOISE, n_segments - 1, labels)
@@ -497,7 +534,7 @@ def analyze(
         ambiguous=trust.ambiguous,
         customer_ids=customer_ids,
         feature_importance=trust.importance,
-        accuracy=trust.stability.overall,
+        accuracy=trust.accuracy,
         accuracy_method=ACCURACY_METHOD,
         metrics=trust.metrics,
         k_selection=KSelection(
@@ -512,7 +549,7 @@ def analyze(
             schema,
             encoder,
             axes,
-            _warnings(ingested, schema, segments, trust.stability.overall)
+            _warnings(ingested, schema, segments, trust)
             + ([range_note] if range_note else []),
         ),
         algorithm=found.chosen.algorithm.value,

@@ -25,16 +25,19 @@ __all__ = [
 
 ACCURACY_METHOD = (
     "resampling stability (Hennig's clusterboot): mean best-match Jaccard similarity of each "
-    "segment over bootstrap refits, weighted by segment size"
+    "segment over bootstrap refits, weighted by segment size; capped at 0.5 when the segments "
+    "separate no better than uniform data of the same shape (gap statistic: Gap(k) - Gap(1) "
+    "within one standard error), since cuts of structureless data can reproduce perfectly"
 )
 K_SELECTION_METHOD = (
-    "stability, then separation, on a bounded sample: among the k whose segments reproduce on "
-    f"held-out halves (median prediction strength >= {search.PREDICTION_STRENGTH_THRESHOLD} "
-    f"over {search.STABILITY_SPLITS} half-sample splits, Tibshirani & Walther 2005), the "
-    f"largest whose silhouette is within {search.SILHOUETTE_TOLERANCE} of the best of them; a "
-    f"larger k wins when its silhouette is higher by {search.MORE_GROUPS_MARGIN} or more and its "
-    f"median prediction strength still >= {search.MORE_GROUPS_MIN_STRENGTH} (more groups than "
-    "half-samples can reproduce one by one); at that k Ward competes with k-means on silhouette"
+    "stability, then separation, on a bounded sample: the k whose segments reproduce on "
+    "held-out halves (median prediction strength over half-sample splits >= "
+    f"{search.PREDICTION_STRENGTH_THRESHOLD} for k-means or Ward, Tibshirani & Walther 2005) "
+    "with the best silhouette; a larger k instead when it is clearly reproducible (>= "
+    f"{search.CLEARLY_STABLE}) and loses at most {search.SILHOUETTE_TOLERANCE} of silhouette; "
+    f"a larger k still when its silhouette is higher by {search.MORE_GROUPS_MARGIN} or more and "
+    f"its prediction strength >= {search.MORE_GROUPS_MIN_STRENGTH} (more groups than "
+    "half-samples can reproduce one by one)"
 )
 
 
@@ -72,6 +75,9 @@ class Metrics:
     davies_bouldin: float
     surrogate_fidelity: float
     sample_size: int
+    #: Gap(k) - Gap(1) of the gap statistic and its standard error (NaN: not measured)
+    structure_gap: float = float("nan")
+    structure_gap_error: float = float("nan")
 
 
 @dataclass(frozen=True)

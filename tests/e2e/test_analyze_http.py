@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -347,3 +348,30 @@ def test_health_answers_while_a_large_analysis_runs(base_url: str) -> None:
     assert response.status_code == 200, response.text[:2000]
     assert sum(cluster["size"] for cluster in response.json()["clusters"]) == len(customers)
     assert checks >= 1
+
+
+def _sentences(value: Any) -> list[str]:
+    """Every string anywhere in a response."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _sentences(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _sentences(item)]
+    return []
+
+
+@pytest.mark.parametrize("n_customers", [2, 3, 12])
+def test_too_few_customers_for_stability_get_a_null_accuracy_and_no_nan(
+    base_url: str, n_customers: int
+) -> None:
+    payload = analyze_ok(base_url, small_customers(n_customers))
+    assert payload["accuracy"] is None
+    assert all(c["stability"] is None for c in payload["clusters"])
+    assert "cannot be measured" in payload["kSelection"]["reason"]
+    assert any("cannot be measured" in w for w in payload["dataQuality"]["warnings"])
+    advice = httpx.post(
+        f"{base_url}/api/recommendations", json={"analysis": payload}, timeout=60
+    ).json()
+    for sentence in _sentences(payload) + advice["recommendations"]:
+        assert "nan" not in re.findall(r"[a-z]+", sentence.lower()), sentence

@@ -2,8 +2,9 @@
 
 The grid below is fixed in advance (k = 3..7 personas, 3 seeds, 1,500 customers, overlapping
 spreads, 2% missing ages and incomes, a pure-noise `satisfaction` field, categorical gender
-and region): it is not chosen to flatter the method. Measured on it: the true k in 10 of 15,
-ARI >= 0.8 in 13 of 15 (see README, "Quality").
+and region): it is not chosen to flatter the method. Measured on it: the true k in 12 of 15,
+ARI >= 0.8 in 15 of 15, median ARI 0.90 (see README, "Quality"). The thresholds below are
+those figures minus a small slack, so a real regression fails.
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ def grid_results() -> list[tuple[int, int, float, dict[str, float], float]]:
 
 def test_auto_finds_the_true_number_of_segments_in_most_populations(grid_results):
     found = [true_k == found_k for true_k, found_k, *_ in grid_results]
-    assert sum(found) > len(GRID) / 2, [(t, f) for t, f, *_ in grid_results]
+    assert sum(found) >= 11, [(t, f) for t, f, *_ in grid_results]
 
 
 def test_auto_recovers_the_segments(grid_results):
     aris = np.array([ari for _, _, ari, *_ in grid_results])
-    assert np.median(aris) >= 0.8, aris.round(2)
-    assert (aris >= 0.8).mean() >= 0.8, aris.round(2)
+    assert np.median(aris) >= 0.85, aris.round(2)
+    assert (aris >= 0.8).sum() >= 14, aris.round(2)
 
 
 def test_a_pure_noise_field_gets_a_small_importance(grid_results):
@@ -51,13 +52,39 @@ def test_a_pure_noise_field_gets_a_small_importance(grid_results):
         assert sum(importance.values()) == pytest.approx(1.0, abs=1e-9)
 
 
-def test_uniform_noise_is_clearly_less_reproducible_than_structure(grid_results):
+@pytest.mark.parametrize(
+    ("n_customers", "n_fields"),
+    [
+        # the case the accuracy definition is written for
+        (1500, 4),
+        # a square: k-means cuts it into the same four quadrants every time (stable, and
+        # still no segments); only the structure test can say so
+        (1500, 2),
+        # few customers, many fields
+        (300, 8),
+    ],
+)
+def test_uniform_noise_gets_a_low_accuracy_and_says_why(
+    grid_results, n_customers: int, n_fields: int
+):
     structured = np.median([accuracy for *_, accuracy in grid_results])
+    for seed in range(2):
+        noise = analyze(make_uniform_noise(n_customers, n_fields, random_state=seed).frame)
+        # measured: 0.37-0.50 on every case and seed
+        assert noise.accuracy <= 0.55, noise.k_selection.reason
+        assert structured - noise.accuracy >= 0.3
+        assert any("no cluster structure" in w for w in noise.data_quality.warnings)
+        assert np.isfinite(noise.metrics.structure_gap)
+        assert noise.metrics.structure_gap <= noise.metrics.structure_gap_error
+
+
+def test_well_separated_segments_are_accurate():
     for seed in range(3):
-        noise = analyze(make_uniform_noise(1500, 4, random_state=seed).frame)
-        assert noise.accuracy <= 0.7, noise.k_selection.reason
-        assert structured - noise.accuracy >= 0.2
-        assert any("Accuracy" in warning for warning in noise.data_quality.warnings)
+        X, _ = make_blobs(1500, 4, centers=4, random_state=seed)
+        analysis = analyze(pd.DataFrame(X, columns=["a", "b", "c", "d"]))
+        # measured: 1.00 for every seed
+        assert analysis.accuracy >= 0.9
+        assert not any("no cluster structure" in w for w in analysis.data_quality.warnings)
 
 
 def test_same_input_and_seed_give_the_same_segments():

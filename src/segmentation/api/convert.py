@@ -135,6 +135,8 @@ def analysis_to_wire(
             "daviesBouldin": _number(metrics.davies_bouldin),
             "surrogateFidelity": _number(metrics.surrogate_fidelity),
             "sampleSize": metrics.sample_size,
+            "structureGap": _number(metrics.structure_gap),
+            "structureGapError": _number(metrics.structure_gap_error),
         },
         "kSelection": {
             "method": selection.method,

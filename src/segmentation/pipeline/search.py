@@ -1,31 +1,35 @@
 """Which algorithm and how many segments: every candidate scored on a bounded sample.
 
 Two criteria decide k, because neither is right alone (measured on the quality benchmark,
-`python -m bench.quality`):
+`python -m bench.quality`, and on public labelled sets):
 
 - Stability: prediction strength (Tibshirani & Walther 2005). Split the sample in halves,
   segment each, and measure how often customers that one half puts together are also put
   together by the segmentation learned on the other half; a partition's strength is that of
-  its worst segment. It is measured on STABILITY_SPLITS random splits in both directions,
-  each half fitted with several k-means starts, and summarised by the median and the quartiles
-  of those values: one split and two starts made it zigzag across k (0.44, 0.96, 0.49, ...)
-  by local optima alone. A k is *reproducible* when its median is >= 0.8.
-- Separation: the silhouette of the segmentation of the whole sample.
+  its worst segment. It is measured on several random splits in both directions, each
+  k-means half fitted with several starts, and summarised by the median and quartiles of
+  those values: one split and two starts made it zigzag across k (0.44, 0.96, 0.49, ...) by
+  local optima alone. k-means and Ward's tree are both measured; a k is *reproducible* when
+  either reproduces it (median >= 0.8). Ward's tree has no local optima, which keeps 15 or 20
+  groups measurable; k-means handles round groups of unequal sizes that Ward merges early.
+- Separation: the silhouette of the segmentation of the whole sample (the better of the two).
 
 The rule, in three steps:
 
-1. Among the reproducible k, the largest whose silhouette is within SILHOUETTE_TOLERANCE of
-   the best reproducible silhouette. Stability alone over-splits a large round group (its
-   halves are split the same way every time); silhouette alone prefers 2 or 3 segments
-   whenever real segments overlap, as customer personas do. Near-ties go to more segments.
+1. The reproducible k with the best silhouette, unless a larger k is *clearly* reproducible
+   (median >= CLEARLY_STABLE) and loses at most SILHOUETTE_TOLERANCE of silhouette: then the
+   largest such k. Silhouette alone prefers 2 or 3 segments whenever real segments overlap,
+   as customer personas do; stability alone over-splits a large round group, whose halves
+   are split the same way every time.
 2. More groups than half-samples can reproduce: when a larger k separates clearly better
-   (silhouette at least MORE_GROUPS_MARGIN higher) and is still mostly reproducible (median
-   strength >= MORE_GROUPS_MIN_STRENGTH), the best such k wins. With 15 or 20 overlapping
-   groups, one small group in some half-sample is enough to sink the worst-segment strength.
-3. At the chosen k, Ward's tree competes with k-means on silhouette, and DBSCAN may replace
-   both when it separates much better (see `_choose`).
+   (silhouette at least MORE_GROUPS_MARGIN higher) and still mostly reproduces (median
+   strength >= MORE_GROUPS_MIN_STRENGTH), the best separated such k wins. With many
+   overlapping groups, one group lost in one half-sample sinks the worst-segment strength.
+3. At the chosen k the reproducible algorithm with the better silhouette is kept; DBSCAN
+   replaces it only when it separates much better and reproduces (see
+   `_density_could_win`).
 
-When no k is reproducible the most reproducible one is returned with a warning. Every
+When no k is reproducible the most reproducible one is returned, with a warning. Every
 O(n^2) step (Ward's tree, silhouette) runs on the bounded sample only.
 """
 
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.metrics import pairwise_distances
@@ -62,20 +66,23 @@ __all__ = [
 PREDICTION_STRENGTH_THRESHOLD = 0.8
 SEARCH_SAMPLE_SIZE = 2000
 SILHOUETTE_SAMPLE_SIZE = 1000
-# Random half-splits per k-means candidate; each split gives two strengths (each half
-# predicting the other). Ward's tree is deterministic, so fewer splits measure it as well.
-STABILITY_SPLITS = 6
-WARD_STABILITY_SPLITS = 3
-STABILITY_SAMPLE_SIZE = 2000
+# Random half-splits per candidate; each split gives two strengths (each half predicting the
+# other). In auto two algorithms vote, so each needs fewer splits than when it runs alone.
+STABILITY_SPLITS = 3
+WARD_STABILITY_SPLITS = 2
+SOLE_ALGORITHM_SPLITS = 6
+# the halves split the whole search sample
+STABILITY_SAMPLE_SIZE = SEARCH_SAMPLE_SIZE
 # k-means restarts: on the sample (the labels that are kept), and on each half-sample
 SEARCH_N_INIT = 4
 STABILITY_N_INIT = 3
-# Step 1: a reproducible k may lose this much silhouette to the best reproducible k and
-# still win by having more segments.
+# Step 1: a larger reproducible k replaces the best separated one when it is clearly
+# reproducible and loses at most this much silhouette.
 SILHOUETTE_TOLERANCE = 0.08
+CLEARLY_STABLE = 0.85
 # Step 2: a larger k wins when its silhouette is this much higher and its median strength
 # at least this.
-MORE_GROUPS_MARGIN = 0.02
+MORE_GROUPS_MARGIN = 0.03
 MORE_GROUPS_MIN_STRENGTH = 0.5
 # Below this many customers halves are too small to say anything: k falls back to silhouette.
 MIN_CUSTOMERS_FOR_STABILITY = 20
@@ -247,7 +254,7 @@ class _Search:
         # splits are most of the search's cost
         held = min(m, STABILITY_SAMPLE_SIZE)
         self.halves = [
-            np.array_split(rng.permutation(m)[:held], 2) for _ in range(STABILITY_SPLITS)
+            np.array_split(rng.permutation(m)[:held], 2) for _ in range(SOLE_ALGORITHM_SPLITS)
         ]
 
     def candidate(
@@ -272,11 +279,11 @@ class _Search:
     def _pair_strength(self, fit_a: SegmentModel, labels_b: np.ndarray, b: np.ndarray) -> float:
         return prediction_strength(labels_b, fit_a.assign(self.X[b]))
 
-    def kmeans(self, k: int) -> _Scored:
+    def kmeans(self, k: int, splits: int) -> _Scored:
         labels, model = sample_kmeans(self.X, k, self.random_state, SEARCH_N_INIT)
         strengths = []
         if self.with_stability:
-            for split, (a, b) in enumerate(self.halves):
+            for split, (a, b) in enumerate(self.halves[:splits]):
                 seed = self.random_state + 7919 * (split + 1)
                 labels_a, model_a = sample_kmeans(self.X[a], k, seed, STABILITY_N_INIT)
                 labels_b, model_b = sample_kmeans(self.X[b], k, seed + 1, STABILITY_N_INIT)
@@ -310,117 +317,161 @@ class _Search:
     def dbscan(
         self, eps: float | None, min_samples: int | None
     ) -> tuple[Candidate, np.ndarray, SegmentModel, float, int]:
+        """DBSCAN on the sample, without its stability (see `dbscan_strength`)."""
         if min_samples is None:
             # Ester et al.'s rule of thumb (2 x dimensions, at least 5), kept below a quarter of
             # the sample so that small inputs can still have a dense core
             min_samples = min(max(5, 2 * self.X.shape[1]), max(2, len(self.X) // 4))
         eps = eps or choose_eps(self.X, min_samples)
         labels, model = fit_dbscan(self.X, eps, min_samples)
-        k = model.n_segments
-        strengths = []
-        # with fewer than 2 segments there is no co-membership to test, and it cannot win
-        if self.with_stability and k >= 2:
-            half_min = max(2, min_samples // 2)
-            for a, b in self.halves[:WARD_STABILITY_SPLITS]:
-                labels_a, model_a = fit_dbscan(self.X[a], eps, half_min)
-                labels_b, model_b = fit_dbscan(self.X[b], eps, half_min)
-                strengths.append(self._pair_strength(model_a, labels_b, b))
-                strengths.append(self._pair_strength(model_b, labels_a, a))
         note = f"eps={eps:.3g}, min_samples={min_samples}"
-        candidate = self.candidate(Algorithm.DBSCAN, k, labels, strengths, note)
+        candidate = self.candidate(Algorithm.DBSCAN, model.n_segments, labels, [], note)
         return candidate, labels, model, eps, min_samples
 
+    def dbscan_strength(self, candidate: Candidate, eps: float, min_samples: int) -> Candidate:
+        """The density candidate with its prediction strength: DBSCAN refitted on the halves
+        of WARD_STABILITY_SPLITS splits (fits are costly, and the result rarely matters)."""
+        # with fewer than 2 segments there is no co-membership to test, and it cannot win
+        if not self.with_stability or candidate.k < 2:
+            return candidate
+        half_min = max(2, min_samples // 2)
+        strengths = []
+        for a, b in self.halves[:WARD_STABILITY_SPLITS]:
+            labels_a, model_a = fit_dbscan(self.X[a], eps, half_min)
+            labels_b, model_b = fit_dbscan(self.X[b], eps, half_min)
+            strengths.append(self._pair_strength(model_a, labels_b, b))
+            strengths.append(self._pair_strength(model_b, labels_a, a))
+        median, quartiles = _summarise(strengths)
+        return replace(
+            candidate, prediction_strength=median, strength_quartiles=quartiles,
+            strengths=tuple(round(v, 4) for v in strengths),
+        )  # fmt: skip
 
-def _ks(candidates: Sequence[Candidate]) -> str:
-    return ", ".join(str(c.k) for c in sorted(candidates, key=lambda c: c.k))
+
+@dataclass(frozen=True)
+class _AtK:
+    """What the rule knows of one k: the candidates at that k (k-means, Ward or both), the
+    best strength and the best silhouette among them. A k is reproducible when either
+    algorithm reproduces it: Ward's tree has no local optima, k-means handles round groups
+    of unequal size, and each misses what the other sees."""
+
+    k: int
+    candidates: tuple[Candidate, ...]
+
+    @property
+    def strength(self) -> float:
+        values = [c.prediction_strength for c in self.candidates]
+        finite = [v for v in values if np.isfinite(v)]
+        return max(finite) if finite else float("nan")
+
+    @property
+    def silhouette(self) -> float:
+        return max(c.silhouette_or_worst for c in self.candidates)
+
+    @property
+    def is_stable(self) -> bool:
+        return bool(self.strength >= PREDICTION_STRENGTH_THRESHOLD)
+
+    @property
+    def best(self) -> Candidate:
+        """The candidate to keep at this k: a reproducible one if any, then the best
+        separated."""
+        return max(self.candidates, key=lambda c: (c.is_stable, c.silhouette_or_worst))
+
+
+def _ks(views: Sequence[_AtK]) -> str:
+    return ", ".join(str(v.k) for v in sorted(views, key=lambda v: v.k))
 
 
 def choose_k(partitions: Sequence[Candidate], with_stability: bool) -> tuple[Candidate, str]:
-    """Steps 1 and 2 of the module docstring over one algorithm's candidates (one per k):
-    the winner and a sentence saying why."""
+    """Steps 1 and 2 of the module docstring over the partitions tried (one or two
+    algorithms per k): the winner and a sentence saying why."""
+    by_k: dict[int, list[Candidate]] = {}
+    for candidate in partitions:
+        by_k.setdefault(candidate.k, []).append(candidate)
+    views = [_AtK(k, tuple(found)) for k, found in sorted(by_k.items())]
     if not with_stability:
-        best = max(partitions, key=lambda c: c.silhouette_or_worst)
-        return best, (
-            f"k={best.k} has the best silhouette ({format_score(best.silhouette)}); with fewer "
+        view = max(views, key=lambda v: v.silhouette)
+        return view.best, (
+            f"k={view.k} has the best silhouette ({format_score(view.silhouette)}); with fewer "
             f"than {MIN_CUSTOMERS_FOR_STABILITY} customers stability cannot be measured."
         )
     threshold = PREDICTION_STRENGTH_THRESHOLD
-    splits = f"median over {STABILITY_SPLITS} half-sample splits"
-    stable = [c for c in partitions if c.is_stable]
+    stable = [v for v in views if v.is_stable]
     if not stable:
-        best = max(partitions, key=lambda c: (c.prediction_strength, -c.k))
-        return best, (
-            f"No k reached prediction strength {threshold} ({splits}), so the data has no "
-            f"clearly reproducible segments; k={best.k} is the most reproducible "
-            f"({format_score(best.prediction_strength)}). Treat these segments as a "
+        view = max(views, key=lambda v: (v.strength, -v.k))
+        return view.best, (
+            f"No k reached prediction strength {threshold} (median over half-sample splits), "
+            f"so the data has no clearly reproducible segments; k={view.k} is the most "
+            f"reproducible ({format_score(view.strength)}). Treat these segments as a "
             "convenient partition."
         )
-    best_separated = max(stable, key=lambda c: c.silhouette_or_worst)
-    floor = best_separated.silhouette_or_worst - SILHOUETTE_TOLERANCE
-    chosen = max((c for c in stable if c.silhouette_or_worst >= floor), key=lambda c: c.k)
+    separated = max(stable, key=lambda v: v.silhouette)
+    finer = [
+        v
+        for v in stable
+        if v.k > separated.k
+        and v.silhouette >= separated.silhouette - SILHOUETTE_TOLERANCE
+        and v.strength >= CLEARLY_STABLE
+    ]
+    chosen = max(finer, key=lambda v: v.k) if finer else separated
     reason = (
-        f"k={chosen.k}: of the k whose segments reproduce on held-out halves (prediction "
-        f"strength >= {threshold}, {splits}: k = {_ks(stable)}), the largest whose silhouette "
-        f"({format_score(chosen.silhouette)}) is within {SILHOUETTE_TOLERANCE} of the best of "
-        f"them ({format_score(best_separated.silhouette)} at k={best_separated.k})"
+        f"k={chosen.k}: the segments reproduce on held-out halves (prediction strength "
+        f"{format_score(chosen.strength)} >= {threshold}, median over half-sample splits; "
+        f"reproducible k: {_ks(stable)})"
     )
+    if chosen is separated:
+        reason += f" and separate best among them (silhouette {format_score(chosen.silhouette)})"
+    else:
+        reason += (
+            f", clearly (>= {CLEARLY_STABLE}), with a silhouette ({format_score(chosen.silhouette)}"
+            f") within {SILHOUETTE_TOLERANCE} of the best separated reproducible k "
+            f"(k={separated.k}, {format_score(separated.silhouette)}): more segments, as well "
+            "founded"
+        )
     more = [
-        c
-        for c in partitions
-        if c.k > chosen.k
-        and c.silhouette_or_worst >= chosen.silhouette_or_worst + MORE_GROUPS_MARGIN
-        and c.prediction_strength >= MORE_GROUPS_MIN_STRENGTH
+        v
+        for v in views
+        if v.k > chosen.k
+        and v.silhouette >= chosen.silhouette + MORE_GROUPS_MARGIN
+        and v.strength >= MORE_GROUPS_MIN_STRENGTH
     ]
     if more:
-        finer = max(more, key=lambda c: c.silhouette_or_worst)
+        beyond = max(more, key=lambda v: v.silhouette)
         reason = (
-            f"k={finer.k}: its segments separate clearly better (silhouette "
-            f"{format_score(finer.silhouette)} vs {format_score(chosen.silhouette)} at "
-            f"k={chosen.k}, the largest well-separated reproducible k) and mostly reproduce "
-            f"(prediction strength {format_score(finer.prediction_strength)}, {splits}), so "
-            "there are more groups than half-samples can reproduce one by one"
+            f"k={beyond.k}: its segments separate clearly better (silhouette "
+            f"{format_score(beyond.silhouette)} vs {format_score(chosen.silhouette)} at "
+            f"k={chosen.k}, the best reproducible k) and mostly reproduce (prediction strength "
+            f"{format_score(beyond.strength)}), so there are more groups than half-samples can "
+            "reproduce one by one"
         )
-        return finer, reason + "."
-    return chosen, reason + "."
+        chosen = beyond
+    winner = chosen.best
+    if len(chosen.candidates) > 1:
+        reason += f"; at k={chosen.k} {winner.algorithm} has the better-founded segments"
+    return winner, reason + "."
 
 
-def _choose(
-    kmeans: list[Candidate],
-    ward: list[Candidate],
-    density: Candidate | None,
-    with_stability: bool,
-) -> tuple[Candidate, str]:
-    """k from the k-means candidates (or Ward's when only Ward ran), then the algorithm at
-    that k, then DBSCAN's chance to win outright."""
-    chosen, reason = choose_k(kmeans or ward, with_stability)
-    rival = next((c for c in ward if c.k == chosen.k), None) if kmeans else None
-    if (
-        rival is not None
-        and rival.silhouette_or_worst > chosen.silhouette_or_worst
-        and (rival.is_stable or not with_stability or not chosen.is_stable)
-    ):
-        reason += (
-            f" At k={chosen.k} Ward's segments separate better than k-means' (silhouette "
-            f"{format_score(rival.silhouette)} vs {format_score(chosen.silhouette)})."
-        )
-        chosen = rival
-    if (
+def _density_could_win(density: Candidate | None, chosen: Candidate) -> bool:
+    """DBSCAN replaces the chosen partition only with 2+ segments, few outliers and a much
+    better silhouette (its stability is then measured, and must hold too)."""
+    return (
         density is not None
         and density.k >= 2
-        and density.is_stable
         and density.noise_share <= MAX_NOISE_SHARE
         and np.isfinite(density.silhouette)
         and density.silhouette > chosen.silhouette_or_worst + DENSITY_SILHOUETTE_MARGIN
-    ):
-        reason = (
-            f"dbscan found {density.k} dense segments ({density.noise_share:.0%} outliers) with "
-            f"silhouette {format_score(density.silhouette)}, better than {chosen.algorithm} "
-            f"k={chosen.k} ({format_score(chosen.silhouette)}) by more than "
-            f"{DENSITY_SILHOUETTE_MARGIN}, and stable (prediction strength "
-            f"{format_score(density.prediction_strength)})."
-        )
-        return density, reason
-    return chosen, f"{chosen.algorithm} with {reason}"
+    )
+
+
+def _density_reason(density: Candidate, chosen: Candidate) -> str:
+    return (
+        f"dbscan found {density.k} dense segments ({density.noise_share:.0%} outliers) with "
+        f"silhouette {format_score(density.silhouette)}, better than {chosen.algorithm} "
+        f"k={chosen.k} ({format_score(chosen.silhouette)}) by more than "
+        f"{DENSITY_SILHOUETTE_MARGIN}, and stable (prediction strength "
+        f"{format_score(density.prediction_strength)})."
+    )
 
 
 def search(
@@ -436,7 +487,10 @@ def search(
     """Score every candidate on a bounded sample and choose one (see the module docstring)."""
     state = _Search(X, random_state, sample_size)
     # Ward's strength only decides k when Ward runs alone; in auto it competes at one k
-    ward_splits = STABILITY_SPLITS if algorithm is Algorithm.HIERARCHICAL else WARD_STABILITY_SPLITS
+    kmeans_splits = SOLE_ALGORITHM_SPLITS if algorithm is Algorithm.KMEANS else STABILITY_SPLITS
+    ward_splits = (
+        SOLE_ALGORITHM_SPLITS if algorithm is Algorithm.HIERARCHICAL else WARD_STABILITY_SPLITS
+    )
     # Two threads: the fits spend most of their time in numpy/scipy with the GIL released.
     # One task per k-means k, one for Ward (its tree serves every k), one for DBSCAN.
     with ThreadPoolExecutor(max_workers=2) as threads:
@@ -451,7 +505,7 @@ def search(
             else None
         )
         kmeans_futures = (
-            [threads.submit(state.kmeans, k) for k in k_values]
+            [threads.submit(state.kmeans, k, kmeans_splits) for k in k_values]
             if algorithm in (Algorithm.AUTO, Algorithm.KMEANS)
             else []
         )
@@ -466,6 +520,8 @@ def search(
     if algorithm is Algorithm.DBSCAN:
         assert density_result is not None
         chosen, labels, model, used_eps, used_min = density_result
+        chosen = state.dbscan_strength(chosen, used_eps, used_min)
+        candidates[-1] = chosen
         reason = f"dbscan was requested; it found {chosen.k} dense segments ({chosen.note})."
         if chosen.k < 1:
             reason += " Every customer is an outlier at this density."
@@ -474,18 +530,17 @@ def search(
             used_eps, used_min,
         )  # fmt: skip
 
-    chosen, reason = _choose(
-        [c for c, _, _ in kmeans_results],
-        [c for c, _, _ in ward_results],
-        density_result[0] if density_result else None,
-        state.with_stability,
-    )
-    if density_result is not None and chosen is density_result[0]:
-        _, labels, model, used_eps, used_min = density_result
-        return SearchResult(
-            tuple(candidates), chosen, reason, state.sample_index, labels, model,
-            used_eps, used_min,
-        )  # fmt: skip
+    chosen, reason = choose_k([c for c, _, _ in partition_results], state.with_stability)
+    reason = f"{chosen.algorithm} with {reason}"
+    if density_result is not None and _density_could_win(density_result[0], chosen):
+        density, labels, model, used_eps, used_min = density_result
+        density = state.dbscan_strength(density, used_eps, used_min)
+        candidates[-1] = density
+        if density.is_stable:
+            return SearchResult(
+                tuple(candidates), density, _density_reason(density, chosen),
+                state.sample_index, labels, model, used_eps, used_min,
+            )  # fmt: skip
     # at the top of a range of several k, the best segmentation may lie beyond it
     more = len(k_values) > 1 and chosen.k == max(k_values)
     _, labels, model = next(r for r in partition_results if r[0] is chosen)
