@@ -549,8 +549,7 @@ def analyze(
             schema,
             encoder,
             axes,
-            _warnings(ingested, schema, segments, trust)
-            + ([range_note] if range_note else []),
+            _warnings(ingested, schema, segments, trust) + ([range_note] if range_note else []),
         ),
         algorithm=found.chosen.algorithm.value,
         random_state=random_state,

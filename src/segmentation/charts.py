@@ -106,6 +106,7 @@ def chart_data_of(analysis: Analysis) -> ChartData:
                 "algorithm": c.algorithm.value,
                 "k": c.k,
                 "predictionStrength": c.prediction_strength,
+                "predictionStrengthQuartiles": list(c.strength_quartiles),
                 "silhouette": c.silhouette,
                 "chosen": c is chosen,
             }
@@ -163,7 +164,7 @@ def _profile_fields(data: ChartData) -> tuple[list[SegmentView], list[str]]:
 def _profiles_size(data: ChartData) -> tuple[float, float]:
     segments, fields = _profile_fields(data)
     width = max(7.0, 4.5 + PROFILE_COLUMN_INCHES * len(segments))
-    height = max(3.5, 2.2 + PROFILE_ROW_INCHES * len(fields))
+    height = max(4.0, 2.2 + PROFILE_ROW_INCHES * len(fields))
     return width, height
 
 
@@ -176,10 +177,12 @@ def _profiles(data: ChartData, figure: Figure) -> None:
     limit = max(1.0, float(np.nanmax(np.abs(values))) if values.size else 1.0)
     image = axes.imshow(values, cmap="PuOr_r", vmin=-limit, vmax=limit, aspect="auto")
     axes.set_yticks(range(len(fields)), [_row_label(f, data) for f in fields], fontsize=8)
-    rotation = 0 if len(segments) <= 4 else 30
+    # whole names, slanted when they would collide: a segment is never shown by a number
+    rotation = 0 if len(segments) <= 4 and max(len(s.name) for s in segments) <= 18 else 30
     axes.set_xticks(
-        range(len(segments)), [_wrapped(s.name) for s in segments], fontsize=8,
-        rotation=rotation, ha="center" if rotation == 0 else "right",
+        range(len(segments)), [s.name for s in segments], fontsize=8,
+        rotation=rotation, ha="center" if rotation == 0 else "left",
+        rotation_mode="anchor",
     )  # fmt: skip
     axes.xaxis.tick_top()
     width_in, height_in = figure.get_size_inches()
@@ -201,19 +204,6 @@ def _row_label(field: str, data: ChartData) -> str:
     share = data.importance.get(field)
     shown = field if len(field) <= 28 else field[:27] + "…"
     return f"{shown} ({share:.0%})" if share is not None else shown
-
-
-def _wrapped(name: str, width: int = 16) -> str:
-    """A segment name on two lines at most, so that column labels do not overlap."""
-    words, lines, line = name.split(), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    lines.append(line)
-    return "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
 
 
 def _sizes(data: ChartData, figure: Figure) -> None:
@@ -242,13 +232,30 @@ def _k_selection(data: ChartData, figure: Figure) -> None:
         rows = sorted((c for c in data.candidates if c["algorithm"] == algorithm),
                       key=lambda c: c["k"])  # fmt: skip
         ks = [c["k"] for c in rows]
+        colour = {"kmeans": "#0072B2", "hierarchical": "#D55E00"}.get(algorithm, "#009E73")
         for axes, key in ((strength_axes, "predictionStrength"), (silhouette_axes, "silhouette")):
-            values = [np.nan if c[key] is None else c[key] for c in rows]
-            axes.plot(ks, values, styles.get(algorithm, "o-"), label=algorithm, color="#0072B2"
-                      if algorithm == "kmeans" else "#D55E00" if algorithm == "hierarchical"
-                      else "#009E73")  # fmt: skip
+            values = np.array([np.nan if c[key] is None else c[key] for c in rows], dtype=float)
+            # a strength not measured (it could not change the choice) is a gap in the line
+            axes.plot(ks, values, styles.get(algorithm, "o-"), label=algorithm, color=colour)
+        quartiles = np.array(
+            [[np.nan if q is None else q for q in (c.get("predictionStrengthQuartiles") or
+              (None, None))] for c in rows], dtype=float,
+        )  # fmt: skip
+        strengths = np.array(
+            [np.nan if c["predictionStrength"] is None else c["predictionStrength"] for c in rows],
+            dtype=float,
+        )
+        shown = np.isfinite(quartiles).all(axis=1) & np.isfinite(strengths)
+        if shown.any():
+            # the spread over the half-sample splits: 25th to 75th percentile
+            strength_axes.errorbar(
+                np.array(ks)[shown], strengths[shown],
+                yerr=np.abs(quartiles[shown].T - strengths[shown]), fmt="none", ecolor=colour,
+                alpha=0.6, capsize=3,
+            )  # fmt: skip
     winner = next((c for c in data.candidates if c["chosen"]), None)
-    for axes, key, title in ((strength_axes, "predictionStrength", "Prediction strength"),
+    for axes, key, title in ((strength_axes, "predictionStrength",
+                              "Prediction strength (median, quartiles)"),
                              (silhouette_axes, "silhouette", "Silhouette")):  # fmt: skip
         if winner is not None and winner[key] is not None:
             axes.scatter([winner["k"]], [winner[key]], marker="*", s=320, color="#F0E442",
@@ -259,6 +266,12 @@ def _k_selection(data: ChartData, figure: Figure) -> None:
         axes.legend(fontsize=8)
     strength_axes.axhline(PREDICTION_STRENGTH_THRESHOLD, color="grey", linestyle="--",
                           linewidth=1)  # fmt: skip
+    if any(c["predictionStrength"] is None or not np.isfinite(c["predictionStrength"])
+           for c in data.candidates if c["algorithm"] != "dbscan"):  # fmt: skip
+        strength_axes.text(
+            0.01, 0.01, "missing points: not measured, as they could not change the choice",
+            transform=strength_axes.transAxes, fontsize=7, color="grey",
+        )  # fmt: skip
     strength_axes.set_ylim(0, 1.05)
 
 

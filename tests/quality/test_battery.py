@@ -61,7 +61,9 @@ def outcomes() -> dict[str, tuple[int, int, float, float]]:
 
 def test_the_true_number_of_segments(outcomes) -> None:
     exact = [name for name, (true_k, k, *_) in outcomes.items() if k == true_k]
-    within = [name for name, (true_k, k, *_) in outcomes.items() if abs(k - true_k) <= 0.15 * true_k]
+    within = [
+        name for name, (true_k, k, *_) in outcomes.items() if abs(k - true_k) <= 0.15 * true_k
+    ]
     # measured: 16 of 16 exact
     assert len(exact) >= 15, outcomes
     assert len(within) >= 15, outcomes

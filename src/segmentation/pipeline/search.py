@@ -35,7 +35,7 @@ O(n^2) step (Ward's tree, silhouette) runs on the bounded sample only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -74,8 +74,10 @@ SOLE_ALGORITHM_SPLITS = 6
 # the halves split the whole search sample
 STABILITY_SAMPLE_SIZE = SEARCH_SAMPLE_SIZE
 # k-means restarts: on the sample (the labels that are kept), and on each half-sample
-SEARCH_N_INIT = 4
+SEARCH_N_INIT = 3
 STABILITY_N_INIT = 3
+# half-sample fits stop when at most this share of their customers still changes segment
+HALF_FIT_TOLERANCE = 0.005
 # Step 1: a larger reproducible k replaces the best separated one when it is clearly
 # reproducible and loses at most this much silhouette.
 SILHOUETTE_TOLERANCE = 0.08
@@ -235,6 +237,14 @@ def _summarise(strengths: list[float]) -> tuple[float, tuple[float, float]]:
     return float(median), (float(low), float(high))
 
 
+def _with_strengths(candidate: Candidate, strengths: list[float]) -> Candidate:
+    median, quartiles = _summarise(strengths)
+    return replace(
+        candidate, prediction_strength=median, strength_quartiles=quartiles,
+        strengths=tuple(round(v, 4) for v in strengths),
+    )  # fmt: skip
+
+
 class _Search:
     """State shared by the candidates: the sample, its halves and its distance matrix."""
 
@@ -279,17 +289,26 @@ class _Search:
     def _pair_strength(self, fit_a: SegmentModel, labels_b: np.ndarray, b: np.ndarray) -> float:
         return prediction_strength(labels_b, fit_a.assign(self.X[b]))
 
-    def kmeans(self, k: int, splits: int) -> _Scored:
+    def kmeans(self, k: int) -> _Scored:
+        """k-means on the sample; its stability is measured by `kmeans_strength`, when the
+        rule needs it."""
         labels, model = sample_kmeans(self.X, k, self.random_state, SEARCH_N_INIT)
+        return self.candidate(Algorithm.KMEANS, k, labels, []), labels, model
+
+    def kmeans_strength(self, candidate: Candidate, splits: int) -> Candidate:
+        """The k-means candidate with its prediction strength over `splits` splits."""
         strengths = []
-        if self.with_stability:
-            for split, (a, b) in enumerate(self.halves[:splits]):
-                seed = self.random_state + 7919 * (split + 1)
-                labels_a, model_a = sample_kmeans(self.X[a], k, seed, STABILITY_N_INIT)
-                labels_b, model_b = sample_kmeans(self.X[b], k, seed + 1, STABILITY_N_INIT)
-                strengths.append(self._pair_strength(model_a, labels_b, b))
-                strengths.append(self._pair_strength(model_b, labels_a, a))
-        return self.candidate(Algorithm.KMEANS, k, labels, strengths), labels, model
+        for split, (a, b) in enumerate(self.halves[:splits]):
+            seed = self.random_state + 7919 * (split + 1)
+            labels_a, model_a = sample_kmeans(
+                self.X[a], candidate.k, seed, STABILITY_N_INIT, tolerance=HALF_FIT_TOLERANCE
+            )
+            labels_b, model_b = sample_kmeans(
+                self.X[b], candidate.k, seed + 1, STABILITY_N_INIT, tolerance=HALF_FIT_TOLERANCE
+            )
+            strengths.append(self._pair_strength(model_a, labels_b, b))
+            strengths.append(self._pair_strength(model_b, labels_a, a))
+        return _with_strengths(candidate, strengths)
 
     def hierarchical(self, ks: Sequence[int], splits: int) -> list[_Scored]:
         tree = ward_tree(self.X)
@@ -341,11 +360,7 @@ class _Search:
             labels_b, model_b = fit_dbscan(self.X[b], eps, half_min)
             strengths.append(self._pair_strength(model_a, labels_b, b))
             strengths.append(self._pair_strength(model_b, labels_a, a))
-        median, quartiles = _summarise(strengths)
-        return replace(
-            candidate, prediction_strength=median, strength_quartiles=quartiles,
-            strengths=tuple(round(v, 4) for v in strengths),
-        )  # fmt: skip
+        return _with_strengths(candidate, strengths)
 
 
 @dataclass(frozen=True)
@@ -383,73 +398,126 @@ def _ks(views: Sequence[_AtK]) -> str:
     return ", ".join(str(v.k) for v in sorted(views, key=lambda v: v.k))
 
 
-def choose_k(partitions: Sequence[Candidate], with_stability: bool) -> tuple[Candidate, str]:
+Measure = Callable[[Candidate], Candidate]
+
+
+def _unmeasured(candidate: Candidate) -> bool:
+    return not candidate.strengths
+
+
+@dataclass(frozen=True)
+class KChoice:
+    """The winner of `choose_k`, the sentence saying why, and every partition with the
+    strengths measured on the way."""
+
+    chosen: Candidate
+    reason: str
+    partitions: tuple[Candidate, ...]
+
+
+def choose_k(
+    partitions: Sequence[Candidate], with_stability: bool, measure: Measure | None = None
+) -> KChoice:
     """Steps 1 and 2 of the module docstring over the partitions tried (one or two
-    algorithms per k): the winner and a sentence saying why."""
+    algorithms per k).
+
+    A partition may come without its strength; `measure` then supplies it, and is called only
+    for the k the rule needs to decide (their prediction strength is most of the search's
+    cost). The choice is the one every strength measured would give: a k is only skipped when
+    no strength could change the outcome.
+    """
     by_k: dict[int, list[Candidate]] = {}
     for candidate in partitions:
         by_k.setdefault(candidate.k, []).append(candidate)
-    views = [_AtK(k, tuple(found)) for k, found in sorted(by_k.items())]
+
+    def view(k: int) -> _AtK:
+        return _AtK(k, tuple(by_k[k]))
+
+    def measured(k: int) -> _AtK:
+        if measure is not None:
+            by_k[k] = [measure(c) if _unmeasured(c) else c for c in by_k[k]]
+        return view(k)
+
+    def at_least(k: int, threshold: float) -> _AtK | None:
+        """The view of k if its strength reaches `threshold`, measuring it only if needed."""
+        found = view(k)
+        if not found.strength >= threshold:  # NaN (unmeasured) included
+            found = measured(k)
+        return found if found.strength >= threshold else None
+
+    ks = sorted(by_k)
+
+    def done(view_k: _AtK, reason: str) -> KChoice:
+        return KChoice(view_k.best, reason, tuple(c for k in ks for c in by_k[k]))
+
     if not with_stability:
-        view = max(views, key=lambda v: v.silhouette)
-        return view.best, (
-            f"k={view.k} has the best silhouette ({format_score(view.silhouette)}); with fewer "
+        best = max((view(k) for k in ks), key=lambda v: v.silhouette)
+        return done(best, (
+            f"k={best.k} has the best silhouette ({format_score(best.silhouette)}); with fewer "
             f"than {MIN_CUSTOMERS_FOR_STABILITY} customers stability cannot be measured."
-        )
+        ))  # fmt: skip
     threshold = PREDICTION_STRENGTH_THRESHOLD
-    stable = [v for v in views if v.is_stable]
-    if not stable:
-        view = max(views, key=lambda v: (v.strength, -v.k))
-        return view.best, (
+    # the best separated reproducible k: scanned from the best silhouette down
+    separated = next(
+        (v for k in sorted(ks, key=lambda k: -view(k).silhouette) if (v := at_least(k, threshold))),
+        None,
+    )
+    if separated is None:  # every k was measured on the way
+        fallback = max((view(k) for k in ks), key=lambda v: (v.strength, -v.k))
+        return done(fallback, (
             f"No k reached prediction strength {threshold} (median over half-sample splits), "
-            f"so the data has no clearly reproducible segments; k={view.k} is the most "
-            f"reproducible ({format_score(view.strength)}). Treat these segments as a "
+            f"so the data has no clearly reproducible segments; k={fallback.k} is the most "
+            f"reproducible ({format_score(fallback.strength)}). Treat these segments as a "
             "convenient partition."
-        )
-    separated = max(stable, key=lambda v: v.silhouette)
+        ))  # fmt: skip
+    floor = separated.silhouette - SILHOUETTE_TOLERANCE
     finer = [
         v
-        for v in stable
-        if v.k > separated.k
-        and v.silhouette >= separated.silhouette - SILHOUETTE_TOLERANCE
-        and v.strength >= CLEARLY_STABLE
+        for k in ks
+        if k > separated.k
+        and view(k).silhouette >= floor
+        and (v := at_least(k, CLEARLY_STABLE)) is not None
     ]
-    chosen = max(finer, key=lambda v: v.k) if finer else separated
-    reason = (
-        f"k={chosen.k}: the segments reproduce on held-out halves (prediction strength "
-        f"{format_score(chosen.strength)} >= {threshold}, median over half-sample splits; "
-        f"reproducible k: {_ks(stable)})"
-    )
-    if chosen is separated:
-        reason += f" and separate best among them (silhouette {format_score(chosen.silhouette)})"
-    else:
-        reason += (
-            f", clearly (>= {CLEARLY_STABLE}), with a silhouette ({format_score(chosen.silhouette)}"
-            f") within {SILHOUETTE_TOLERANCE} of the best separated reproducible k "
-            f"(k={separated.k}, {format_score(separated.silhouette)}): more segments, as well "
-            "founded"
-        )
+    reproducible = max(finer, key=lambda v: v.k) if finer else separated
     more = [
         v
-        for v in views
-        if v.k > chosen.k
-        and v.silhouette >= chosen.silhouette + MORE_GROUPS_MARGIN
-        and v.strength >= MORE_GROUPS_MIN_STRENGTH
+        for k in ks
+        if k > reproducible.k
+        and view(k).silhouette >= reproducible.silhouette + MORE_GROUPS_MARGIN
+        and (v := at_least(k, MORE_GROUPS_MIN_STRENGTH)) is not None
     ]
-    if more:
-        beyond = max(more, key=lambda v: v.silhouette)
+    beyond = max(more, key=lambda v: v.silhouette) if more else None
+    # every algorithm at the chosen k measured, so that the better founded one is kept and
+    # the sentence quotes the final figures
+    chosen = measured(beyond.k if beyond is not None else reproducible.k)
+    if beyond is not None:
         reason = (
-            f"k={beyond.k}: its segments separate clearly better (silhouette "
-            f"{format_score(beyond.silhouette)} vs {format_score(chosen.silhouette)} at "
-            f"k={chosen.k}, the best reproducible k) and mostly reproduce (prediction strength "
-            f"{format_score(beyond.strength)}), so there are more groups than half-samples can "
-            "reproduce one by one"
+            f"k={chosen.k}: its segments separate clearly better (silhouette "
+            f"{format_score(chosen.silhouette)} vs {format_score(reproducible.silhouette)} at "
+            f"k={reproducible.k}, the best reproducible k) and mostly reproduce (prediction "
+            f"strength {format_score(chosen.strength)}), so there are more groups than "
+            "half-samples can reproduce one by one"
         )
-        chosen = beyond
-    winner = chosen.best
+    else:
+        reason = (
+            f"k={chosen.k}: the segments reproduce on held-out halves (prediction strength "
+            f"{format_score(chosen.strength)} >= {threshold}, median over half-sample splits)"
+        )
+        if chosen.k == separated.k:
+            reason += (
+                f" and separate best of the reproducible k (silhouette "
+                f"{format_score(chosen.silhouette)})"
+            )
+        else:
+            reason += (
+                f", clearly (>= {CLEARLY_STABLE}), with a silhouette "
+                f"({format_score(chosen.silhouette)}) within {SILHOUETTE_TOLERANCE} of the best "
+                f"separated reproducible k (k={separated.k}, "
+                f"{format_score(separated.silhouette)}): more segments, as well founded"
+            )
     if len(chosen.candidates) > 1:
-        reason += f"; at k={chosen.k} {winner.algorithm} has the better-founded segments"
-    return winner, reason + "."
+        reason += f"; at k={chosen.k} {chosen.best.algorithm} has the better-founded segments"
+    return done(chosen, reason + ".")
 
 
 def _density_could_win(density: Candidate | None, chosen: Candidate) -> bool:
@@ -491,7 +559,7 @@ def search(
     ward_splits = (
         SOLE_ALGORITHM_SPLITS if algorithm is Algorithm.HIERARCHICAL else WARD_STABILITY_SPLITS
     )
-    # Two threads: the fits spend most of their time in numpy/scipy with the GIL released.
+    # Two threads: the fits spend part of their time in numpy/scipy with the GIL released.
     # One task per k-means k, one for Ward (its tree serves every k), one for DBSCAN.
     with ThreadPoolExecutor(max_workers=2) as threads:
         ward_future = (
@@ -505,7 +573,7 @@ def search(
             else None
         )
         kmeans_futures = (
-            [threads.submit(state.kmeans, k, kmeans_splits) for k in k_values]
+            [threads.submit(state.kmeans, k) for k in k_values]
             if algorithm in (Algorithm.AUTO, Algorithm.KMEANS)
             else []
         )
@@ -530,8 +598,25 @@ def search(
             used_eps, used_min,
         )  # fmt: skip
 
-    chosen, reason = choose_k([c for c, _, _ in partition_results], state.with_stability)
-    reason = f"{chosen.algorithm} with {reason}"
+    def measure(candidate: Candidate) -> Candidate:
+        return state.kmeans_strength(candidate, kmeans_splits)
+
+    choice = choose_k([c for c, _, _ in partition_results], state.with_stability, measure)
+    chosen, reason = choice.chosen, f"{choice.chosen.algorithm} with {choice.reason}"
+    # the candidates as measured; a k-means k whose strength could not change the choice keeps
+    # NaN ("not measured")
+    measured = {
+        (c.algorithm, c.k): (
+            replace(c, note="stability not measured: it could not change the choice")
+            if state.with_stability and _unmeasured(c)
+            else c
+        )
+        for c in choice.partitions
+    }
+    chosen = measured[(chosen.algorithm, chosen.k)]
+    candidates = [measured.get((c.algorithm, c.k), c) for c in candidates]
+    partition_results = [(measured[(c.algorithm, c.k)], labels, model)
+                         for c, labels, model in partition_results]  # fmt: skip
     if density_result is not None and _density_could_win(density_result[0], chosen):
         density, labels, model, used_eps, used_min = density_result
         density = state.dbscan_strength(density, used_eps, used_min)
