@@ -43,6 +43,8 @@ lint: install-test
 bench: install-test
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.jobs
+	$(BIN)/python -m bench.quality
+	$(BIN)/python -m bench.algorithms
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
