@@ -30,7 +30,6 @@ __all__ = [
     "PALETTE",
     "ChartData",
     "SegmentView",
-    "chart_data_from_wire",
     "chart_data_of",
     "render",
 ]
@@ -68,30 +67,6 @@ class ChartData:
         if segment.is_outliers:
             return OUTLIER_COLOUR
         return PALETTE[segment_id % len(PALETTE)]
-
-
-def chart_data_from_wire(
-    summary: Mapping[str, Any], labels: np.ndarray, confidence: np.ndarray, projection: Projection
-) -> ChartData:
-    """ChartData of a stored analysis: its summary JSON, assignments and projection."""
-    return ChartData(
-        segments=[
-            SegmentView(
-                c["clusterId"],
-                c["clusterName"],
-                c["size"],
-                c["share"],
-                c["isOutliers"],
-                c.get("standardized", {}),
-            )
-            for c in summary["clusters"]
-        ],
-        candidates=summary["kSelection"]["candidates"],
-        labels=labels,
-        confidence=confidence,
-        projection=projection,
-        importance=summary.get("featureImportance", {}),
-    )
 
 
 def chart_data_of(analysis: Analysis) -> ChartData:

@@ -19,19 +19,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from segmentation.analysis import analyze
-from segmentation.api.convert import analysis_to_wire, dumps
-from segmentation.assign import assign, assignment_table, fitted_of
-from segmentation.charts import CHARTS, chart_data_of, render
+from segmentation.assign import assign, assignment_table
 from segmentation.errors import SegmentationError
-from segmentation.jobs.files import detect_kind, read_customers
-from segmentation.recommend import recommend
-from segmentation.report import render_report
+from segmentation.files import detect_kind, read_customers
+from segmentation.options import OPTIONS, AnalysisOptions, OptionSpec, describe_default
+from segmentation.pipeline.search import format_score
 from segmentation.rfm import customers_from_transactions
-from segmentation.storage.model_file import load_fitted, save_fitted
+from segmentation.service import records_of, write_results
+from segmentation.storage.model_file import load_fitted
 
 __all__ = ["main"]
 
@@ -66,12 +66,6 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
-def _markdown(analysis_path: Path, frame_rows: int, advice: list[str]) -> str:
-    lines = [f"# Recommendations for {analysis_path.name}", "", f"{frame_rows} customers.", ""]
-    lines += [f"{i}. {text}" for i, text in enumerate(advice, start=1)]
-    return "\n".join(lines) + "\n"
-
-
 def _customers(args: argparse.Namespace) -> pd.DataFrame:
     """The file's rows, or with --transactions one row per customer derived from its orders."""
     frame = _read(args.file)
@@ -92,43 +86,27 @@ def _customers(args: argparse.Namespace) -> pd.DataFrame:
     return derived.customers
 
 
+def _options(args: argparse.Namespace) -> AnalysisOptions:
+    """The analysis options from the flags generated from `OPTIONS` (unset flags: defaults)."""
+    values = {
+        spec.name: getattr(args, spec.name)
+        for spec in OPTIONS
+        if spec.cli is not None and getattr(args, spec.name) is not None
+    }
+    return AnalysisOptions(**values)
+
+
 def run_analyze(args: argparse.Namespace) -> int:
+    options = _options(args)
     frame = _customers(args)
     progress = _ProgressBar(sys.stderr.isatty() and not args.quiet)
-    analysis = analyze(
-        frame,
-        algorithm=args.algorithm,
-        n_clusters=args.k,
-        features=args.features,
-        exclude=args.exclude or (),
-        random_state=args.random_state,
-        progress=progress,
-    )
+    analysis = analyze(frame, options=options, progress=progress)
     progress.done()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    cells = frame.astype(object).where(frame.notna(), None)
-    records = [{str(k): v for k, v in row.items()} for row in cells.to_dict(orient="records")]
-    wire = analysis_to_wire(analysis, records)
-    (out / "analysis.json").write_bytes(dumps(wire))
-    names = [segment.name for segment in analysis.segments]
-    assignment_table(
-        analysis.labels, analysis.confidence, analysis.ambiguous, names, analysis.customer_ids
-    ).to_csv(out / "assignments.csv", index=False)
-    advice = [r.text for r in recommend(analysis)]
-    (out / "recommendations.md").write_text(_markdown(args.file, len(frame), advice))
-    save_fitted(fitted_of(analysis), out)
-    charts = chart_data_of(analysis)
-    for name in CHARTS:
-        (out / f"{name}.png").write_bytes(render(name, charts, "png"))
-    title = f"Customer segments — {args.file.name}"
-    (out / "report.html").write_text(render_report(wire, charts, advice, title))
+    written = write_results(analysis, records_of(frame), args.out, args.file.name)
     summary = ", ".join(f"{s.name} ({s.size})" for s in analysis.segments)
-    print(f"{len(analysis.segments)} segments: {summary}; accuracy {analysis.accuracy:.2f}")
-    print(
-        f"written to {out}/: analysis.json, assignments.csv, recommendations.md, "
-        "report.html, the charts (*.png), model.*"
-    )
+    accuracy = format_score(analysis.accuracy)
+    print(f"{len(analysis.segments)} segments: {summary}; accuracy {accuracy}")
+    print(f"written to {args.out}/: {', '.join(written)}")
     return 0
 
 
@@ -163,6 +141,28 @@ def _fields(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _pair(text: str) -> tuple[int, int]:
+    low, _, high = text.partition(",")
+    try:
+        return int(low), int(high)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN,MAX (for example 2,12)") from None
+
+
+def _add_option_flag(command: argparse.ArgumentParser, spec: OptionSpec) -> None:
+    """One analysis option as a flag, typed and documented from its declaration."""
+    assert spec.cli is not None
+    kinds: dict[str, dict[str, Any]] = {
+        "choice": {"choices": spec.choices}, "int": {"type": int}, "float": {"type": float},
+        "int_pair": {"type": _pair, "metavar": "MIN,MAX"},
+        "names": {"type": _fields, "metavar": "A,B"},
+    }  # fmt: skip
+    command.add_argument(
+        spec.cli, dest=spec.name, default=None,
+        help=f"{spec.description} (default: {describe_default(spec)})", **kinds[spec.kind],
+    )  # fmt: skip
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="segmentation", description=__doc__.split("\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
@@ -170,13 +170,9 @@ def parser() -> argparse.ArgumentParser:
     analyze_cmd = commands.add_parser("analyze", help="segment a customer file")
     analyze_cmd.add_argument("file", type=Path, help="CSV (any delimiter), Parquet or JSON Lines")
     analyze_cmd.add_argument("--out", type=Path, required=True, help="folder for the results")
-    analyze_cmd.add_argument(
-        "--algorithm", default="auto", choices=("auto", "kmeans", "hierarchical", "dbscan")
-    )
-    analyze_cmd.add_argument("--k", type=int, default=None, help="a fixed number of segments")
-    analyze_cmd.add_argument("--features", type=_fields, help="comma-separated fields to use")
-    analyze_cmd.add_argument("--exclude", type=_fields, help="comma-separated fields to leave out")
-    analyze_cmd.add_argument("--random-state", type=int, default=0)
+    for spec in OPTIONS:
+        if spec.cli is not None:
+            _add_option_flag(analyze_cmd, spec)
     analyze_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     orders = analyze_cmd.add_argument_group(
         "transactions", "with --transactions the file holds orders; customers are derived (RFM)"

@@ -1,8 +1,12 @@
-"""The errors the segmentation core raises, all in one tree.
+"""The errors the segmentation core and its service raise, all in one tree.
 
     SegmentationError
     └── InvalidInputError          the caller's data or options cannot be segmented (HTTP 422)
         └── InsufficientDataError  well-formed, but too little or too uniform to segment
+    ServiceError                   the service, not the caller's data
+    ├── ServiceBusyError           every worker is taken and the queue is full (503)
+    ├── WorkerDiedError            the worker process died mid-request (500)
+    └── JobNotFinishedError        a job's result was asked for before it succeeded (409)
 
 Each problem names the record (0-based position in the input) and the field at fault where
 there is one, and carries the offending value in its message. Errors are picklable so that they
@@ -13,7 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["InsufficientDataError", "InvalidInputError", "Problem", "SegmentationError"]
+__all__ = [
+    "InsufficientDataError",
+    "InvalidInputError",
+    "JobNotFinishedError",
+    "Problem",
+    "SegmentationError",
+    "ServiceBusyError",
+    "ServiceError",
+    "WorkerDiedError",
+]
 
 
 @dataclass(frozen=True)
@@ -63,3 +76,37 @@ class InvalidInputError(SegmentationError):
 
 class InsufficientDataError(InvalidInputError):
     """The input is well formed but cannot be split into segments (too few or identical)."""
+
+
+class ServiceError(Exception):
+    """Base of the errors of the service itself (not of the caller's data)."""
+
+
+class ServiceBusyError(ServiceError):
+    """Refused at once rather than queued without bound; `retry_after` is in seconds."""
+
+    def __init__(
+        self,
+        pending: int,
+        retry_after: int,
+        what: str = "analyses",
+        setting: str = "SEGMENTATION_MAX_PENDING",
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            f"{pending} {what} are already running or queued ({setting}); retry in {retry_after} s"
+        )
+
+
+class WorkerDiedError(ServiceError):
+    def __init__(self) -> None:
+        super().__init__(
+            "the worker process running this analysis died (killed or out of memory); "
+            "a new worker has been started, so the request can be retried"
+        )
+
+
+class JobNotFinishedError(ServiceError):
+    def __init__(self, job_id: str, status: str, error: str | None) -> None:
+        reason = f": {error}" if error else ""
+        super().__init__(f"job {job_id} is {status}{reason}; it has no result")

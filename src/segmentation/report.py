@@ -5,11 +5,13 @@ quality, and how accuracy and k were chosen. It can be e-mailed: no script, no e
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Sequence
 from html import escape
-from typing import Any
 
-from segmentation.charts import CHARTS, ChartData, render
+from segmentation.charts import CHARTS, ChartData, chart_data_of, render
+from segmentation.recommend import Recommendation
+from segmentation.results import Analysis
 
 __all__ = ["render_report"]
 
@@ -34,23 +36,23 @@ figure { margin: 1.2rem 0; } figure img { max-width: 100%; border: 1px solid #ee
 """
 
 
-def _number(value: Any, pattern: str = "{:.2f}") -> str:
-    return "n/a" if value is None else pattern.format(value)
+def _number(value: float | None, pattern: str = "{:.2f}") -> str:
+    return "n/a" if value is None or not math.isfinite(value) else pattern.format(value)
 
 
-def _segments_table(summary: Mapping[str, Any], data: ChartData) -> str:
+def _segments_table(analysis: Analysis, data: ChartData) -> str:
     rows = []
-    for cluster in summary["clusters"]:
-        colour = data.colour(cluster["clusterId"])
-        traits = "".join(f"<li>{escape(t)}</li>" for t in cluster["characteristics"])
+    for segment in analysis.segments:
+        colour = data.colour(segment.segment_id)
+        traits = "".join(f"<li>{escape(t)}</li>" for t in segment.characteristics)
         rows.append(
             "<tr class='segment'>"
             f"<td><span class='swatch' style='background:{colour}'></span>"
-            f"<strong>{escape(cluster['clusterName'])}</strong></td>"
-            f"<td class='number'>{cluster['size']:,}</td>"
-            f"<td class='number'>{cluster['share']:.1%}</td>"
-            f"<td class='number'>{_number(cluster['confidence'])}</td>"
-            f"<td class='number'>{_number(cluster['stability'])}</td>"
+            f"<strong>{escape(segment.name)}</strong></td>"
+            f"<td class='number'>{segment.size:,}</td>"
+            f"<td class='number'>{segment.share:.1%}</td>"
+            f"<td class='number'>{_number(segment.confidence)}</td>"
+            f"<td class='number'>{_number(segment.stability)}</td>"
             f"<td><ul>{traits}</ul></td></tr>"
         )
     return (
@@ -71,52 +73,51 @@ def _charts(data: ChartData) -> str:
     return "".join(figures)
 
 
-def _data_quality(summary: Mapping[str, Any]) -> str:
-    quality = summary["dataQuality"]
+def _data_quality(analysis: Analysis) -> str:
+    quality = analysis.data_quality
     rows = "".join(
-        f"<tr><td>{escape(f['field'])}</td><td>{escape(f['role'])}</td>"
-        f"<td class='number'>{f['missing']:,}</td>"
-        f"<td>{escape(f.get('handling') or f.get('reason') or '')}</td></tr>"
-        for f in quality["fields"]
+        f"<tr><td>{escape(f.name)}</td><td>{escape(f.role)}</td>"
+        f"<td class='number'>{f.missing:,}</td>"
+        f"<td>{escape(f.handling or f.reason or '')}</td></tr>"
+        for f in quality.fields
     )
-    warnings = "".join(f"<li>{escape(w)}</li>" for w in quality["warnings"])
+    warnings = "".join(f"<li>{escape(w)}</li>" for w in quality.warnings)
     return (
-        f"<p>{quality['records']:,} customers.</p>"
+        f"<p>{quality.records:,} customers.</p>"
         "<table><tr><th>Field</th><th>Role</th><th>Missing</th><th>Handling</th></tr>"
         f"{rows}</table>" + (f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else "")
     )
 
 
-def render_report(
-    summary: Mapping[str, Any], data: ChartData, recommendations: Sequence[str], title: str
-) -> str:
-    """The report as one HTML document (a str); `summary` is an /api/analyze response."""
-    selection = summary["kSelection"]
-    metrics = summary["metrics"]
-    advice = "".join(f"<li>{escape(text)}</li>" for text in recommendations)
-    accuracy = _number(summary["accuracy"])
+def render_report(analysis: Analysis, recommendations: Sequence[Recommendation], title: str) -> str:
+    """The report of an analysis (fresh or stored) as one HTML document, with the advice
+    `recommend(analysis)` gives."""
+    data = chart_data_of(analysis)
+    selection = analysis.k_selection
+    advice = "".join(f"<li>{escape(r.text)}</li>" for r in recommendations)
+    accuracy = _number(analysis.accuracy)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{escape(title)}</h1>
-<p class="muted">{summary["dataQuality"]["records"]:,} customers,
-{len(summary["clusters"])} segments ({escape(summary["algorithm"])}), accuracy {accuracy},
-silhouette {_number(metrics.get("silhouette"))}.</p>
+<p class="muted">{analysis.data_quality.records:,} customers,
+{len(analysis.segments)} segments ({escape(analysis.algorithm)}), accuracy {accuracy},
+silhouette {_number(analysis.metrics.silhouette)}.</p>
 <h2>Segments</h2>
-{_segments_table(summary, data)}
+{_segments_table(analysis, data)}
 <h2>Recommendations</h2>
 <ol>{advice}</ol>
 <h2>Charts</h2>
 {_charts(data)}
 <h2>How far to trust this</h2>
-<p><strong>Accuracy {accuracy}</strong>: {escape(summary["accuracyMethod"])}. Above 0.75 is
+<p><strong>Accuracy {accuracy}</strong>: {escape(analysis.accuracy_method)}. Above 0.75 is
 usually read as stable, below 0.5 as no real structure. Each segment's stability is in the
 table above; its confidence is the mean simplified silhouette of its customers.</p>
-<p><strong>Number of segments</strong>: {escape(selection["method"])}.
-{escape(selection["reason"])}</p>
+<p><strong>Number of segments</strong>: {escape(selection.method)}.
+{escape(selection.reason)}</p>
 <h2>Data quality</h2>
-{_data_quality(summary)}
+{_data_quality(analysis)}
 </body></html>
 """

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from segmentation.options import AnalysisOptions
 from segmentation.pipeline import search
 from segmentation.pipeline.features import FeatureEncoder
 from segmentation.pipeline.models import SegmentModel
@@ -148,7 +149,7 @@ class Analysis:
     data_quality: DataQuality
     algorithm: str
     random_state: int
-    options: Mapping[str, Any]
+    options: AnalysisOptions
     encoder: FeatureEncoder
     model: SegmentModel
     centers: np.ndarray

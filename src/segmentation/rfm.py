@@ -13,6 +13,7 @@ segmented like any other customers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,54 @@ import pandas as pd
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.schema import detect_date_format, parse_dates
 
-__all__ = ["RfmResult", "customers_from_transactions"]
+__all__ = ["RfmResult", "TransactionColumns", "customers_from_transactions"]
+
+
+@dataclass(frozen=True)
+class TransactionColumns:
+    """Which columns of a file of orders hold what (the wire's `transactions` object)."""
+
+    customer_id: str
+    date: str
+    amount: str | None = None
+    quantity: str | None = None
+    price: str | None = None
+    invoice: str | None = None
+    as_of: str | None = None
+
+    WIRE: ClassVar[dict[str, str]] = {
+        "customerId": "customer_id", "date": "date", "amount": "amount",
+        "quantity": "quantity", "price": "price", "invoice": "invoice", "asOf": "as_of",
+    }  # fmt: skip
+
+    @classmethod
+    def from_wire(cls, payload: object, root: str = "transactions") -> TransactionColumns:
+        if not isinstance(payload, dict):
+            raise InvalidInputError(Problem("must be a JSON object", field=root))
+        problems = [
+            Problem(f"unknown key {key!r}; known: {', '.join(cls.WIRE)}", field=f"{root}.{key}")
+            for key in payload
+            if key not in cls.WIRE
+        ]
+        problems += [
+            Problem("is required: a column name", field=f"{root}.{key}")
+            for key in ("customerId", "date")
+            if payload.get(key) is None
+        ]
+        problems += [
+            Problem(f"should be a column name (got {value!r})", field=f"{root}.{key}")
+            for key, value in payload.items()
+            if key in cls.WIRE and value is not None and not isinstance(value, str)
+        ]
+        if problems:
+            raise InvalidInputError(problems)
+        return cls(**{cls.WIRE[key]: value for key, value in payload.items()})
+
+    def derive(self, frame: pd.DataFrame) -> RfmResult:
+        return customers_from_transactions(
+            frame, customer_id=self.customer_id, date=self.date, amount=self.amount,
+            quantity=self.quantity, price=self.price, invoice=self.invoice, as_of=self.as_of,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation import analyze
-from segmentation.analysis import _relabel
+from segmentation.pipeline.fit import relabel as _relabel
 from segmentation.pipeline.models import NOISE, CentroidModel
 
 # database=None: examples are not saved to .hypothesis/ in the repository

@@ -1,4 +1,10 @@
-"""The FastAPI application factory: settings, worker pool, CORS, routes, error mapping."""
+"""The FastAPI application factory: settings, stores, service, worker pools, routes, errors.
+
+The heavy resources (the SQLite stores, the service, the worker pools) are built once, in the
+lifespan, and reach the routes through `deps`. Every error leaves in one shape,
+`{"detail": "...", "errors": [{"record", "field", "message"}]}` (`schemas.ErrorResponse`),
+whatever raised it: the core, the service, FastAPI's own validation or routing.
+"""
 
 from __future__ import annotations
 
@@ -12,53 +18,82 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segmentation import __version__
-from segmentation.api.errors import ServiceBusyError, ServiceError, status_of
-from segmentation.api.jobs import JobRunner
-from segmentation.api.pool import WorkerPool
+from segmentation.api.errors import status_of
 from segmentation.api.routes import analyses, analyze, health, jobs, recommendations
-from segmentation.api.schemas import AnalyzeRequest, AssignRequest, RecommendationsRequest
+from segmentation.api.schemas import (
+    AnalyzeRequest,
+    AssignRequest,
+    ErrorResponse,
+    RecommendationsRequest,
+    TransactionsSpec,
+)
 from segmentation.config import Settings
-from segmentation.errors import InvalidInputError, SegmentationError
+from segmentation.errors import InvalidInputError, SegmentationError, ServiceBusyError, ServiceError
 from segmentation.jobs.model import JobTransitionError
+from segmentation.jobs.runner import JobRunner
+from segmentation.jobs.store import JobStore
+from segmentation.service import SegmentationService
+from segmentation.storage.store import AnalysisStore
+from segmentation.workers import ProcessPool, warm_up
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
 
-def _error_response(error: Exception) -> JSONResponse:
-    """`{"detail": "...", "errors": [{"record", "field", "message"}]}` with the mapped status."""
-    problems = error.problems if isinstance(error, InvalidInputError) else []
-    content = {
-        "detail": str(error),
-        "errors": [{"record": p.record, "field": p.field, "message": p.message} for p in problems],
-    }
-    headers = (
-        {"Retry-After": str(error.retry_after)} if isinstance(error, ServiceBusyError) else None
-    )
-    return JSONResponse(content, status_code=status_of(error), headers=headers)
+def _error(status: int, detail: str, errors: list[dict[str, Any]] | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    body = ErrorResponse.model_validate({"detail": detail, "errors": errors or []})
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
-    return _error_response(error)
+    problems = error.problems if isinstance(error, InvalidInputError) else []
+    errors = [{"record": p.record, "field": p.field, "message": p.message} for p in problems]
+    headers = (
+        {"Retry-After": str(error.retry_after)} if isinstance(error, ServiceBusyError) else None
+    )
+    return _error(status_of(error), str(error), errors, headers)
 
 
 async def _handle_unexpected(request: Request, error: Exception) -> JSONResponse:
-    # a bug, not the caller's fault: logged with its traceback by uvicorn; the caller still
-    # gets the documented error shape rather than plain text
+    # a bug, not the caller's fault: logged with its traceback; the caller still gets the
+    # documented error shape rather than plain text
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    content = {"detail": f"internal error ({type(error).__name__}); it has been logged"}
-    return JSONResponse({**content, "errors": []}, status_code=500)
+    return _error(500, f"internal error ({type(error).__name__}); it has been logged")
 
 
 async def _handle_validation(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's own checks (path, query): each problem named by its parameter."""
     assert isinstance(error, RequestValidationError)
-    detail = "; ".join(
-        f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
-    )
-    return JSONResponse({"detail": detail, "errors": []}, status_code=422)
+    errors = []
+    for item in error.errors():
+        where = [str(part) for part in item["loc"] if part not in ("path", "query", "body")]
+        errors.append({"record": None, "field": ".".join(where) or None, "message": item["msg"]})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return _error(422, detail, errors)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        path_regex = getattr(route, "path_regex", None)
+        if path_regex is not None and path_regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+async def _handle_http(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    detail = error.detail if isinstance(error.detail, str) else str(error.detail)
+    return _error(error.status_code, detail, headers=headers or None)
 
 
 def _with_request_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
@@ -84,16 +119,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = WorkerPool(settings.workers, settings.max_pending, settings.retry_after_seconds)
+        service = SegmentationService(settings, AnalysisStore(settings.data_dir))
+        pool = ProcessPool(
+            settings.workers, settings.max_pending, settings.retry_after_seconds, warm_up
+        )
         await pool.start()
-        app.state.pool = pool
-        jobs = JobRunner(settings)
-        await jobs.start()
-        app.state.jobs = jobs
+        runner = JobRunner(service, JobStore(settings.data_dir))
+        await runner.start()
+        app.state.service, app.state.pool, app.state.jobs = service, pool, runner
         try:
             yield
         finally:
-            jobs.close()
+            runner.close()
             pool.close()
 
     app = FastAPI(
@@ -114,15 +151,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # a browser script may read these: cache status, stage times, where a job lives
         expose_headers=["X-Cache", "Server-Timing", "Location", "Retry-After"],
     )
-    app.add_exception_handler(SegmentationError, _handle)
-    app.add_exception_handler(ServiceError, _handle)
-    app.add_exception_handler(JobTransitionError, _handle)
+    for error_class in (SegmentationError, ServiceError, JobTransitionError):
+        app.add_exception_handler(error_class, _handle)
     app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(StarletteHTTPException, _handle_http)
     app.add_exception_handler(Exception, _handle_unexpected)
-    app.include_router(analyze.router)
-    app.include_router(recommendations.router)
-    app.include_router(analyses.router)
-    app.include_router(jobs.router)
-    app.include_router(health.router)
-    _with_request_schemas(app, [AnalyzeRequest, AssignRequest, RecommendationsRequest])
+    for module in (analyze, recommendations, analyses, jobs, health):
+        app.include_router(module.router)
+    _with_request_schemas(
+        app, [AnalyzeRequest, AssignRequest, RecommendationsRequest, TransactionsSpec]
+    )
     return app

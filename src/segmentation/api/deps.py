@@ -1,4 +1,4 @@
-"""Dependencies shared by the routes, as `Annotated` aliases."""
+"""Dependencies shared by the routes, as `Annotated` aliases; built once in the lifespan."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from segmentation.api.errors import PayloadTooLargeError, UnsupportedMediaError
-from segmentation.api.jobs import JobRunner
-from segmentation.api.pool import WorkerPool
 from segmentation.config import Settings
+from segmentation.jobs.runner import JobRunner
+from segmentation.service import SegmentationService
+from segmentation.storage.store import AnalysisStore
+from segmentation.workers import ProcessPool
 
-__all__ = ["AppSettings", "Jobs", "JsonBody", "Pool"]
+__all__ = ["AppSettings", "Jobs", "JsonBody", "Pool", "Service", "Store"]
 
 
 def get_settings(request: Request) -> Settings:
@@ -19,13 +21,28 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_pool(request: Request) -> WorkerPool:
-    pool: WorkerPool = request.app.state.pool
+def get_pool(request: Request) -> ProcessPool:
+    pool: ProcessPool = request.app.state.pool
     return pool
 
 
+def get_service(request: Request) -> SegmentationService:
+    service: SegmentationService = request.app.state.service
+    return service
+
+
+def get_store(request: Request) -> AnalysisStore:
+    return get_service(request).store
+
+
+def get_jobs(request: Request) -> JobRunner:
+    runner: JobRunner = request.app.state.jobs
+    return runner
+
+
 async def read_json_body(request: Request) -> bytes:
-    """The raw body, refused early when it is not JSON or larger than the configured limit."""
+    """The raw body, refused early when it is not JSON or larger than the configured limit
+    (declared or, for a streamed body without Content-Length, as it arrives)."""
     settings = get_settings(request)
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";")[0].strip().lower()
@@ -45,12 +62,9 @@ async def read_json_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def get_jobs(request: Request) -> JobRunner:
-    runner: JobRunner = request.app.state.jobs
-    return runner
-
-
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Jobs = Annotated[JobRunner, Depends(get_jobs)]
-Pool = Annotated[WorkerPool, Depends(get_pool)]
+Pool = Annotated[ProcessPool, Depends(get_pool)]
+Service = Annotated[SegmentationService, Depends(get_service)]
+Store = Annotated[AnalysisStore, Depends(get_store)]
 JsonBody = Annotated[bytes, Depends(read_json_body)]

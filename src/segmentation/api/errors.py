@@ -1,39 +1,39 @@
-"""Errors of the service itself (not of the caller's data), and the HTTP status of every error.
+"""The HTTP layer's own errors, and the HTTP status of every error.
 
-    ServiceError
-    ├── PayloadTooLargeError    413: the body exceeds SEGMENTATION_MAX_BODY_BYTES
-    ├── UnsupportedMediaError   415: the body is not JSON
-    ├── ServiceBusyError        503: SEGMENTATION_MAX_PENDING analyses already running or queued
-    ├── WorkerDiedError         500: the worker process died mid-analysis (killed, out of memory)
-    └── JobNotFinishedError     409: a job's result was asked for before it succeeded
+    ServiceError (segmentation.errors)
+    └── HttpError
+        ├── PayloadTooLargeError    413: the body exceeds SEGMENTATION_MAX_BODY_BYTES
+        └── UnsupportedMediaError   415: the body is not JSON
 
-Domain errors from the core (`segmentation.errors`) map to 422; an unknown analysis or job
-id to 404; a job move the state machine forbids (cancelling a finished job) to 409.
+The service's errors map as: ServiceBusyError 503, WorkerDiedError 500, JobNotFinishedError
+409. Domain errors from the core map to 422; an unknown analysis or job id to 404; a job move
+the state machine forbids (cancelling a finished job) to 409.
 """
 
 from __future__ import annotations
 
-from segmentation.errors import InvalidInputError, SegmentationError
+from typing import Any
+
+from segmentation.errors import (
+    InvalidInputError,
+    JobNotFinishedError,
+    SegmentationError,
+    ServiceBusyError,
+    ServiceError,
+    WorkerDiedError,
+)
 from segmentation.jobs.model import JobTransitionError
 from segmentation.jobs.store import UnknownJobError
 from segmentation.storage.store import UnknownAnalysisError
 
-__all__ = [
-    "JobNotFinishedError",
-    "PayloadTooLargeError",
-    "ServiceBusyError",
-    "ServiceError",
-    "UnsupportedMediaError",
-    "WorkerDiedError",
-    "status_of",
-]
+__all__ = ["HttpError", "PayloadTooLargeError", "UnsupportedMediaError", "status_of"]
 
 
-class ServiceError(Exception):
-    """Base of the errors raised by the service layer."""
+class HttpError(ServiceError):
+    """A request the HTTP layer refuses before any work: its body."""
 
 
-class PayloadTooLargeError(ServiceError):
+class PayloadTooLargeError(HttpError):
     def __init__(self, limit: int, setting: str = "SEGMENTATION_MAX_BODY_BYTES") -> None:
         advice = (
             "send fewer customers per request, or submit a job (POST /api/jobs)"
@@ -45,39 +45,11 @@ class PayloadTooLargeError(ServiceError):
         )
 
 
-class UnsupportedMediaError(ServiceError):
+class UnsupportedMediaError(HttpError):
     def __init__(self, content_type: str) -> None:
         super().__init__(
             f"the body must be JSON (Content-Type: application/json), got {content_type!r}"
         )
-
-
-class ServiceBusyError(ServiceError):
-    def __init__(
-        self,
-        pending: int,
-        retry_after: int,
-        what: str = "analyses",
-        setting: str = "SEGMENTATION_MAX_PENDING",
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(
-            f"{pending} {what} are already running or queued ({setting}); retry in {retry_after} s"
-        )
-
-
-class WorkerDiedError(ServiceError):
-    def __init__(self) -> None:
-        super().__init__(
-            "the worker process running this analysis died (killed or out of memory); "
-            "a new worker has been started, so the request can be retried"
-        )
-
-
-class JobNotFinishedError(ServiceError):
-    def __init__(self, job_id: str, status: str, error: str | None) -> None:
-        reason = f": {error}" if error else ""
-        super().__init__(f"job {job_id} is {status}{reason}; it has no result")
 
 
 STATUS = {
@@ -100,3 +72,28 @@ def status_of(error: Exception) -> int:
         if cls in STATUS:
             return STATUS[cls]
     return 500
+
+
+DESCRIPTIONS = {
+    400: "The request could not be read",
+    401: "Missing, wrong or revoked API key",
+    403: "The key lacks the scope this route needs",
+    404: "No such analysis or job",
+    405: "Method not allowed on this path; see Allow",
+    409: "The job is not in a state that allows this",
+    413: "Body larger than the configured limit",
+    415: "Body is not of a supported content type",
+    422: "Bad records, fields or options; each problem names its record and field",
+    429: "Rate limit reached; see Retry-After",
+    500: "Internal error, or the worker process died (it has been replaced; retry)",
+    503: "Too much work in progress; see Retry-After",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route: each error status with the real error model."""
+    from segmentation.api.schemas import ErrorResponse
+
+    return {
+        status: {"model": ErrorResponse, "description": DESCRIPTIONS[status]} for status in statuses
+    }

@@ -1,24 +1,32 @@
-"""Wire schemas: the seed's camelCase JSON, validated at the edge with pydantic.
+"""Wire schemas: the seed's camelCase JSON, as the OpenAPI document describes it.
 
-Requests are strict: an unknown key, a string where a number belongs or an out-of-range option
-is a 422 naming it, never a silent coercion. Responses are described here for the OpenAPI
-document; they are built by `convert.py` and serialized with orjson for speed.
+The bodies of /api/analyze, /api/jobs and assign are read raw (for speed and size limits) and
+checked by the service layer (`segmentation.service`, `segmentation.options`); the request
+models here are generated from the same declaration (`OPTIONS`), so the documented constraints
+are the enforced ones (`tests/unit/test_schemas.py` checks they agree). The response models
+are the exact shape `segmentation.serialize` emits: `extra="forbid"`, and tests validate real
+responses against them.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from segmentation.analysis import DEFAULT_K_RANGE, MAX_K
+from segmentation.options import OPTIONS, OptionSpec, describe_default
+from segmentation.storage.database import ID_PATTERN
 
 __all__ = [
     "ACCURACY_DOC",
+    "AnalysisId",
     "AnalysisResponse",
     "AnalyzeOptions",
     "AnalyzeRequest",
     "AssignRequest",
+    "AssignResponse",
+    "ErrorResponse",
+    "JobOut",
     "RecommendationsRequest",
     "RecommendationsResponse",
     "TransactionsSpec",
@@ -28,7 +36,9 @@ ACCURACY_DOC = (
     "How reproducible the segmentation is, in [0, 1]: resampling stability (Hennig's "
     "clusterboot). The chosen method is refit on bootstrap resamples; each segment is matched "
     "to its best counterpart by Jaccard similarity; the mean is weighted by segment size. Above "
-    "0.75 is usually read as stable, below 0.5 as no real structure."
+    "0.75 is usually read as stable, below 0.5 as no real structure. Capped at 0.5 when the "
+    "segments separate no better than uniform data (gap statistic); null when it cannot be "
+    "measured (fewer than 20 customers)."
 )
 IMPORTANCE_DOC = (
     "One weight per original input field, summing to 1: the share of customers whose segment "
@@ -39,50 +49,89 @@ CONFIDENCE_DOC = (
     "distance to the own segment centre and b to the next nearest. Below 0.1 a customer is "
     "flagged ambiguous."
 )
+ID_REGEX = f"^{ID_PATTERN.pattern}$"
+AnalysisId = Annotated[str, Field(pattern=ID_REGEX, description="22 characters of A-Z a-z 0-9 _ -")]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class AnalyzeOptions(_Strict):
-    """How to segment. Every key is optional."""
+class _Out(BaseModel):
+    """A response model: exactly the keys the server sends."""
 
-    algorithm: Literal["auto", "kmeans", "hierarchical", "dbscan"] = Field(
-        "auto", description="'auto' tries k-means, Ward hierarchical and DBSCAN and keeps the best."
-    )
-    nClusters: int | None = Field(None, ge=2, le=MAX_K, description="A fixed number of segments.")
-    kRange: list[int] | None = Field(
-        None,
-        min_length=2,
-        max_length=2,
-        description=f"[min, max] numbers of segments to try; default {list(DEFAULT_K_RANGE)}.",
-    )
-    features: list[str] | None = Field(
-        None, min_length=1, description="Only these fields are used (default: every usable one)."
-    )
-    exclude: list[str] = Field(default_factory=list, description="Fields not to use.")
-    randomState: int = Field(
-        0, ge=0, le=2**32 - 1, description="Seed: the same input and seed give the same response."
-    )
-    eps: float | None = Field(None, gt=0, description="DBSCAN radius (scaled units); default auto.")
-    minSamples: int | None = Field(None, ge=2, description="DBSCAN density; default 2 x dims.")
-    includeCustomers: bool = Field(
-        True, description="false leaves clusters[].customers empty, to save bandwidth."
-    )
-    includeCustomerScores: bool = Field(
-        False,
-        description="true adds customerScores: per customer its segment, confidence, ambiguous.",
-    )
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ErrorItem(_Out):
+    record: int | None = Field(description="0-based position of the customer at fault, if any.")
+    field: str | None = Field(description="The field or option at fault, if any.")
+    message: str
+
+
+class ErrorResponse(_Out):
+    """Every 4xx and 5xx: a sentence, and each problem with its record and field."""
+
+    detail: str
+    errors: list[ErrorItem]
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def _option_field(spec: OptionSpec) -> tuple[Any, Any]:
+    """The pydantic type and Field of one option, from its declaration."""
+    bounds: dict[str, Any] = {}
+    if spec.minimum is not None:
+        bounds["gt" if spec.exclusive_minimum else "ge"] = spec.minimum
+    if spec.maximum is not None:
+        bounds["le"] = spec.maximum
+    kinds: dict[str, Any] = {
+        "bool": bool,
+        "int": Annotated[int, Field(**bounds)],
+        "float": Annotated[float, Field(allow_inf_nan=False, **bounds)],
+        "choice": Literal[spec.choices] if spec.choices else str,
+        "int_pair": Annotated[
+            list[Annotated[int, Field(**bounds)]], Field(min_length=2, max_length=2)
+        ],
+        "names": Annotated[list[str], Field(min_length=spec.min_items)],
+    }
+    kind = kinds[spec.kind]
+    if spec.nullable:
+        kind = kind | None
+    default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+    description = f"{spec.description} Default: {describe_default(spec)}."
+    return kind, Field(default, description=description)
+
+
+AnalyzeOptions = create_model(  # type: ignore[call-overload]  # fields built from OPTIONS
+    "AnalyzeOptions",
+    __base__=_Strict,
+    __doc__="How to segment. Every key is optional.",
+    **{spec.wire: _option_field(spec) for spec in OPTIONS},
+)
 
 
 class AnalyzeRequest(_Strict):
     """The seed's request: customers as objects with any fields, plus optional options."""
 
     customerData: list[Any] = Field(
-        description="One object per customer, any fields (numbers, text, booleans, ISO dates)."
+        min_length=2,
+        description="One object per customer (at least 2), any fields (numbers, text, "
+        "booleans, ISO dates, null).",
     )
     options: AnalyzeOptions = Field(default_factory=AnalyzeOptions)
+
+
+class AssignRequest(_Strict):
+    """New customers to score into a stored analysis' segments."""
+
+    customerData: list[Any] = Field(
+        min_length=1, description="One object per customer, with the fields of the analysis."
+    )
 
 
 class TransactionsSpec(_Strict):
@@ -95,50 +144,6 @@ class TransactionsSpec(_Strict):
     price: str | None = None
     invoice: str | None = Field(None, description="a leading C marks a cancellation")
     asOf: str | None = Field(None, description="the day recency counts to; default the last")
-
-
-class AssignRequest(_Strict):
-    """New customers to score into a stored analysis' segments."""
-
-    customerData: list[Any] = Field(
-        min_length=1, description="One object per customer, with the fields of the analysis."
-    )
-
-
-class ClusterOut(BaseModel):
-    clusterId: int
-    customers: list[dict[str, Any]] = Field(description="The customers exactly as sent.")
-    centroid: dict[str, float | None] = Field(
-        description="Mean of each numeric field in original units (booleans: share true)."
-    )
-    clusterName: str = Field(description="A business name, unique within the analysis.")
-    characteristics: list[str] = Field(description="Large, significant differences, with numbers.")
-    size: int
-    share: float
-    confidence: float = Field(description=CONFIDENCE_DOC)
-    stability: float | None = Field(
-        description="This segment's mean best-match Jaccard over resamples (null: not measurable)."
-    )
-    ambiguousShare: float
-    isOutliers: bool
-    categories: dict[str, dict[str, float]] = Field(
-        description="Share of each level of each categorical field."
-    )
-
-
-class AnalysisResponse(BaseModel):
-    clusters: list[ClusterOut]
-    featureImportance: dict[str, float] = Field(description=IMPORTANCE_DOC)
-    accuracy: float | None = Field(description=ACCURACY_DOC)
-    accuracyMethod: str
-    algorithm: str
-    metrics: dict[str, Any]
-    kSelection: dict[str, Any]
-    dataQuality: dict[str, Any]
-    randomState: int
-    options: dict[str, Any] = Field(description="The options in force, defaults filled in.")
-    customerScores: list[dict[str, Any]] | None = None
-    analysisId: str = Field(description="Where it is stored: GET /api/analyses/{analysisId}.")
 
 
 # a centroid value that is NaN or infinite cannot be compared with an average
@@ -188,12 +193,15 @@ class AnalysisIn(BaseModel):
 
 
 class RecommendationsRequest(BaseModel):
-    """Either the analysis itself or the id of a stored one."""
+    """Either the analysis itself or the id of a stored one (exactly one of the two)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["analysis"]}, {"required": ["analysisId"]}]},
+    )
 
     analysis: AnalysisIn | None = None
-    analysisId: str | None = None
+    analysisId: AnalysisId | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -212,7 +220,145 @@ class RecommendationsRequest(BaseModel):
         return data
 
 
-class CitedFigure(BaseModel):
+# --------------------------------------------------------------------------- responses
+
+
+class ClusterOut(_Out):
+    clusterId: int
+    customers: list[dict[str, Any]] = Field(description="The customers exactly as sent.")
+    centroid: dict[str, float | None] = Field(
+        description="Mean of each numeric field in original units (booleans: share true)."
+    )
+    clusterName: str = Field(description="A business name, unique within the analysis.")
+    characteristics: list[str] = Field(description="Large, significant differences, with numbers.")
+    size: int
+    share: float
+    confidence: float = Field(description=CONFIDENCE_DOC)
+    stability: float | None = Field(
+        description="This segment's mean best-match Jaccard over resamples (null: not measurable)."
+    )
+    ambiguousShare: float
+    isOutliers: bool
+    categories: dict[str, dict[str, float]] = Field(
+        description="Share of each level of each categorical field."
+    )
+    standardized: dict[str, float] = Field(
+        description="Segment mean minus overall mean in overall standard deviations, per field."
+    )
+
+
+class MetricsOut(_Out):
+    silhouette: float | None
+    calinskiHarabasz: float | None
+    daviesBouldin: float | None
+    surrogateFidelity: float | None
+    sampleSize: int
+    structureGap: float | None = Field(description="Gap(k) - Gap(1) of the gap statistic.")
+    structureGapError: float | None
+
+
+class ChosenOut(_Out):
+    algorithm: str
+    k: int
+
+
+class CandidateOut(_Out):
+    algorithm: str
+    k: int
+    predictionStrength: float | None = Field(
+        description="Median over the half-sample splits; null: not measured."
+    )
+    predictionStrengthQuartiles: list[float | None] | None
+    stable: bool
+    silhouette: float | None
+    calinskiHarabasz: float | None
+    daviesBouldin: float | None
+    noiseShare: float | None
+    note: str
+    chosen: bool
+
+
+class KSelectionOut(_Out):
+    method: str
+    chosen: ChosenOut
+    reason: str
+    sampleSize: int
+    candidates: list[CandidateOut]
+
+
+class FieldOut(_Out):
+    field: str
+    role: str
+    missing: int
+    handling: str
+    reason: str | None = None
+    axis: str | None = None
+
+
+class IgnoredOut(_Out):
+    field: str
+    reason: str
+
+
+class DataQualityOut(_Out):
+    records: int
+    fields: list[FieldOut]
+    ignoredFields: list[IgnoredOut]
+    warnings: list[str]
+
+
+class CustomerScoreOut(_Out):
+    index: int
+    id: Any = None
+    clusterId: int
+    confidence: float
+    ambiguous: bool
+
+
+class AnalysisResponse(_Out):
+    clusters: list[ClusterOut]
+    featureImportance: dict[str, float] = Field(description=IMPORTANCE_DOC)
+    accuracy: float | None = Field(description=ACCURACY_DOC)
+    accuracyMethod: str
+    algorithm: str
+    metrics: MetricsOut
+    kSelection: KSelectionOut
+    dataQuality: DataQualityOut
+    randomState: int
+    options: dict[str, Any] = Field(description="The options in force, defaults filled in.")
+    customerScores: list[CustomerScoreOut] | None = None
+    analysisId: str = Field(description="Where it is stored: GET /api/analyses/{analysisId}.")
+
+
+class StoredAnalysisOut(_Out):
+    analysisId: str
+    createdAt: float
+    customers: int
+    segments: int
+    algorithm: str
+    accuracy: float | None
+
+
+class AnalysesOut(_Out):
+    analyses: list[StoredAnalysisOut]
+
+
+class AssignmentOut(_Out):
+    index: int
+    id: Any = None
+    clusterId: int
+    clusterName: str
+    confidence: float
+    ambiguous: bool
+
+
+class AssignResponse(_Out):
+    analysisId: str
+    assignments: list[AssignmentOut]
+    warnings: list[str]
+
+
+class CitedFigure(_Out):
     """A number a recommendation rests on, and what its sentence claims of it."""
 
     label: str = Field(description="The business axis: one field, or the sum of several.")
@@ -224,7 +370,7 @@ class CitedFigure(BaseModel):
     )
 
 
-class Action(BaseModel):
+class Action(_Out):
     segment: str | None
     clusterId: int | None
     action: str
@@ -236,6 +382,33 @@ class Action(BaseModel):
     )
 
 
-class RecommendationsResponse(BaseModel):
+class RecommendationsResponse(_Out):
     recommendations: list[str]
     actions: list[Action]
+
+
+class JobLinks(_Out):
+    self: str
+    result: str
+
+
+class JobOut(_Out):
+    jobId: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    stage: str
+    progress: float
+    createdAt: float
+    startedAt: float | None
+    finishedAt: float | None
+    error: str | None
+    analysisId: str | None
+    attempts: int
+    links: JobLinks
+
+
+class HealthOut(_Out):
+    status: Literal["ok"]
+    version: str
+    workers: int
+    pending: int
+    maxPending: int

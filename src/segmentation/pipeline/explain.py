@@ -19,9 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+from sklearn.metrics import pairwise_distances
 from sklearn.model_selection import KFold, cross_val_score
 from sklearn.tree import DecisionTreeClassifier
 
+from segmentation.pipeline.features import FeatureEncoder
+from segmentation.pipeline.fit import FittedSegments
 from segmentation.pipeline.models import (
     NOISE,
     Algorithm,
@@ -34,13 +38,18 @@ from segmentation.pipeline.models import (
     ward_labels,
     ward_tree,
 )
+from segmentation.pipeline.search import SILHOUETTE_SAMPLE_SIZE, SearchResult, clustering_scores
+from segmentation.results import Metrics, Projection
 
 __all__ = [
     "AMBIGUOUS_BELOW",
     "Stability",
     "StructureGap",
+    "Trust",
     "confidence",
+    "measure_trust",
     "permutation_importance",
+    "projection",
     "resampling_stability",
     "structure_gap",
     "surrogate_fidelity",
@@ -247,3 +256,107 @@ def model_centers(X: np.ndarray, labels: np.ndarray, model: SegmentModel) -> np.
     if isinstance(model, CentroidModel):
         return model.centers
     return centroids_of(X, labels, model.n_segments)
+
+
+# Customer-level statistics that are O(n) per field but costly in Python run on this sample.
+EXPLAIN_SAMPLE_SIZE = 2000
+# accuracy when the segments separate no better than structureless data ("dissolved")
+NO_STRUCTURE_ACCURACY = 0.5
+PROJECTION_SAMPLE_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Everything that says how far to trust the segments."""
+
+    centers: np.ndarray
+    confidence: np.ndarray
+    ambiguous: np.ndarray
+    stability: Stability
+    #: the headline accuracy: the stability, capped when there is no structure
+    accuracy: float
+    structure: StructureGap | None
+    importance: dict[str, float]
+    metrics: Metrics
+
+    @property
+    def lacks_structure(self) -> bool:
+        return self.structure is not None and not self.structure.has_structure
+
+
+def _metrics(
+    X: np.ndarray, labels: np.ndarray, sample: np.ndarray, random_state: int
+) -> tuple[float, float, float]:
+    # a random subset: the first rows of a sorted sample would all come from early input
+    rng = np.random.default_rng(random_state + 1)
+    silhouette_index = np.sort(
+        rng.choice(len(sample), size=min(len(sample), SILHOUETTE_SAMPLE_SIZE), replace=False)
+    )
+    return clustering_scores(
+        X[sample], labels[sample], pairwise_distances(X[sample][silhouette_index]), silhouette_index
+    )
+
+
+def measure_trust(
+    X: np.ndarray,
+    frame: pd.DataFrame,
+    fitted: FittedSegments,
+    found: SearchResult,
+    encoder: FeatureEncoder,
+    random_state: int,
+) -> Trust:
+    """Confidence, stability, structure, importance and the metrics of fitted segments."""
+    labels, model = fitted.labels, fitted.model
+    centers = model_centers(X, labels, model)
+    scores = confidence(X, labels, centers)
+    stability = resampling_stability(
+        X, labels, fitted.n_segments, algorithm=found.chosen.algorithm, k=found.chosen.k,
+        random_state=random_state, eps=found.dbscan_eps, min_samples=found.dbscan_min_samples,
+    )  # fmt: skip
+    rng = np.random.default_rng(random_state)
+    sample = np.sort(rng.choice(len(X), size=min(len(X), EXPLAIN_SAMPLE_SIZE), replace=False))
+    encoded_sample = encoder.encode(frame.iloc[sample])
+    groups = {e.spec.name: e.columns for e in encoder.encodings_}
+    importance = permutation_importance(
+        encoded_sample, groups, encoder.project, model, random_state
+    )
+    fidelity = surrogate_fidelity(encoded_sample, labels[sample], random_state)
+    silhouette, calinski, davies = _metrics(X, labels, sample, random_state)
+    segments = fitted.n_segments - int(fitted.has_outliers)
+    gap = (
+        structure_gap(X, labels, segments, random_state)
+        if segments >= 2 and len(X) >= MIN_CUSTOMERS_FOR_ACCURACY
+        else None
+    )
+    accuracy = stability.overall
+    if gap is not None and not gap.has_structure:
+        accuracy = min(accuracy, NO_STRUCTURE_ACCURACY)
+    nan = float("nan")
+    metrics = Metrics(
+        silhouette, calinski, davies, fidelity, len(sample),
+        gap.gain if gap else nan, gap.standard_error if gap else nan,
+    )  # fmt: skip
+    ambiguous = (scores < AMBIGUOUS_BELOW) & (labels != NOISE)
+    return Trust(centers, scores, ambiguous, stability, accuracy, gap, importance, metrics)
+
+
+def projection(
+    X: np.ndarray, segment_ids: np.ndarray, centers: np.ndarray, random_state: int
+) -> Projection:
+    """Customers and centres on the plane of the two largest principal components."""
+    rng = np.random.default_rng(random_state)
+    sample = np.sort(rng.choice(len(X), size=min(len(X), PROJECTION_SAMPLE_SIZE), replace=False))
+    mean = X.mean(axis=0)
+    dims = min(2, X.shape[1])
+    _, singular, axes = np.linalg.svd(X[sample] - mean, full_matrices=False)
+    axes = axes[:dims]
+    explained = singular[:dims] ** 2 / max(float((singular**2).sum()), 1e-12)
+    finite = np.isfinite(centers).all(axis=1)
+    plane_centers = np.full((len(centers), dims), np.nan)
+    plane_centers[finite] = (centers[finite] - mean) @ axes.T
+    points = (X[sample] - mean) @ axes.T
+    if dims == 1:  # one feature: draw it against zero
+        points = np.column_stack([points, np.zeros(len(points))])
+        plane_centers = np.column_stack([plane_centers, np.zeros(len(plane_centers))])
+        explained = np.append(explained, 0.0)
+    return Projection(points, segment_ids[sample], plane_centers, explained, len(X))

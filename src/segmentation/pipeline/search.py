@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sklearn.metrics import pairwise_distances
 
+from segmentation.errors import InsufficientDataError, Problem
 from segmentation.pipeline.models import (
     NOISE,
     Algorithm,
@@ -59,7 +60,9 @@ __all__ = [
     "PREDICTION_STRENGTH_THRESHOLD",
     "Candidate",
     "SearchResult",
+    "count_distinct",
     "format_score",
+    "k_values",
     "search",
 ]
 
@@ -94,6 +97,61 @@ MIN_SEGMENT_FOR_STABILITY = 5
 # and may not call more than MAX_NOISE_SHARE of the customers outliers.
 DENSITY_SILHOUETTE_MARGIN = 0.1
 MAX_NOISE_SHARE = 0.3
+
+
+def k_values(
+    n_clusters: int | None,
+    k_range: Sequence[int] | None,
+    n_customers: int,
+    n_distinct: int,
+    default_range: Sequence[int],
+) -> list[int]:
+    """The k to try, checked against the data (the options' own bounds are checked by
+    `AnalysisOptions`); problems name the option and carry its value."""
+    if n_clusters is not None:
+        if n_clusters > n_customers:
+            raise InsufficientDataError(
+                Problem(
+                    f"n_clusters={n_clusters} should be <= n_customers={n_customers}",
+                    field="n_clusters",
+                )
+            )
+        if n_clusters > n_distinct:
+            raise InsufficientDataError(
+                Problem(
+                    f"n_clusters={n_clusters} but only {n_distinct} customers differ on the "
+                    "fields used",
+                    field="n_clusters",
+                )
+            )
+        return [n_clusters]
+    low, high = k_range if k_range is not None else default_range
+    # the default range keeps >= 5 customers per segment in each stability half-sample
+    # (n / 2 / 5); an explicit range only needs ~3 per segment. Never more than distinct rows.
+    per_segment = 3 if k_range is not None else 2 * MIN_SEGMENT_FOR_STABILITY
+    high = min(high, n_distinct, max(2, n_customers // per_segment))
+    if low > high:
+        raise InsufficientDataError(
+            Problem(
+                f"k_range starts at {low} but {n_customers} customers ({n_distinct} distinct) "
+                f"support at most {high} segments",
+                field="k_range",
+            )
+        )
+    return list(range(low, high + 1))
+
+
+def count_distinct(X: np.ndarray, cap: int, random_state: int) -> int:
+    """Distinct customers on the fields used, counted up to `cap` (enough to bound k).
+
+    Exact about "all identical" (a range check over every row); the count itself comes from
+    a random sample of at most 5,000 rows, since sorting a million rows to bound k is waste.
+    """
+    if len(X) == 0 or float(np.ptp(X, axis=0).max()) == 0.0:
+        return min(len(X), 1)
+    rng = np.random.default_rng(random_state)
+    probe = X[rng.choice(len(X), size=min(len(X), 5000), replace=False)]
+    return max(2, min(len(np.unique(probe.round(9), axis=0)), cap))
 
 
 def format_score(value: float, digits: int = 2) -> str:

@@ -26,11 +26,12 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow.parquet as pq
 
 from segmentation.assign import FittedSegmentation, assignment_table, fitted_of
-from segmentation.charts import ChartData, chart_data_from_wire
 from segmentation.errors import SegmentationError
 from segmentation.results import Analysis, Projection
+from segmentation.serialize import analysis_from_wire
 from segmentation.storage.database import check_id, connect, new_id
 from segmentation.storage.model_file import load_fitted, save_fitted
 
@@ -194,24 +195,30 @@ class AnalysisStore:
         parsed: dict[str, Any] = orjson.loads(self.summary(analysis_id))
         return parsed
 
-    def chart_data(self, analysis_id: str) -> ChartData:
-        """What the charts of a stored analysis draw (see charts.py)."""
+    def analysis(self, analysis_id: str) -> Analysis:
+        """A stored analysis as the core object (per-customer lists aside): what charts, the
+        report and advice of a stored analysis are made from."""
         folder = self.folder(analysis_id)
         try:
             summary = orjson.loads((folder / SUMMARY).read_bytes())
-            assignments = pd.read_parquet(folder / ASSIGNMENTS, columns=["clusterId", "confidence"])
+            table = pq.read_table(folder / ASSIGNMENTS)
             with np.load(folder / PROJECTION, allow_pickle=False) as stored:
                 projection = Projection(
                     stored["points"], stored["labels"], stored["centers"], stored["explained"],
                     int(stored["n_customers"]),
                 )  # fmt: skip
+            fitted = load_fitted(folder)
         except FileNotFoundError:  # deleted while being read
             raise UnknownAnalysisError(analysis_id) from None
-        return chart_data_from_wire(
+        ids = table.column("id").to_pylist() if "id" in table.column_names else None
+        return analysis_from_wire(
             summary,
-            assignments["clusterId"].to_numpy(),
-            assignments["confidence"].to_numpy(),
-            projection,
+            labels=table.column("clusterId").to_numpy(),
+            confidence=table.column("confidence").to_numpy(),
+            ambiguous=table.column("ambiguous").to_numpy(),
+            customer_ids=ids,
+            fitted=fitted,
+            projection=projection,
         )
 
     def fitted(self, analysis_id: str) -> FittedSegmentation:

@@ -1,35 +1,41 @@
-"""Stored analyses: fetch, list, delete, export assignments, score new customers."""
+"""Stored analyses: fetch, list, delete, export assignments, score new customers, charts,
+the report."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from enum import StrEnum
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, BinaryIO
 
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from segmentation.api.convert import summaries_from_wire
-from segmentation.api.deps import AppSettings, JsonBody, Pool
-from segmentation.api.schemas import AssignRequest, ClusterIn
-from segmentation.api.work import assign_body
-from segmentation.charts import CHARTS, FORMATS, render
-from segmentation.config import Settings
-from segmentation.recommend import recommend
-from segmentation.report import render_report
-from segmentation.storage.store import ASSIGNMENTS, RESPONSE, AnalysisStore
+from segmentation.api.deps import JsonBody, Pool, Service, Store
+from segmentation.api.errors import documented
+from segmentation.api.schemas import (
+    ID_REGEX,
+    AnalysesOut,
+    AnalysisResponse,
+    AssignRequest,
+    AssignResponse,
+)
+from segmentation.api.wire import json_body
+from segmentation.charts import CHARTS, FORMATS
+from segmentation.storage.store import ASSIGNMENTS, RESPONSE
 
 router = APIRouter(tags=["analyses"])
 
 # rows per batch when streaming assignments: bounded memory whatever the analysis size
 EXPORT_BATCH_ROWS = 65_536
+# a page of the listing can start anywhere a SQLite integer can (beyond: 422, never 500)
+MAX_OFFSET = 2**62
 
-
+AnalysisId = Annotated[str, Path(pattern=ID_REGEX, description="22 characters of A-Z a-z 0-9 _ -")]
 ChartName = StrEnum("ChartName", {name.replace("-", "_"): name for name in CHARTS})  # type: ignore[misc]
 ImageFormat = StrEnum("ImageFormat", {name: name for name in FORMATS})  # type: ignore[misc]
 
@@ -40,40 +46,33 @@ class ExportFormat(StrEnum):
     parquet = "parquet"
 
 
-def _store(settings: Settings) -> AnalysisStore:
-    return AnalysisStore(settings.data_dir)
-
-
-@router.get("/api/analyses", summary="List stored analyses, newest first")
-async def list_analyses(
-    settings: AppSettings,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
-    rows = await run_in_threadpool(_store(settings).list, limit, offset)
-    return {
-        "analyses": [
-            {
-                "analysisId": row.analysis_id,
-                "createdAt": row.created_at,
-                "customers": row.customers,
-                "segments": row.segments,
-                "algorithm": row.algorithm,
-                "accuracy": row.accuracy,
-            }
-            for row in rows
-        ]
-    }
-
-
 @router.get(
-    "/api/analyses/{analysis_id}",
-    summary="A stored analysis, exactly as /api/analyze returned it",
-    responses={404: {"description": "No analysis with this id"}},
+    "/api/analyses",
+    response_model=AnalysesOut,
+    summary="List stored analyses, newest first",
+    responses=documented(422),
 )
-async def get_analysis(analysis_id: str, settings: AppSettings) -> StreamingResponse:
-    handle = await run_in_threadpool(_store(settings).open_file, analysis_id, RESPONSE)
-    return StreamingResponse(stream_file(handle), media_type="application/json")
+async def list_analyses(
+    store: Store,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> AnalysesOut:
+    rows = await run_in_threadpool(store.list, limit, offset)
+    return AnalysesOut.model_validate(
+        {
+            "analyses": [
+                {
+                    "analysisId": row.analysis_id,
+                    "createdAt": row.created_at,
+                    "customers": row.customers,
+                    "segments": row.segments,
+                    "algorithm": row.algorithm,
+                    "accuracy": row.accuracy,
+                }
+                for row in rows
+            ]
+        }
+    )
 
 
 async def stream_file(handle: BinaryIO) -> AsyncIterator[bytes]:
@@ -85,9 +84,25 @@ async def stream_file(handle: BinaryIO) -> AsyncIterator[bytes]:
         handle.close()
 
 
-@router.delete("/api/analyses/{analysis_id}", status_code=204, summary="Delete an analysis")
-async def delete_analysis(analysis_id: str, settings: AppSettings) -> Response:
-    await run_in_threadpool(_store(settings).delete, analysis_id)
+@router.get(
+    "/api/analyses/{analysisId}",
+    response_model=AnalysisResponse,
+    summary="A stored analysis, exactly as /api/analyze returned it",
+    responses=documented(404, 422),
+)
+async def get_analysis(analysisId: AnalysisId, store: Store) -> StreamingResponse:
+    handle = await run_in_threadpool(store.open_file, analysisId, RESPONSE)
+    return StreamingResponse(stream_file(handle), media_type="application/json")
+
+
+@router.delete(
+    "/api/analyses/{analysisId}",
+    status_code=204,
+    summary="Delete an analysis",
+    responses=documented(404, 422),
+)
+async def delete_analysis(analysisId: AnalysisId, store: Store) -> Response:
+    await run_in_threadpool(store.delete, analysisId)
     return Response(status_code=204)
 
 
@@ -112,16 +127,29 @@ def _batches(handle: BinaryIO, export: ExportFormat) -> Iterator[bytes]:
 
 
 @router.get(
-    "/api/analyses/{analysis_id}/assignments",
+    "/api/analyses/{analysisId}/assignments",
     summary="One row per customer: index, id, clusterId, clusterName, confidence, ambiguous",
+    responses={
+        200: {
+            "description": "The assignments as a file",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "application/vnd.apache.parquet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+        },
+        **documented(404, 422),
+    },
 )
 async def assignments(
-    analysis_id: str,
-    settings: AppSettings,
+    analysisId: AnalysisId,
+    store: Store,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.csv,
 ) -> Response:
-    handle = await run_in_threadpool(_store(settings).open_file, analysis_id, ASSIGNMENTS)
-    filename = f"assignments-{analysis_id}.{export_format.value}"
+    handle = await run_in_threadpool(store.open_file, analysisId, ASSIGNMENTS)
+    filename = f"assignments-{analysisId}.{export_format.value}"
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if export_format is ExportFormat.parquet:
         media = "application/vnd.apache.parquet"
@@ -135,44 +163,46 @@ async def assignments(
 
 
 @router.post(
-    "/api/analyses/{analysis_id}/assign",
+    "/api/analyses/{analysisId}/assign",
+    response_model=AssignResponse,
     summary="Score new customers into a stored analysis' segments",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{AssignRequest.__name__}"}}}}},
-)  # fmt: skip
+    openapi_extra=json_body(AssignRequest),
+    responses=documented(404, 413, 415, 422, 500, 503),
+)
 async def assign_customers(
-    analysis_id: str, body: JsonBody, pool: Pool, settings: AppSettings
+    analysisId: AnalysisId, body: JsonBody, pool: Pool, service: Service
 ) -> Response:
-    content = await pool.run(assign_body, body, analysis_id, settings)
+    content = await pool.run(service.assign_body, analysisId, body)
     return Response(content, media_type="application/json")
 
 
 @router.get(
-    "/api/analyses/{analysis_id}/charts/{chart}.{image_format}",
+    "/api/analyses/{analysisId}/charts/{chart}.{image_format}",
     summary="A chart of a stored analysis: projection, profiles, sizes, k-selection, silhouette",
-    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The chart",
+            "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "image/svg+xml": {"schema": {"type": "string"}},
+            },
+        },
+        **documented(404, 422),
+    },
 )
 async def chart(
-    analysis_id: str, chart: ChartName, image_format: ImageFormat, settings: AppSettings
+    analysisId: AnalysisId, chart: ChartName, image_format: ImageFormat, service: Service
 ) -> Response:
-    data = await run_in_threadpool(_store(settings).chart_data, analysis_id)
-    image = await run_in_threadpool(render, chart.value, data, image_format.value)
+    image = await run_in_threadpool(service.chart, analysisId, chart.value, image_format.value)
     return Response(image, media_type=FORMATS[image_format.value])
 
 
-def report_html(store: AnalysisStore, analysis_id: str) -> str:
-    summary = store.summary_dict(analysis_id)
-    clusters = [ClusterIn.model_validate(c) for c in summary["clusters"]]
-    advice = recommend(summaries_from_wire(clusters), accuracy=summary["accuracy"])
-    title = f"Customer segments — analysis {analysis_id}"
-    return render_report(summary, store.chart_data(analysis_id), [a.text for a in advice], title)
-
-
 @router.get(
-    "/api/analyses/{analysis_id}/report.html",
+    "/api/analyses/{analysisId}/report.html",
     summary="A self-contained HTML report of a stored analysis (charts inlined)",
     response_class=HTMLResponse,
+    responses=documented(404, 422),
 )
-async def report(analysis_id: str, settings: AppSettings) -> HTMLResponse:
-    html = await run_in_threadpool(report_html, _store(settings), analysis_id)
-    return HTMLResponse(html)
+async def report(analysisId: AnalysisId, service: Service) -> HTMLResponse:
+    return HTMLResponse(await run_in_threadpool(service.report, analysisId))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from segmentation.api.deps import AppSettings, JsonBody, Pool
+from segmentation.api.deps import JsonBody, Pool, Service
+from segmentation.api.errors import documented
 from segmentation.api.schemas import ACCURACY_DOC, AnalysisResponse, AnalyzeRequest
-from segmentation.api.work import analyze_body
+from segmentation.api.wire import json_body
 
 router = APIRouter(tags=["analysis"])
 
@@ -17,18 +18,13 @@ router = APIRouter(tags=["analysis"])
     summary="Segment customers",
     description=(
         "Segments the customers sent and explains the result. Every customer comes back in "
-        "exactly one cluster, exactly as sent. accuracy: " + ACCURACY_DOC
+        "exactly one cluster, exactly as sent. The analysis is stored under `analysisId`; "
+        "identical requests are answered from the store (X-Cache). accuracy: " + ACCURACY_DOC
     ),
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{AnalyzeRequest.__name__}"}}}}},
-    responses={
-        413: {"description": "Body larger than SEGMENTATION_MAX_BODY_BYTES"},
-        415: {"description": "Body is not JSON"},
-        422: {"description": "Bad records or options; names the record index and field"},
-        503: {"description": "Too many analyses in progress; see Retry-After"},
-    },
-)  # fmt: skip
-async def analyze_customers(body: JsonBody, pool: Pool, settings: AppSettings) -> Response:
-    output = await pool.run(analyze_body, body, settings)
+    openapi_extra=json_body(AnalyzeRequest),
+    responses=documented(413, 415, 422, 500, 503),
+)
+async def analyze_customers(body: JsonBody, pool: Pool, service: Service) -> Response:
+    output = await pool.run(service.analyze_body, body)
     headers = {"X-Cache": output.cache, "Server-Timing": output.server_timing}
     return Response(output.body, media_type="application/json", headers=headers)

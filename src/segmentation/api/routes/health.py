@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from segmentation import __version__
 from segmentation.api.deps import Pool
+from segmentation.api.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Liveness and load")
-async def health(pool: Pool) -> dict[str, Any]:
-    return {
-        "status": "ok",
-        "version": __version__,
-        "workers": pool.workers,
-        "pending": pool.pending,
-        "maxPending": pool.max_pending,
-    }
+@router.get("/health", response_model=HealthOut, summary="Liveness and load")
+async def health(pool: Pool) -> HealthOut:
+    return HealthOut(
+        status="ok",
+        version=__version__,
+        workers=pool.workers,
+        pending=pool.pending,
+        maxPending=pool.max_pending,
+    )

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from segmentation.api.convert import problems_from_validation
-from segmentation.api.deps import AppSettings, Jobs
-from segmentation.api.errors import (
-    JobNotFinishedError,
-    PayloadTooLargeError,
-    UnsupportedMediaError,
-)
-from segmentation.api.jobs import JSON_INPUT, JobRunner
+from segmentation.api.deps import AppSettings, Jobs, Store
+from segmentation.api.errors import PayloadTooLargeError, UnsupportedMediaError, documented
 from segmentation.api.routes.analyses import stream_file
-from segmentation.api.schemas import AnalyzeOptions, TransactionsSpec
-from segmentation.errors import InvalidInputError, Problem
-from segmentation.jobs.files import check_customer_file, detect_kind
+from segmentation.api.schemas import ID_REGEX, AnalysisResponse, AnalyzeRequest, JobOut
+from segmentation.errors import InvalidInputError, JobNotFinishedError, Problem
+from segmentation.files import check_customer_file, detect_kind
 from segmentation.jobs.model import Job, JobStatus
-from segmentation.storage.store import RESPONSE, AnalysisStore
+from segmentation.jobs.runner import JSON_INPUT, JobRunner
+from segmentation.options import AnalysisOptions
+from segmentation.rfm import TransactionColumns
+from segmentation.serialize import parse_json
+from segmentation.storage.store import RESPONSE
 
 router = APIRouter(tags=["jobs"])
 
@@ -84,19 +81,13 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
         raise InvalidInputError(Problem("must be a text field holding JSON", field="options"))
     options_bytes = None
     if options is not None and options.strip():
-        try:
-            AnalyzeOptions.model_validate_json(options)
-        except ValidationError as error:
-            raise problems_from_validation(error, root="options") from None
         options_bytes = options.encode()
+        AnalysisOptions.from_wire(parse_json(options_bytes))  # checked now: a 422 at once
     transactions = form.get("transactions")
     transactions_bytes = None
     if isinstance(transactions, str) and transactions.strip():
-        try:
-            TransactionsSpec.model_validate_json(transactions)
-        except ValidationError as error:
-            raise problems_from_validation(error, root="transactions") from None
         transactions_bytes = transactions.encode()
+        TransactionColumns.from_wire(parse_json(transactions_bytes))
     head = await upload.read(HEAD_BYTES)
     kind = detect_kind(head, upload.filename or "upload")
     target = runner.jobs.staging_file(f".{kind}")
@@ -128,7 +119,32 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
         "a `transactions` part (customerId, date, amount or quantity and price, invoice, asOf) "
         "to derive one row per customer first. Answers 202 with the job and its Location."
     ),
-    responses={503: {"description": "SEGMENTATION_MAX_QUEUED_JOBS jobs already wait"}},
+    response_model=JobOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{AnalyzeRequest.__name__}"}
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "options": {"type": "string", "description": "options as JSON"},
+                            "transactions": {
+                                "type": "string",
+                                "description": "TransactionsSpec as JSON",
+                            },
+                        },
+                    }
+                },
+            },
+        }
+    },
+    responses=documented(413, 415, 422, 503),
 )
 async def submit_job(request: Request, runner: Jobs, settings: AppSettings) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
@@ -144,22 +160,39 @@ async def submit_job(request: Request, runner: Jobs, settings: AppSettings) -> J
     return JSONResponse(job_to_wire(job), status_code=202, headers={"Location": location})
 
 
-@router.get("/api/jobs/{job_id}", summary="A job's status, stage, progress and timings")
-async def get_job(job_id: str, runner: Jobs) -> dict[str, Any]:
-    return job_to_wire(await run_in_threadpool(runner.jobs.get, job_id))
+JobId = Annotated[str, Path(pattern=ID_REGEX, description="22 characters of A-Z a-z 0-9 _ -")]
 
 
-@router.get("/api/jobs/{job_id}/result", summary="The analysis of a finished job")
-async def job_result(job_id: str, runner: Jobs, settings: AppSettings) -> StreamingResponse:
-    job = await run_in_threadpool(runner.jobs.get, job_id)
+@router.get(
+    "/api/jobs/{jobId}",
+    response_model=JobOut,
+    summary="A job's status, stage, progress and timings",
+    responses=documented(404, 422),
+)
+async def get_job(jobId: JobId, runner: Jobs) -> JobOut:
+    return JobOut.model_validate(job_to_wire(await run_in_threadpool(runner.jobs.get, jobId)))
+
+
+@router.get(
+    "/api/jobs/{jobId}/result",
+    response_model=AnalysisResponse,
+    summary="The analysis of a finished job",
+    responses=documented(404, 409, 422),
+)
+async def job_result(jobId: JobId, runner: Jobs, store: Store) -> StreamingResponse:
+    job = await run_in_threadpool(runner.jobs.get, jobId)
     if job.status is not JobStatus.SUCCEEDED or job.analysis_id is None:
         raise JobNotFinishedError(job.job_id, job.status.value, job.error)
     # an open file stays readable if the analysis is deleted meanwhile (no 500 half-way)
-    store = AnalysisStore(settings.data_dir)
     handle = await run_in_threadpool(store.open_file, job.analysis_id, RESPONSE)
     return StreamingResponse(stream_file(handle), media_type="application/json")
 
 
-@router.delete("/api/jobs/{job_id}", summary="Cancel a queued or running job")
-async def cancel_job(job_id: str, runner: Jobs) -> dict[str, Any]:
-    return job_to_wire(await runner.cancel(job_id))
+@router.delete(
+    "/api/jobs/{jobId}",
+    response_model=JobOut,
+    summary="Cancel a queued or running job",
+    responses=documented(404, 409, 422),
+)
+async def cancel_job(jobId: JobId, runner: Jobs) -> JobOut:
+    return JobOut.model_validate(job_to_wire(await runner.cancel(jobId)))

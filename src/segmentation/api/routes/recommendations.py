@@ -1,4 +1,4 @@
-"""POST /api/recommendations: advice from an analysis the caller already has."""
+"""POST /api/recommendations: advice from an analysis the caller has, or a stored one."""
 
 from __future__ import annotations
 
@@ -6,38 +6,31 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from segmentation.api.convert import (
-    parse_json,
-    problems_from_validation,
-    recommendations_to_wire,
-    summaries_from_wire,
-)
-from segmentation.api.deps import AppSettings, JsonBody
-from segmentation.api.schemas import AnalysisIn, RecommendationsRequest, RecommendationsResponse
-from segmentation.config import Settings
-from segmentation.errors import InvalidInputError
-from segmentation.recommend import recommend
-from segmentation.storage.store import AnalysisStore
+from segmentation.api.convert import problems_from_validation, summaries_from_wire
+from segmentation.api.deps import JsonBody, Service
+from segmentation.api.errors import documented
+from segmentation.api.schemas import RecommendationsRequest, RecommendationsResponse
+from segmentation.api.wire import json_body
+from segmentation.recommend import Recommendation
+from segmentation.serialize import parse_json, recommendations_to_wire
+from segmentation.service import SegmentationService
 
 router = APIRouter(tags=["recommendations"])
 
 
-def _recommend(body: bytes, settings: Settings) -> RecommendationsResponse:
+def _advice(body: bytes, service: SegmentationService) -> list[Recommendation]:
     try:
         request = RecommendationsRequest.model_validate(parse_json(body))
     except ValidationError as error:
         raise problems_from_validation(error) from None
     if request.analysisId is not None:
-        summary = AnalysisStore(settings.data_dir).summary(request.analysisId)
-        analysis = AnalysisIn.model_validate(parse_json(summary))
-    elif request.analysis is not None:
-        analysis = request.analysis
-    else:  # the schema's validator admits exactly one of the two
-        raise InvalidInputError('give "analysis" or "analysisId"')
-    advice = recommend(
-        summaries_from_wire(analysis.clusters), accuracy=analysis.accuracy, axes=analysis.axes()
+        # a stored analysis: the same call its report makes
+        return service.recommendations(request.analysisId)
+    assert request.analysis is not None  # the schema admits exactly one of the two
+    analysis = request.analysis
+    return service.advise(
+        summaries_from_wire(analysis.clusters), analysis.accuracy, analysis.axes()
     )
-    return RecommendationsResponse.model_validate(recommendations_to_wire(advice))
 
 
 @router.post(
@@ -48,11 +41,12 @@ def _recommend(body: bytes, settings: Settings) -> RecommendationsResponse:
         'Takes {"analysis": <an /api/analyze response>} (clusters[].customers may be dropped '
         'if clusters[].size is kept) or {"analysisId": "..."} of a stored analysis, and '
         "returns concrete per-segment actions ordered by business impact (size x value), then "
-        "cross-segment advice."
+        "cross-segment advice; each action lists the figures its rationale cites."
     ),
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{RecommendationsRequest.__name__}"}}}}},
-)  # fmt: skip
-async def recommendations(body: JsonBody, settings: AppSettings) -> RecommendationsResponse:
+    openapi_extra=json_body(RecommendationsRequest),
+    responses=documented(404, 413, 415, 422),
+)
+async def recommendations(body: JsonBody, service: Service) -> RecommendationsResponse:
     # parsing a posted-back analysis with all its customers can take 100 ms: off the loop
-    return await run_in_threadpool(_recommend, body, settings)
+    advice = await run_in_threadpool(_advice, body, service)
+    return RecommendationsResponse.model_validate(recommendations_to_wire(advice))

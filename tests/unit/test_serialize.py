@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from segmentation import analyze
-from segmentation.api.convert import analysis_to_wire, dumps, parse_json
+from segmentation.serialize import analysis_from_wire, analysis_to_wire, dumps, parse_json
 from segmentation.errors import InvalidInputError
 from segmentation.pipeline.ingest import NonFiniteNumber
 

@@ -14,32 +14,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
-import orjson
-from pydantic import ValidationError
+import pandas as pd
 
-from segmentation.api.errors import ServiceBusyError
-from segmentation.api.schemas import AnalyzeOptions, AnalyzeRequest, TransactionsSpec
-from segmentation.api.work import (
-    die_with_parent,
-    keep_bounded,
-    parse_request,
-    run_analysis,
-    store_analysis,
+from segmentation.errors import (
+    InvalidInputError,
+    SegmentationError,
+    ServiceBusyError,
+    WorkerDiedError,
 )
-from segmentation.config import Settings
-from segmentation.errors import InvalidInputError, SegmentationError
-from segmentation.jobs.files import read_customers
+from segmentation.files import read_customers
 from segmentation.jobs.model import Job, JobStatus, JobTransitionError
 from segmentation.jobs.store import OPTIONS_FILE, TRANSACTIONS_FILE, JobStore
-from segmentation.rfm import customers_from_transactions
-from segmentation.storage.store import AnalysisStore, UnknownAnalysisError
+from segmentation.options import AnalysisOptions
+from segmentation.rfm import TransactionColumns
+from segmentation.serialize import parse_json
+from segmentation.service import SegmentationService, read_analyze_request, records_of
+from segmentation.storage.store import UnknownAnalysisError
+from segmentation.workers import ProcessPool
 
 __all__ = ["MAX_ATTEMPTS", "JobCancelledError", "JobRunner", "run_job"]
 
@@ -55,74 +51,62 @@ class JobCancelledError(SegmentationError):
     """Raised inside a worker when its job was cancelled: the analysis is abandoned."""
 
 
-def _records(frame_or_records: object) -> list[dict[str, object]]:
-    """Customers as JSON-ready dicts (missing cells as null) for the response's echo."""
-    import pandas as pd
+def _read_input(jobs: JobStore, job: Job, max_customers: int) -> tuple[Any, AnalysisOptions]:
+    """The job's customers and options: the JSON body, or a file (its orders turned into one
+    row per customer when a transactions spec came with it)."""
+    path = jobs.input_path(job)
+    if job.input_name == JSON_INPUT:
+        request = read_analyze_request(parse_json(path.read_bytes()), max_customers)
+        return request.customers, request.options
+    options_path = path.parent / OPTIONS_FILE
+    options = AnalysisOptions.from_wire(
+        parse_json(options_path.read_bytes()) if options_path.exists() else None
+    )
+    customers = read_customers(path, path.suffix.lstrip("."))
+    spec_path = path.parent / TRANSACTIONS_FILE
+    if spec_path.exists():
+        spec = TransactionColumns.from_wire(parse_json(spec_path.read_bytes()))
+        customers = spec.derive(customers).customers
+    return customers, options
 
-    if isinstance(frame_or_records, pd.DataFrame):
-        frame = frame_or_records.astype(object).where(frame_or_records.notna(), None)
-        return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
-    return list(frame_or_records)  # type: ignore[call-overload]
 
-
-def run_job(job_id: str, attempt: int, settings: Settings) -> str:
+def run_job(job_id: str, attempt: int, service: SegmentationService) -> str:
     """Runs in a worker process: read the input, analyse with progress reports, store the
     analysis; returns its id. Raises InvalidInputError for bad input, JobCancelledError when
     the job was cancelled or this attempt is no longer the job's current one."""
-    jobs = JobStore(settings.data_dir)
-    job = jobs.get(job_id)
+    jobs = JobStore(service.settings.data_dir)
 
     def report(stage: str, fraction: float) -> None:
         if not jobs.report(job_id, attempt, stage, fraction):
             raise JobCancelledError(f"job {job_id} attempt {attempt} stopped during {stage}")
 
     report("reading", 0.0)
-    path = jobs.input_path(job)
-    if job.input_name == JSON_INPUT:
-        _, request = parse_request(path.read_bytes(), settings, AnalyzeRequest)
-        customers: object = request.customerData
-        options = request.options
-    else:
-        options_path = path.parent / OPTIONS_FILE
-        options = AnalyzeOptions.model_validate_json(
-            options_path.read_bytes() if options_path.exists() else b"{}"
-        )
-        customers = read_customers(path, path.suffix.lstrip("."))
-        spec_path = path.parent / TRANSACTIONS_FILE
-        if spec_path.exists():
-            spec = TransactionsSpec.model_validate_json(spec_path.read_bytes())
-            customers = customers_from_transactions(
-                customers, customer_id=spec.customerId, date=spec.date, amount=spec.amount,
-                quantity=spec.quantity, price=spec.price, invoice=spec.invoice, as_of=spec.asOf,
-            ).customers  # fmt: skip
+    customers, options = _read_input(jobs, jobs.get(job_id), service.settings.max_customers)
     report("features", READ_PROGRESS)
-    analysis = run_analysis(customers, options, settings.max_fields, progress=report)
+    analysis = service.run_analysis(customers, options, progress=report)
     # the echo of every customer is only built when the response carries it
-    records = _records(customers) if options.includeCustomers else []
-    store = AnalysisStore(settings.data_dir)
-    analysis_id, _ = store_analysis(store, analysis, records, options, None)
-    keep_bounded(store, settings)
+    records: Any = customers if isinstance(customers, list) else []
+    if options.include_customers and isinstance(customers, pd.DataFrame):
+        records = records_of(customers)
+    analysis_id, _ = service.store_analysis(analysis, records, options)
     return analysis_id
 
 
 class JobRunner:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.jobs = JobStore(settings.data_dir)
+    """The queue and the worker pool of jobs; built once, in the app's lifespan."""
+
+    def __init__(self, service: SegmentationService, jobs: JobStore) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.jobs = jobs
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         # ids in the queue and not cancelled, plus submissions being written: the bound
         self._waiting: set[str] = set()
         self._reserved = 0
-        self._executor = self._new_executor()
+        # the queue bounds the backlog; the pool itself never refuses one of its consumers
+        workers = self.settings.job_workers
+        self._pool = ProcessPool(workers, workers, self.settings.retry_after_seconds)
         self._consumers: list[asyncio.Task[None]] = []
-
-    def _new_executor(self) -> ProcessPoolExecutor:
-        # spawn, not fork: see api/pool.py
-        return ProcessPoolExecutor(
-            max_workers=self.settings.job_workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=die_with_parent,
-        )
 
     async def start(self) -> None:
         for job in await asyncio.to_thread(self._recover):
@@ -211,20 +195,14 @@ class JobRunner:
             )  # fmt: skip
         except JobTransitionError:
             return  # cancelled while it waited
-        executor = self._executor
         finish: dict[str, object] = {"finished_at": None}
         try:
-            analysis_id = await asyncio.get_running_loop().run_in_executor(
-                executor, run_job, job_id, attempt, self.settings
-            )
+            analysis_id = await self._pool.run(run_job, job_id, attempt, self.service)
         except JobCancelledError:
             return  # already marked cancelled by DELETE
-        except (InvalidInputError, ValidationError, orjson.JSONDecodeError) as error:
+        except InvalidInputError as error:
             finish = {"error": f"the input cannot be analysed: {error}"}
-        except BrokenProcessPool:
-            if self._executor is executor:
-                executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._new_executor()
+        except WorkerDiedError:
             finish = {
                 "error": "the worker process running this job died (killed, or out of memory); "
                 "try again, or with fewer customers or fields"
@@ -240,9 +218,8 @@ class JobRunner:
                 )  # fmt: skip
             except JobTransitionError:
                 # cancelled while the analysis was being stored: nobody will ask for it
-                store = AnalysisStore(self.settings.data_dir)
                 with contextlib.suppress(UnknownAnalysisError):
-                    await asyncio.to_thread(store.delete, analysis_id)
+                    await asyncio.to_thread(self.service.store.delete, analysis_id)
             return
         with contextlib.suppress(JobTransitionError):
             await asyncio.to_thread(
@@ -255,7 +232,4 @@ class JobRunner:
             consumer.cancel()
         # Workers still running a job are stopped with the server: the job stays "running" in
         # SQLite and is run again at the next start-up (see _recover).
-        processes = getattr(self._executor, "_processes", None) or {}
-        for process in list(processes.values()):
-            process.terminate()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._pool.terminate()

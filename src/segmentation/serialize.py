@@ -1,0 +1,313 @@
+"""The one place where the core's objects and their JSON meet, in both directions.
+
+`analysis_to_wire` writes an `Analysis` as the seed's camelCase response (plus the additive
+keys); `analysis_from_wire` reads a stored response back into an `Analysis`, so that charts,
+the report and advice of a stored analysis take the same core object as a fresh one. No web
+framework here: the HTTP layer, the job runner, the CLI and the store all use it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from segmentation.assign import FittedSegmentation
+from segmentation.errors import InvalidInputError
+from segmentation.options import AnalysisOptions
+from segmentation.pipeline.ingest import NonFiniteNumber
+from segmentation.pipeline.models import Algorithm
+from segmentation.pipeline.search import Candidate
+from segmentation.recommend import Recommendation
+from segmentation.results import (
+    Analysis,
+    DataQuality,
+    FieldReport,
+    KSelection,
+    Metrics,
+    Projection,
+    Segment,
+)
+
+__all__ = [
+    "analysis_from_wire",
+    "analysis_to_wire",
+    "dumps",
+    "parse_json",
+    "recommendations_to_wire",
+    "server_timing",
+]
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON to Python; NaN/Infinity literals become `NonFiniteNumber` so they can be rejected
+    with the record and field that hold them (orjson, the fast path, refuses them outright)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body, parse_constant=NonFiniteNumber)
+    except ValueError as error:  # also UnicodeDecodeError and integers of > 4300 digits
+        raise InvalidInputError(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidInputError("the body is nested too deeply to be customer data") from None
+
+
+def dumps(payload: Any) -> bytes:
+    try:
+        return orjson.dumps(payload)
+    except TypeError:
+        # integers beyond 64 bits, which orjson refuses; rare enough for the slow path
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _number(value: float, digits: int = 4) -> float | None:
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def _candidate(candidate: Candidate, chosen: Candidate) -> dict[str, Any]:
+    return {
+        "algorithm": candidate.algorithm.value,
+        "k": candidate.k,
+        "predictionStrength": _number(candidate.prediction_strength),
+        "predictionStrengthQuartiles": (
+            [_number(q) for q in candidate.strength_quartiles]
+            if math.isfinite(candidate.prediction_strength)
+            else None
+        ),
+        "stable": bool(candidate.is_stable),
+        "silhouette": _number(candidate.silhouette),
+        "calinskiHarabasz": _number(candidate.calinski_harabasz, 2),
+        "daviesBouldin": _number(candidate.davies_bouldin),
+        "noiseShare": _number(candidate.noise_share),
+        "note": candidate.note,
+        "chosen": candidate is chosen,
+    }
+
+
+def analysis_to_wire(
+    analysis: Analysis,
+    records: Sequence[Mapping[str, Any]] | None,
+    *,
+    include_customers: bool = True,
+    include_customer_scores: bool = False,
+) -> dict[str, Any]:
+    """The seed's response (clusters, featureImportance, accuracy) plus the additive keys."""
+    clusters = []
+    for segment in analysis.segments:
+        members = analysis.members(segment.segment_id)
+        customers = [records[i] for i in members] if include_customers and records else []
+        clusters.append(
+            {
+                "clusterId": segment.segment_id,
+                "customers": customers,
+                "centroid": segment.centroid,
+                "clusterName": segment.name,
+                "characteristics": list(segment.characteristics),
+                "size": segment.size,
+                "share": round(segment.share, 4),
+                "confidence": round(segment.confidence, 4),
+                "stability": _number(segment.stability),
+                "ambiguousShare": round(segment.ambiguous_share, 4),
+                "isOutliers": segment.is_outliers,
+                "categories": segment.categories,
+                "standardized": {k: round(v, 4) for k, v in segment.standardized.items()},
+            }
+        )
+    selection = analysis.k_selection
+    quality = analysis.data_quality
+    metrics = analysis.metrics
+    payload: dict[str, Any] = {
+        "clusters": clusters,
+        "featureImportance": {k: round(v, 6) for k, v in analysis.feature_importance.items()},
+        "accuracy": _number(analysis.accuracy),
+        "accuracyMethod": analysis.accuracy_method,
+        "algorithm": analysis.algorithm,
+        "metrics": {
+            "silhouette": _number(metrics.silhouette),
+            "calinskiHarabasz": _number(metrics.calinski_harabasz, 2),
+            "daviesBouldin": _number(metrics.davies_bouldin),
+            "surrogateFidelity": _number(metrics.surrogate_fidelity),
+            "sampleSize": metrics.sample_size,
+            "structureGap": _number(metrics.structure_gap),
+            "structureGapError": _number(metrics.structure_gap_error),
+        },
+        "kSelection": {
+            "method": selection.method,
+            "chosen": {"algorithm": selection.chosen.algorithm.value, "k": selection.chosen.k},
+            "reason": selection.reason,
+            "sampleSize": selection.sample_size,
+            "candidates": [_candidate(c, selection.chosen) for c in selection.candidates],
+        },
+        "dataQuality": {
+            "records": quality.records,
+            "fields": [
+                {
+                    "field": f.name,
+                    "role": f.role,
+                    "missing": f.missing,
+                    "handling": f.handling,
+                    **({"reason": f.reason} if f.reason else {}),
+                    **({"axis": f.axis} if f.axis else {}),
+                }
+                for f in quality.fields
+            ],
+            "ignoredFields": [{"field": f.name, "reason": f.reason} for f in quality.ignored],
+            "warnings": list(quality.warnings),
+        },
+        "randomState": analysis.random_state,
+        "options": analysis.options.to_wire(),
+    }
+    if include_customer_scores:
+        ids = analysis.customer_ids
+        payload["customerScores"] = [
+            {
+                "index": i,
+                **({"id": ids[i]} if ids is not None else {}),
+                "clusterId": int(analysis.labels[i]),
+                "confidence": round(float(analysis.confidence[i]), 4),
+                "ambiguous": bool(analysis.ambiguous[i]),
+            }
+            for i in range(analysis.n_customers)
+        ]
+    return payload
+
+
+def server_timing(timings: Mapping[str, float]) -> str:
+    """Stage durations as a Server-Timing header (`search;dur=85.0, ...`, milliseconds): kept
+    out of the body so that the same input and seed give a byte-identical body."""
+    return ", ".join(f"{stage};dur={seconds * 1000:.1f}" for stage, seconds in timings.items())
+
+
+def recommendations_to_wire(advice: Sequence[Recommendation]) -> dict[str, Any]:
+    return {
+        "recommendations": [r.text for r in advice],
+        "actions": [
+            {
+                "segment": r.segment,
+                "clusterId": r.cluster_id,
+                "action": r.action,
+                "rationale": r.rationale,
+                "priority": r.priority,
+                "impact": round(r.impact, 4),
+                "figures": [
+                    {
+                        "label": f.label,
+                        "value": _number(f.value, 6),
+                        "average": _number(f.average, 6),
+                        "direction": f.direction.value,
+                    }
+                    for f in r.figures
+                ],
+            }
+            for r in advice
+        ],
+    }
+
+
+def _float(value: Any) -> float:
+    """A wire number back to float: null (not measured) is NaN again."""
+    return float("nan") if value is None else float(value)
+
+
+def _segment(cluster: Mapping[str, Any]) -> Segment:
+    return Segment(
+        segment_id=cluster["clusterId"],
+        name=cluster["clusterName"],
+        size=cluster["size"],
+        share=cluster["share"],
+        centroid=dict(cluster["centroid"]),
+        categories={k: dict(v) for k, v in cluster["categories"].items()},
+        characteristics=tuple(cluster["characteristics"]),
+        confidence=cluster["confidence"],
+        stability=_float(cluster["stability"]),
+        ambiguous_share=cluster["ambiguousShare"],
+        is_outliers=cluster["isOutliers"],
+        standardized=dict(cluster.get("standardized", {})),
+    )
+
+
+def _candidate_from_wire(row: Mapping[str, Any]) -> Candidate:
+    quartiles = row.get("predictionStrengthQuartiles") or (None, None)
+    return Candidate(
+        algorithm=Algorithm(row["algorithm"]),
+        k=row["k"],
+        silhouette=_float(row["silhouette"]),
+        calinski_harabasz=_float(row["calinskiHarabasz"]),
+        davies_bouldin=_float(row["daviesBouldin"]),
+        prediction_strength=_float(row["predictionStrength"]),
+        strength_quartiles=(_float(quartiles[0]), _float(quartiles[1])),
+        noise_share=_float(row["noiseShare"]),
+        note=row["note"],
+    )
+
+
+def _k_selection(selection: Mapping[str, Any]) -> KSelection:
+    rows = selection["candidates"]
+    candidates = tuple(_candidate_from_wire(row) for row in rows)
+    chosen = next(c for c, row in zip(candidates, rows, strict=True) if row["chosen"])
+    return KSelection(
+        selection["method"], candidates, chosen, selection["reason"], selection["sampleSize"]
+    )
+
+
+def _data_quality(quality: Mapping[str, Any]) -> DataQuality:
+    fields = tuple(
+        FieldReport(
+            f["field"], f["role"], f["missing"], f["handling"], f.get("reason", ""), f.get("axis")
+        )
+        for f in quality["fields"]
+    )
+    return DataQuality(quality["records"], fields, tuple(quality["warnings"]))
+
+
+def _metrics(metrics: Mapping[str, Any]) -> Metrics:
+    return Metrics(
+        _float(metrics["silhouette"]),
+        _float(metrics["calinskiHarabasz"]),
+        _float(metrics["daviesBouldin"]),
+        _float(metrics["surrogateFidelity"]),
+        metrics["sampleSize"],
+        _float(metrics.get("structureGap")),
+        _float(metrics.get("structureGapError")),
+    )
+
+
+def analysis_from_wire(
+    summary: Mapping[str, Any],
+    *,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    ambiguous: np.ndarray,
+    customer_ids: Sequence[Any] | None,
+    fitted: FittedSegmentation,
+    projection: Projection,
+) -> Analysis:
+    """A stored analysis as the core object: its response (without the customers) and the
+    per-customer arrays, the fitted pipeline and the projection stored beside it."""
+    segments = tuple(_segment(c) for c in summary["clusters"])
+    return Analysis(
+        segments=segments,
+        labels=labels,
+        confidence=confidence,
+        ambiguous=ambiguous,
+        customer_ids=customer_ids,
+        feature_importance=dict(summary["featureImportance"]),
+        accuracy=_float(summary["accuracy"]),
+        accuracy_method=summary["accuracyMethod"],
+        metrics=_metrics(summary["metrics"]),
+        k_selection=_k_selection(summary["kSelection"]),
+        data_quality=_data_quality(summary["dataQuality"]),
+        algorithm=summary["algorithm"],
+        random_state=summary["randomState"],
+        options=AnalysisOptions.from_wire(summary["options"]),
+        encoder=fitted.encoder,
+        model=fitted.model,
+        centers=fitted.centers,
+        projection=projection,
+    )

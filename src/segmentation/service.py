@@ -1,0 +1,281 @@
+"""The service layer: analyze -> store -> cache -> retain, assign, advice, charts, report.
+
+HTTP (in its worker processes), the job runner and the CLI all call this module, and none of
+them repeats it. It reads requests as plain JSON values (no web framework, no pydantic): the
+same checks and the same messages whichever door a request came through. A service object is
+small and picklable, so a worker process receives it with each task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from segmentation.analysis import analyze
+from segmentation.assign import Assignment, assign, assignment_table, fitted_of
+from segmentation.charts import CHARTS, chart_data_of, render
+from segmentation.config import Settings
+from segmentation.errors import InvalidInputError, Problem
+from segmentation.options import AnalysisOptions, on_the_wire
+from segmentation.recommend import Recommendation, SegmentSummary, recommend
+from segmentation.report import render_report
+from segmentation.results import Analysis
+from segmentation.serialize import analysis_to_wire, dumps, parse_json, server_timing
+from segmentation.storage.model_file import save_fitted
+from segmentation.storage.store import AnalysisStore, UnknownAnalysisError
+
+__all__ = [
+    "CODE_VERSION",
+    "AnalyzeOutput",
+    "AnalyzeRequest",
+    "SegmentationService",
+    "cache_key",
+    "read_analyze_request",
+    "read_customers_request",
+    "records_of",
+    "write_results",
+]
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class AnalyzeRequest:
+    """An /api/analyze body, read: the customers as sent and the checked options."""
+
+    customers: list[Any]
+    options: AnalysisOptions
+
+
+def _customer_list(payload: Any, allowed: Sequence[str], max_customers: int) -> list[Any]:
+    """The body's `customerData`, with every problem of the body's shape named at once."""
+    if not isinstance(payload, Mapping):
+        raise InvalidInputError('the body must be a JSON object: {"customerData": [...]}')
+    shown = ", ".join(repr(k) for k in allowed)
+    problems = [
+        Problem(f"unknown key {k!r}; the body takes {shown}", field=str(k))
+        for k in payload
+        if k not in allowed
+    ]
+    customers = payload.get("customerData")
+    if "customerData" not in payload:
+        problems.append(Problem("is required: a list of customers", field="customerData"))
+    elif not isinstance(customers, list):
+        problems.append(Problem("must be a list of customer objects", field="customerData"))
+    elif len(customers) > max_customers:
+        problems.append(
+            Problem(
+                f"{len(customers)} customers exceed the limit of {max_customers} per request "
+                "(SEGMENTATION_MAX_CUSTOMERS)",
+                field="customerData",
+            )
+        )
+    if problems:
+        raise InvalidInputError(problems)
+    assert isinstance(customers, list)
+    return customers
+
+
+def read_analyze_request(payload: Any, max_customers: int) -> AnalyzeRequest:
+    """`{"customerData": [...], "options": {...}}` checked: unknown keys, the list, its size,
+    every option. The records themselves are checked by the analysis (record and field)."""
+    customers = _customer_list(payload, ("customerData", "options"), max_customers)
+    return AnalyzeRequest(customers, AnalysisOptions.from_wire(payload.get("options")))
+
+
+def read_customers_request(payload: Any, max_customers: int) -> list[Any]:
+    """`{"customerData": [...]}` of new customers to score (at least one)."""
+    customers = _customer_list(payload, ("customerData",), max_customers)
+    if not customers:
+        raise InvalidInputError(Problem("must hold at least 1 customer", field="customerData"))
+    return customers
+
+
+def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A file's customers as JSON-ready dicts (missing cells as null), for the response echo."""
+    cells = frame.astype(object).where(frame.notna(), None)
+    return [{str(k): v for k, v in row.items()} for row in cells.to_dict(orient="records")]
+
+
+def _code_version() -> str:
+    """A digest of this package's source: a new release never answers from an old cache."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CODE_VERSION = _code_version()
+
+
+def cache_key(customers: Sequence[Any], options: AnalysisOptions) -> str:
+    """Same customers, same options (defaults filled in), same code: same key, whatever the
+    key order in the JSON."""
+    canonical = {"customerData": customers, "options": options.cache_fields()}
+    digest = hashlib.sha256(CODE_VERSION.encode())
+    digest.update(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class AnalyzeOutput:
+    body: bytes
+    server_timing: str
+    cache: str  # "hit", "miss" or "off", sent as X-Cache
+
+
+class SegmentationService:
+    """The analyses of one data folder, with the limits of the settings."""
+
+    def __init__(self, settings: Settings, store: AnalysisStore | None = None) -> None:
+        self.settings = settings
+        self.store = store if store is not None else AnalysisStore(settings.data_dir)
+
+    # -- analysing and storing -----------------------------------------------------------
+
+    def run_analysis(
+        self, customers: Any, options: AnalysisOptions, progress: Progress | None = None
+    ) -> Analysis:
+        """`analyze` with the service's limits; option problems named as a request names
+        them (`options.nClusters`)."""
+        try:
+            return analyze(
+                customers, options=options, max_fields=self.settings.max_fields, progress=progress
+            )
+        except InvalidInputError as error:
+            raise on_the_wire(error) from None
+
+    def store_analysis(
+        self,
+        analysis: Analysis,
+        records: Sequence[Mapping[str, Any]],
+        options: AnalysisOptions,
+        key: str | None = None,
+    ) -> tuple[str, bytes]:
+        """Serialize the response once (with its new analysisId), store it with its summary,
+        then keep the cache and the disk bounded; returns the id and the response."""
+        analysis_id = self.store.new_id()
+        wire = analysis_to_wire(
+            analysis, records, include_customers=options.include_customers,
+            include_customer_scores=options.include_customer_scores,
+        )  # fmt: skip
+        wire["analysisId"] = analysis_id
+        response = dumps(wire)
+        summary = dumps(
+            {
+                **{k: v for k, v in wire.items() if k != "customerScores"},
+                "clusters": [{**c, "customers": []} for c in wire["clusters"]],
+            }
+        )
+        self.store.save(analysis_id, analysis, response, summary, analysis.customer_ids, key)
+        if self.settings.cache:
+            self.store.evict_cache(self.settings.cache_max_entries)
+        self.store.enforce_retention(self.settings.max_stored_analyses)
+        return analysis_id, response
+
+    def analyze_body(self, body: bytes) -> AnalyzeOutput:
+        """An /api/analyze body in; the response, its Server-Timing and cache status out."""
+        request = read_analyze_request(parse_json(body), self.settings.max_customers)
+        key = cache_key(request.customers, request.options) if self.settings.cache else None
+        if key is not None:
+            started = time.perf_counter()
+            cached = self.store.cached(key)
+            if cached is not None:
+                try:
+                    stored = self.store.read_response(cached)
+                except UnknownAnalysisError:  # deleted since: computed anew
+                    pass
+                else:
+                    lookup = {"cache": time.perf_counter() - started}
+                    return AnalyzeOutput(stored, server_timing(lookup), "hit")
+        analysis = self.run_analysis(request.customers, request.options)
+        _, response = self.store_analysis(analysis, request.customers, request.options, key)
+        return AnalyzeOutput(response, server_timing(analysis.timings), "miss" if key else "off")
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def assign(self, analysis_id: str, customers: Any) -> Assignment:
+        return assign(self.store.fitted(analysis_id), customers)
+
+    def assign_body(self, analysis_id: str, body: bytes) -> bytes:
+        """An /api/analyses/{id}/assign body in, the scored customers out."""
+        customers = read_customers_request(parse_json(body), self.settings.max_customers)
+        fitted = self.store.fitted(analysis_id)
+        scored = assign(fitted, customers)
+        id_field = fitted.encoder.schema.id_field
+        rows = []
+        for index, customer in enumerate(customers):
+            label = int(scored.labels[index])
+            row: dict[str, Any] = {"index": index}
+            if id_field is not None and isinstance(customer, Mapping) and id_field in customer:
+                row["id"] = customer[id_field]
+            row.update(
+                clusterId=label,
+                clusterName=scored.segment_names[label],
+                confidence=round(float(scored.confidence[index]), 4),
+                ambiguous=bool(scored.ambiguous[index]),
+            )
+            rows.append(row)
+        return dumps({"analysisId": analysis_id, "assignments": rows, "warnings": scored.warnings})
+
+    # -- what a stored analysis shows ----------------------------------------------------
+
+    def analysis(self, analysis_id: str) -> Analysis:
+        return self.store.analysis(analysis_id)
+
+    def recommendations(self, analysis_id: str) -> list[Recommendation]:
+        """The advice of a stored analysis: the same call the report makes."""
+        return recommend(self.store.analysis(analysis_id))
+
+    @staticmethod
+    def advise(
+        segments: Sequence[SegmentSummary], accuracy: float | None, axes: Mapping[str, str] | None
+    ) -> list[Recommendation]:
+        """Advice from the summaries a front end posts back."""
+        return recommend(segments, accuracy=accuracy, axes=axes)
+
+    def report(self, analysis_id: str) -> str:
+        analysis = self.store.analysis(analysis_id)
+        title = f"Customer segments — analysis {analysis_id}"
+        return render_report(analysis, recommend(analysis), title)
+
+    def chart(self, analysis_id: str, name: str, image_format: str) -> bytes:
+        return render(name, chart_data_of(self.store.analysis(analysis_id)), image_format)
+
+
+def _markdown(source: str, n_customers: int, advice: Sequence[Recommendation]) -> str:
+    lines = [f"# Recommendations for {source}", "", f"{n_customers} customers.", ""]
+    lines += [f"{i}. {r.text}" for i, r in enumerate(advice, start=1)]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    analysis: Analysis, records: Sequence[Mapping[str, Any]], out: Path, source: str
+) -> list[str]:
+    """An analysis as files in `out`: analysis.json, assignments.csv, recommendations.md,
+    report.html, the charts as PNG and the model that `assign` reads; returns their names."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "analysis.json").write_bytes(dumps(analysis_to_wire(analysis, records)))
+    names = [segment.name for segment in analysis.segments]
+    assignment_table(
+        analysis.labels, analysis.confidence, analysis.ambiguous, names, analysis.customer_ids
+    ).to_csv(out / "assignments.csv", index=False)
+    advice = recommend(analysis)
+    (out / "recommendations.md").write_text(_markdown(source, analysis.n_customers, advice))
+    save_fitted(fitted_of(analysis), out)
+    charts = chart_data_of(analysis)
+    for name in CHARTS:
+        (out / f"{name}.png").write_bytes(render(name, charts, "png"))
+    (out / "report.html").write_text(
+        render_report(analysis, advice, f"Customer segments — {source}")
+    )
+    written = ["analysis.json", "assignments.csv", "recommendations.md", "report.html"]
+    return [*written, *(f"{name}.png" for name in CHARTS), "model.json", "model.npz"]
