@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-test run test test-browser lint bench clean
+.PHONY: install install-test run test test-browser lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,14 @@ run: install
 	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT)
 
 test: install-test
+	$(BIN)/ruff format --check src tests bench main.py
 	$(BIN)/ruff check src tests bench main.py
 	$(BIN)/mypy
-	$(BIN)/pytest --cov=segmentation --cov-report=term-missing:skip-covered
+	$(BIN)/pytest --cov=segmentation --cov-report=term-missing:skip-covered --cov-fail-under=70
+
+# The schemathesis suite of `make test` with ten times the examples per operation.
+fuzz: install-test
+	FUZZ_SCALE=10 $(BIN)/pytest -p no:cacheprovider tests/e2e/test_openapi_fuzz.py
 
 # The report in a real headless Chromium (Debian's package; installed when missing).
 test-browser: install-test

@@ -176,6 +176,46 @@ def _level(ratio: float | None) -> str:
 
 
 _UP, _DOWN, _NEAR = Direction.ABOVE, Direction.BELOW, Direction.NEAR
+# "value" is spend, or income when there is no spend field; "-" matches a level unknown or
+# any. Each rule: the levels it needs (value, income, frequency, recency), the action (with
+# {segment}), the reason, and the axes whose figures back the reason, with the direction it
+# claims. The first rule that matches wins, so the specific come before the general.
+Rule = tuple[dict[str, str], str, str, tuple[tuple[str, Direction], ...]]
+RULES: tuple[Rule, ...] = (
+    ({"recency": "H", "value": "H"}, "Win back {segment} with a time-limited personal offer:",
+     "they are valuable but have not bought for a long time",
+     (("recency", _UP), ("value", _UP))),
+    ({"recency": "H"}, "Reactivate {segment} with a reminder and a time-limited offer:",
+     "they have not bought for a long time", (("recency", _UP),)),
+    ({"income": "L", "value": "H"},
+     "Keep {segment} engaged with value-for-money offers and instalment options:",
+     "they spend generously relative to their income", (("value", _UP), ("income", _DOWN))),
+    ({"value": "H", "frequency": "L"},
+     "Raise the purchase frequency of {segment} with reminders or a subscription:",
+     "they spend a lot but buy rarely", (("value", _UP), ("frequency", _DOWN))),
+    ({"value": "H"}, "Protect {segment} with a loyalty or VIP programme and early churn alerts:",
+     "they bring well above the average value per customer", (("value", _UP),)),
+    ({"income": "H", "value": "L"}, "Target {segment} with premium offers and personal outreach:",
+     "they can afford more than they currently spend with us",
+     (("income", _UP), ("value", _DOWN))),
+    ({"value": "L", "income": "L"},
+     "Serve {segment} with low-cost automated campaigns and value bundles:",
+     "their budget is limited, so keep the cost to serve low",
+     (("value", _DOWN), ("income", _DOWN))),
+    ({"value": "L", "frequency": "H"},
+     "Upsell and cross-sell to {segment} with bundles that raise basket size:",
+     "they buy often but spend little", (("frequency", _UP), ("value", _DOWN))),
+    ({"value": "L", "frequency": "L"}, "Re-engage {segment} with a low-cost reactivation campaign:",
+     "they spend little and buy rarely", (("value", _DOWN), ("frequency", _DOWN))),
+    ({"value": "L"}, "Re-engage {segment} with a low-cost campaign that raises basket size:",
+     "they spend little", (("value", _DOWN),)),
+    ({"frequency": "H"}, "Reward the frequency of {segment} with points and early access:",
+     "they come back often", (("frequency", _UP),)),
+    ({"value": "M"}, "Grow {segment} with personalised cross-sell recommendations:",
+     "they are close to the average and the easiest to move up", (("value", _NEAR),)),
+    ({}, "Tailor a dedicated campaign to {segment}:", "it stands out from the other customers",
+     ()),
+)  # fmt: skip
 
 
 def _segment_action(
@@ -184,99 +224,26 @@ def _segment_action(
     """The action, its reason, and the axes (with the direction the reason claims) whose
     figures back it: a reason cites only what supports it."""
     quoted = f'"{segment.name}"'
-    levels = {
-        axis: _level(averages.ratio(segment, axis))
-        for axis in ("spend", "income", "frequency", "recency")
-    }
-    spend, income = levels["spend"], levels["income"]
-    frequency, recency = levels["frequency"], levels["recency"]
-    # without spend fields, income stands for value
-    value, value_axis = (spend, "spend") if spend != "?" else (income, "income")
-    if value_axis == "income":
-        income = "?"
     if segment.is_outliers or segment.name == OUTLIERS_NAME:
         return (
             f"Review the customers in {quoted} one by one before any campaign:",
             "they fit no segment, and may be data errors or exceptional accounts",
             [],
         )
-    if recency == "H" and value == "H":
-        return (
-            f"Win back {quoted} with a time-limited personal offer:",
-            "they are valuable but have not bought for a long time",
-            [("recency", _UP), (value_axis, _UP)],
-        )
-    if recency == "H":
-        return (
-            f"Reactivate {quoted} with a reminder and a time-limited offer:",
-            "they have not bought for a long time",
-            [("recency", _UP)],
-        )
-    if income == "L" and value == "H":
-        return (
-            f"Keep {quoted} engaged with value-for-money offers and instalment options:",
-            "they spend generously relative to their income",
-            [(value_axis, _UP), ("income", _DOWN)],
-        )
-    if value == "H" and frequency == "L":
-        return (
-            f"Raise the purchase frequency of {quoted} with reminders or a subscription:",
-            "they spend a lot but buy rarely",
-            [(value_axis, _UP), ("frequency", _DOWN)],
-        )
-    if value == "H":
-        return (
-            f"Protect {quoted} with a loyalty or VIP programme and early churn alerts:",
-            "they bring well above the average value per customer",
-            [(value_axis, _UP)],
-        )
-    if income == "H" and value == "L":
-        return (
-            f"Target {quoted} with premium offers and personal outreach:",
-            "they can afford more than they currently spend with us",
-            [("income", _UP), (value_axis, _DOWN)],
-        )
-    if value == "L" and income == "L":
-        return (
-            f"Serve {quoted} with low-cost automated campaigns and value bundles:",
-            "their budget is limited, so keep the cost to serve low",
-            [(value_axis, _DOWN), ("income", _DOWN)],
-        )
-    if value == "L" and frequency == "H":
-        return (
-            f"Upsell and cross-sell to {quoted} with bundles that raise basket size:",
-            "they buy often but spend little",
-            [("frequency", _UP), (value_axis, _DOWN)],
-        )
-    if value == "L" and frequency == "L":
-        return (
-            f"Re-engage {quoted} with a low-cost reactivation campaign:",
-            "they spend little and buy rarely",
-            [(value_axis, _DOWN), ("frequency", _DOWN)],
-        )
-    if value == "L":
-        return (
-            f"Re-engage {quoted} with a low-cost campaign that raises basket size:",
-            "they spend little",
-            [(value_axis, _DOWN)],
-        )
-    if frequency == "H":
-        return (
-            f"Reward the frequency of {quoted} with points and early access:",
-            "they come back often",
-            [("frequency", _UP)],
-        )
-    if value == "M":
-        return (
-            f"Grow {quoted} with personalised cross-sell recommendations:",
-            "they are close to the average and the easiest to move up",
-            [(value_axis, _NEAR)],
-        )
-    return (
-        f"Tailor a dedicated campaign to {quoted}:",
-        "it stands out from the other customers",
-        [],
-    )
+    levels = {
+        axis: _level(averages.ratio(segment, axis))
+        for axis in ("spend", "income", "frequency", "recency")
+    }
+    # without spend fields, income stands for value (and is then not a second axis)
+    value_axis = "spend" if levels["spend"] != "?" else "income"
+    levels["value"] = levels[value_axis]
+    if value_axis == "income":
+        levels["income"] = "?"
+    for needs, action, why, claims in RULES:
+        if all(levels[axis] == level for axis, level in needs.items()):
+            backed = [(value_axis if axis == "value" else axis, d) for axis, d in claims]
+            return action.format(segment=quoted), why, backed
+    raise AssertionError("the last rule matches every segment")
 
 
 def recommend(
@@ -333,60 +300,66 @@ well above the average value per customer (40 customers, 20% of the base; Spend 
     return [replace(r, priority=i + 1) for i, r in enumerate(advice)]
 
 
-def _cross_segment(
-    segments: Sequence[SegmentSummary], averages: _Averages, total: int, accuracy: float | None
+def _largest_below_value(
+    regular: Sequence[SegmentSummary], averages: _Averages, total: int
+) -> list[Recommendation]:
+    largest = max(regular, key=lambda s: s.size)
+    value = averages.value(largest)
+    if value > LOW_RATIO or largest.size / total < LARGE_SEGMENT_SHARE:
+        return []
+    return [
+        Recommendation(
+            largest.name,
+            largest.cluster_id,
+            f'"{largest.name}" is the largest segment but below-average in value:',
+            f"{largest.size / total:.0%} of customers at {value:.0%} of the average "
+            f"value each; lifting a tenth of them to the average adds about "
+            f"{UPLIFT_SHARE * largest.size * (1 - value) / total:.1%} to total value.",
+            0,
+            0.0,
+        )
+    ]
+
+
+def _concentration(
+    regular: Sequence[SegmentSummary], averages: _Averages, total: int
 ) -> list[Recommendation]:
     advice = []
-    regular = [s for s in segments if not (s.is_outliers or s.name == OUTLIERS_NAME)]
-    has_value = averages.has("spend") or averages.has("income")
-    if has_value and regular and total:
-        largest = max(regular, key=lambda s: s.size)
-        value = averages.value(largest)
-        if value <= LOW_RATIO and largest.size / total >= LARGE_SEGMENT_SHARE:
-            advice.append(
-                Recommendation(
-                    largest.name,
-                    largest.cluster_id,
-                    f'"{largest.name}" is the largest segment but below-average in value:',
-                    f"{largest.size / total:.0%} of customers at {value:.0%} of the average "
-                    f"value each; lifting a tenth of them to the average adds about "
-                    f"{UPLIFT_SHARE * largest.size * (1 - value) / total:.1%} to total value.",
-                    0,
-                    0.0,
-                )
-            )
-        value_total = sum(s.size * averages.value(s) for s in regular)
-        for segment in regular:
-            customer_share = segment.size / total
-            value_share = segment.size * averages.value(segment) / value_total if value_total else 0
-            if (
-                value_share >= CONCENTRATION_LIFT * customer_share
-                and value_share >= CONCENTRATION_MIN_SHARE
-            ):
-                advice.append(
-                    Recommendation(
-                        segment.name,
-                        segment.cluster_id,
-                        f'Put retention budget on "{segment.name}" first:',
-                        f"{customer_share:.0%} of customers hold about {value_share:.0%} of the "
-                        "value, so each one lost costs the most.",
-                        0,
-                        0.0,
-                    )
-                )
+    value_total = sum(s.size * averages.value(s) for s in regular)
     for segment in regular:
-        if segment.stability is not None and segment.stability < UNSTABLE_BELOW:
+        customer_share = segment.size / total
+        value_share = segment.size * averages.value(segment) / value_total if value_total else 0
+        if value_share >= CONCENTRATION_LIFT * customer_share and (
+            value_share >= CONCENTRATION_MIN_SHARE
+        ):
             advice.append(
                 Recommendation(
                     segment.name,
                     segment.cluster_id,
-                    f'Validate "{segment.name}" before building a campaign on it:',
-                    f"its stability is {segment.stability:.2f} (below {UNSTABLE_BELOW}), so its "
-                    "membership changes when the data is resampled.",
+                    f'Put retention budget on "{segment.name}" first:',
+                    f"{customer_share:.0%} of customers hold about {value_share:.0%} of the "
+                    "value, so each one lost costs the most.",
                     0,
                     0.0,
                 )
             )
+    return advice
+
+
+def _doubts(regular: Sequence[SegmentSummary], accuracy: float | None) -> list[Recommendation]:
+    advice = [
+        Recommendation(
+            segment.name,
+            segment.cluster_id,
+            f'Validate "{segment.name}" before building a campaign on it:',
+            f"its stability is {segment.stability:.2f} (below {UNSTABLE_BELOW}), so its "
+            "membership changes when the data is resampled.",
+            0,
+            0.0,
+        )
+        for segment in regular
+        if segment.stability is not None and segment.stability < UNSTABLE_BELOW
+    ]
     if accuracy is not None and accuracy < UNSTABLE_BELOW:
         advice.append(
             Recommendation(
@@ -400,3 +373,14 @@ def _cross_segment(
             )
         )
     return advice
+
+
+def _cross_segment(
+    segments: Sequence[SegmentSummary], averages: _Averages, total: int, accuracy: float | None
+) -> list[Recommendation]:
+    regular = [s for s in segments if not (s.is_outliers or s.name == OUTLIERS_NAME)]
+    advice = []
+    if (averages.has("spend") or averages.has("income")) and regular and total:
+        advice += _largest_below_value(regular, averages, total)
+        advice += _concentration(regular, averages, total)
+    return advice + _doubts(regular, accuracy)

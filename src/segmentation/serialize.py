@@ -90,6 +90,66 @@ def _candidate(candidate: Candidate, chosen: Candidate) -> dict[str, Any]:
     }
 
 
+def _cluster(segment: Segment, customers: list[Any]) -> dict[str, Any]:
+    return {
+        "clusterId": segment.segment_id,
+        "customers": customers,
+        "centroid": segment.centroid,
+        "clusterName": segment.name,
+        "characteristics": list(segment.characteristics),
+        "size": segment.size,
+        "share": round(segment.share, 4),
+        "confidence": round(segment.confidence, 4),
+        "stability": _number(segment.stability),
+        "ambiguousShare": round(segment.ambiguous_share, 4),
+        "isOutliers": segment.is_outliers,
+        "categories": segment.categories,
+        "standardized": {k: round(v, 4) for k, v in segment.standardized.items()},
+    }
+
+
+def _metrics_to_wire(metrics: Metrics) -> dict[str, Any]:
+    return {
+        "silhouette": _number(metrics.silhouette),
+        "calinskiHarabasz": _number(metrics.calinski_harabasz, 2),
+        "daviesBouldin": _number(metrics.davies_bouldin),
+        "surrogateFidelity": _number(metrics.surrogate_fidelity),
+        "sampleSize": metrics.sample_size,
+        "structureGap": _number(metrics.structure_gap),
+        "structureGapError": _number(metrics.structure_gap_error),
+    }
+
+
+def _k_selection_to_wire(selection: KSelection) -> dict[str, Any]:
+    return {
+        "method": selection.method,
+        "chosen": {"algorithm": selection.chosen.algorithm.value, "k": selection.chosen.k},
+        "reason": selection.reason,
+        "sampleSize": selection.sample_size,
+        "candidates": [_candidate(c, selection.chosen) for c in selection.candidates],
+    }
+
+
+def _data_quality_to_wire(quality: DataQuality) -> dict[str, Any]:
+    fields = [
+        {
+            "field": f.name,
+            "role": f.role,
+            "missing": f.missing,
+            "handling": f.handling,
+            **({"reason": f.reason} if f.reason else {}),
+            **({"axis": f.axis} if f.axis else {}),
+        }
+        for f in quality.fields
+    ]
+    return {
+        "records": quality.records,
+        "fields": fields,
+        "ignoredFields": [{"field": f.name, "reason": f.reason} for f in quality.ignored],
+        "warnings": list(quality.warnings),
+    }
+
+
 def analysis_to_wire(
     analysis: Analysis,
     records: Sequence[Mapping[str, Any]] | None,
@@ -102,64 +162,16 @@ def analysis_to_wire(
     for segment in analysis.segments:
         members = analysis.members(segment.segment_id)
         customers = [records[i] for i in members] if include_customers and records else []
-        clusters.append(
-            {
-                "clusterId": segment.segment_id,
-                "customers": customers,
-                "centroid": segment.centroid,
-                "clusterName": segment.name,
-                "characteristics": list(segment.characteristics),
-                "size": segment.size,
-                "share": round(segment.share, 4),
-                "confidence": round(segment.confidence, 4),
-                "stability": _number(segment.stability),
-                "ambiguousShare": round(segment.ambiguous_share, 4),
-                "isOutliers": segment.is_outliers,
-                "categories": segment.categories,
-                "standardized": {k: round(v, 4) for k, v in segment.standardized.items()},
-            }
-        )
-    selection = analysis.k_selection
-    quality = analysis.data_quality
-    metrics = analysis.metrics
+        clusters.append(_cluster(segment, customers))
     payload: dict[str, Any] = {
         "clusters": clusters,
         "featureImportance": {k: round(v, 6) for k, v in analysis.feature_importance.items()},
         "accuracy": _number(analysis.accuracy),
         "accuracyMethod": analysis.accuracy_method,
         "algorithm": analysis.algorithm,
-        "metrics": {
-            "silhouette": _number(metrics.silhouette),
-            "calinskiHarabasz": _number(metrics.calinski_harabasz, 2),
-            "daviesBouldin": _number(metrics.davies_bouldin),
-            "surrogateFidelity": _number(metrics.surrogate_fidelity),
-            "sampleSize": metrics.sample_size,
-            "structureGap": _number(metrics.structure_gap),
-            "structureGapError": _number(metrics.structure_gap_error),
-        },
-        "kSelection": {
-            "method": selection.method,
-            "chosen": {"algorithm": selection.chosen.algorithm.value, "k": selection.chosen.k},
-            "reason": selection.reason,
-            "sampleSize": selection.sample_size,
-            "candidates": [_candidate(c, selection.chosen) for c in selection.candidates],
-        },
-        "dataQuality": {
-            "records": quality.records,
-            "fields": [
-                {
-                    "field": f.name,
-                    "role": f.role,
-                    "missing": f.missing,
-                    "handling": f.handling,
-                    **({"reason": f.reason} if f.reason else {}),
-                    **({"axis": f.axis} if f.axis else {}),
-                }
-                for f in quality.fields
-            ],
-            "ignoredFields": [{"field": f.name, "reason": f.reason} for f in quality.ignored],
-            "warnings": list(quality.warnings),
-        },
+        "metrics": _metrics_to_wire(analysis.metrics),
+        "kSelection": _k_selection_to_wire(analysis.k_selection),
+        "dataQuality": _data_quality_to_wire(analysis.data_quality),
         "randomState": analysis.random_state,
         "options": analysis.options.to_wire(),
     }

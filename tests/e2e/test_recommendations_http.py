@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
 import re
 from typing import Any
@@ -190,3 +191,20 @@ def test_big_valuable_segment_comes_before_a_small_cheap_one(base_url: str) -> N
     assert first_priority["Premium Loyalists"] == 1
     assert payload["actions"][0]["segment"] == "Premium Loyalists"
     assert "Premium Loyalists" in payload["recommendations"][0]
+
+
+def test_the_report_and_the_api_give_the_same_advice(base_url: str) -> None:
+    # marketing-like fields (several spend fields share an axis): the case where the report
+    # once advised without the business axes the API used
+    customers = make_population(800, 4, random_state=12).records()
+    stored = analyze_ok(base_url, customers, includeCustomers=False)
+    by_id = recommend(base_url, {"analysisId": stored["analysisId"]})
+    assert by_id.status_code == 200, by_id.text
+    report = httpx.get(
+        f"{base_url}/api/analyses/{stored['analysisId']}/report.html", timeout=REQUEST_TIMEOUT
+    )
+    assert report.status_code == 200
+    advice = report.text.split("<h2>Recommendations</h2>", 1)[1].split("</ol>", 1)[0]
+    in_report = [html.unescape(item) for item in re.findall(r"<li>(.*?)</li>", advice)]
+    assert in_report == by_id.json()["recommendations"]
+    assert in_report  # not vacuously equal

@@ -1,13 +1,17 @@
-"""convert: the seed's JSON contract, customers returned as sent, JSON parsing errors."""
+"""serialize: the seed's JSON contract, customers returned as sent, JSON parsing errors, and
+stored analyses read back as the same core object."""
 
 from __future__ import annotations
 
 import pytest
 
 from segmentation import analyze
-from segmentation.serialize import analysis_from_wire, analysis_to_wire, dumps, parse_json
 from segmentation.errors import InvalidInputError
 from segmentation.pipeline.ingest import NonFiniteNumber
+from segmentation.assign import fitted_of
+from segmentation.recommend import recommend
+from segmentation.serialize import analysis_from_wire, analysis_to_wire, dumps, parse_json
+from segmentation.synthetic import make_population
 
 REGIONS = ("North", "South", "East", "West")
 CUSTOMERS: list[dict[str, object]] = [
@@ -136,3 +140,27 @@ def test_recommendations_refuse_two_clusters_with_one_id() -> None:
     )
     with pytest.raises(InvalidInputError, match=r"analysis.clusters.1.clusterId.*also used"):
         summaries_from_wire(analysis.clusters)
+
+
+def test_a_stored_analysis_reads_back_as_the_same_core_object() -> None:
+    population = make_population(600, 4, random_state=3)
+    fresh = analyze(population.frame)
+    summary = parse_json(dumps(analysis_to_wire(fresh, None)))
+    stored = analysis_from_wire(
+        summary,
+        labels=fresh.labels,
+        confidence=fresh.confidence,
+        ambiguous=fresh.ambiguous,
+        customer_ids=fresh.customer_ids,
+        fitted=fitted_of(fresh),
+        projection=fresh.projection,
+    )
+    assert [s.name for s in stored.segments] == [s.name for s in fresh.segments]
+    assert stored.k_selection.chosen.k == fresh.k_selection.chosen.k
+    assert stored.k_selection.chosen.algorithm is fresh.k_selection.chosen.algorithm
+    assert stored.options == fresh.options
+    assert stored.data_quality.axes == fresh.data_quality.axes
+    # the same advice, word for word: the report and /api/recommendations make the same call
+    assert [r.text for r in recommend(stored)] == [r.text for r in recommend(fresh)]
+    # and it writes back to the same JSON
+    assert analysis_to_wire(stored, None) == summary

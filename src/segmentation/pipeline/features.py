@@ -206,7 +206,7 @@ class FeatureEncoder:
         """Pre-PCA columns to the space the segments live in."""
         if self.pca_components_ is None or self.pca_mean_ is None:
             return encoded
-        return (encoded - self.pca_mean_) @ self.pca_components_.T
+        return np.asarray((encoded - self.pca_mean_) @ self.pca_components_.T)
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.project(self.encode(frame))

@@ -252,6 +252,25 @@ def _check_ids(frame: pd.DataFrame, id_field: str) -> list[Problem]:
     return problems
 
 
+def _raw_frame(customers: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The customers as a frame with text column names; records that are not objects named."""
+    if isinstance(customers, pd.DataFrame):
+        raw = customers.reset_index(drop=True)
+    else:
+        if isinstance(customers, str | bytes) or not isinstance(customers, Sequence):
+            raise InvalidInputError("customers must be a list of objects (one per customer)")
+        not_objects = [
+            Problem(f"must be an object with the customer's fields, got {describe(record)}", i)
+            for i, record in enumerate(customers)
+            if not isinstance(record, Mapping)
+        ]
+        if not_objects:
+            raise InvalidInputError(not_objects)
+        raw = pd.DataFrame.from_records(list(customers)) if customers else pd.DataFrame()
+    raw.columns = [str(c) for c in raw.columns]
+    return raw
+
+
 def ingest(
     customers: pd.DataFrame | Sequence[Mapping[str, Any]], min_customers: int = 2
 ) -> IngestedCustomers:
@@ -270,21 +289,7 @@ def ingest(
     segmentation.errors.InvalidInputError: record 1, field 'income': expected a number as in 1 \
 other records, got '75,000'
     """
-    if isinstance(customers, pd.DataFrame):
-        raw = customers.reset_index(drop=True)
-        raw.columns = [str(c) for c in raw.columns]
-    else:
-        if isinstance(customers, str | bytes) or not isinstance(customers, Sequence):
-            raise InvalidInputError("customers must be a list of objects (one per customer)")
-        not_objects = [
-            Problem(f"must be an object with the customer's fields, got {describe(record)}", i)
-            for i, record in enumerate(customers)
-            if not isinstance(record, Mapping)
-        ]
-        if not_objects:
-            raise InvalidInputError(not_objects)
-        raw = pd.DataFrame.from_records(list(customers)) if customers else pd.DataFrame()
-        raw.columns = [str(c) for c in raw.columns]
+    raw = _raw_frame(customers)
     repeated = sorted({str(c) for c in raw.columns[raw.columns.duplicated()]})
     if repeated:
         raise InvalidInputError(

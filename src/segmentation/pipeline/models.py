@@ -110,7 +110,7 @@ class DensityModel:
         distance, nearest = index.kneighbors(X)
         labels = self.core_labels[nearest[:, 0]].astype(np.int64)
         labels[distance[:, 0] > self.eps] = NOISE
-        return labels
+        return np.asarray(labels, dtype=np.int64)
 
 
 SegmentModel = CentroidModel | DensityModel
@@ -219,7 +219,7 @@ def _plusplus(
 
 def ward_tree(X: np.ndarray) -> np.ndarray:
     """The Ward merge tree (scipy linkage); O(n^2) memory, so callers pass a bounded sample."""
-    return linkage(X, method="ward")
+    return np.asarray(linkage(X, method="ward"))
 
 
 def ward_labels(tree: np.ndarray, k: int) -> np.ndarray:
@@ -231,7 +231,7 @@ def ward_labels(tree: np.ndarray, k: int) -> np.ndarray:
     labels = fcluster(tree, k, criterion="maxclust").astype(np.int64) - 1
     if labels.max() + 1 < k:
         labels = cut_tree(tree, n_clusters=k).ravel().astype(np.int64)
-    return labels
+    return np.asarray(labels, dtype=np.int64)
 
 
 def choose_eps(X: np.ndarray, min_samples: int) -> float:

@@ -473,6 +473,80 @@ class KChoice:
     partitions: tuple[Candidate, ...]
 
 
+class _Views:
+    """The candidates per k, measured on demand."""
+
+    def __init__(self, partitions: Sequence[Candidate], measure: Measure | None) -> None:
+        self.by_k: dict[int, list[Candidate]] = {}
+        for candidate in partitions:
+            self.by_k.setdefault(candidate.k, []).append(candidate)
+        self.ks = sorted(self.by_k)
+        self.measure = measure
+
+    def __call__(self, k: int) -> _AtK:
+        return _AtK(k, tuple(self.by_k[k]))
+
+    def measured(self, k: int) -> _AtK:
+        if self.measure is not None:
+            self.by_k[k] = [self.measure(c) if _unmeasured(c) else c for c in self.by_k[k]]
+        return self(k)
+
+    def at_least(self, k: int, threshold: float) -> _AtK | None:
+        """The view of k if its strength reaches `threshold`, measuring it only if needed."""
+        found = self(k)
+        if not found.strength >= threshold:  # NaN (unmeasured) included
+            found = self.measured(k)
+        return found if found.strength >= threshold else None
+
+    def choice(self, view: _AtK, reason: str) -> KChoice:
+        partitions = tuple(c for k in self.ks for c in self.by_k[k])
+        return KChoice(view.best, reason, partitions)
+
+
+def _fallback(views: _Views, with_stability: bool) -> KChoice:
+    """Without stability (too few customers) or without any reproducible k."""
+    if not with_stability:
+        best = max((views(k) for k in views.ks), key=lambda v: v.silhouette)
+        return views.choice(best, (
+            f"k={best.k} has the best silhouette ({format_score(best.silhouette)}); with fewer "
+            f"than {MIN_CUSTOMERS_FOR_STABILITY} customers stability cannot be measured."
+        ))  # fmt: skip
+    # every k was measured on the way
+    best = max((views(k) for k in views.ks), key=lambda v: (v.strength, -v.k))
+    return views.choice(best, (
+        f"No k reached prediction strength {PREDICTION_STRENGTH_THRESHOLD} (median over "
+        f"half-sample splits), so the data has no clearly reproducible segments; k={best.k} is "
+        f"the most reproducible ({format_score(best.strength)}). Treat these segments as a "
+        "convenient partition."
+    ))  # fmt: skip
+
+
+def _reason(chosen: _AtK, separated: _AtK, reproducible: _AtK, beyond: bool) -> str:
+    if beyond:
+        return (
+            f"k={chosen.k}: its segments separate clearly better (silhouette "
+            f"{format_score(chosen.silhouette)} vs {format_score(reproducible.silhouette)} at "
+            f"k={reproducible.k}, the best reproducible k) and mostly reproduce (prediction "
+            f"strength {format_score(chosen.strength)}), so there are more groups than "
+            "half-samples can reproduce one by one"
+        )
+    reason = (
+        f"k={chosen.k}: the segments reproduce on held-out halves (prediction strength "
+        f"{format_score(chosen.strength)} >= {PREDICTION_STRENGTH_THRESHOLD}, median over "
+        "half-sample splits)"
+    )
+    if chosen.k == separated.k:
+        return reason + (
+            f" and separate best of the reproducible k (silhouette "
+            f"{format_score(chosen.silhouette)})"
+        )
+    return reason + (
+        f", clearly (>= {CLEARLY_STABLE}), with a silhouette ({format_score(chosen.silhouette)}) "
+        f"within {SILHOUETTE_TOLERANCE} of the best separated reproducible k (k={separated.k}, "
+        f"{format_score(separated.silhouette)}): more segments, as well founded"
+    )
+
+
 def choose_k(
     partitions: Sequence[Candidate], with_stability: bool, measure: Measure | None = None
 ) -> KChoice:
@@ -484,98 +558,43 @@ def choose_k(
     cost). The choice is the one every strength measured would give: a k is only skipped when
     no strength could change the outcome.
     """
-    by_k: dict[int, list[Candidate]] = {}
-    for candidate in partitions:
-        by_k.setdefault(candidate.k, []).append(candidate)
-
-    def view(k: int) -> _AtK:
-        return _AtK(k, tuple(by_k[k]))
-
-    def measured(k: int) -> _AtK:
-        if measure is not None:
-            by_k[k] = [measure(c) if _unmeasured(c) else c for c in by_k[k]]
-        return view(k)
-
-    def at_least(k: int, threshold: float) -> _AtK | None:
-        """The view of k if its strength reaches `threshold`, measuring it only if needed."""
-        found = view(k)
-        if not found.strength >= threshold:  # NaN (unmeasured) included
-            found = measured(k)
-        return found if found.strength >= threshold else None
-
-    ks = sorted(by_k)
-
-    def done(view_k: _AtK, reason: str) -> KChoice:
-        return KChoice(view_k.best, reason, tuple(c for k in ks for c in by_k[k]))
-
-    if not with_stability:
-        best = max((view(k) for k in ks), key=lambda v: v.silhouette)
-        return done(best, (
-            f"k={best.k} has the best silhouette ({format_score(best.silhouette)}); with fewer "
-            f"than {MIN_CUSTOMERS_FOR_STABILITY} customers stability cannot be measured."
-        ))  # fmt: skip
-    threshold = PREDICTION_STRENGTH_THRESHOLD
-    # the best separated reproducible k: scanned from the best silhouette down
-    separated = next(
-        (v for k in sorted(ks, key=lambda k: -view(k).silhouette) if (v := at_least(k, threshold))),
-        None,
-    )
-    if separated is None:  # every k was measured on the way
-        fallback = max((view(k) for k in ks), key=lambda v: (v.strength, -v.k))
-        return done(fallback, (
-            f"No k reached prediction strength {threshold} (median over half-sample splits), "
-            f"so the data has no clearly reproducible segments; k={fallback.k} is the most "
-            f"reproducible ({format_score(fallback.strength)}). Treat these segments as a "
-            "convenient partition."
-        ))  # fmt: skip
+    views = _Views(partitions, measure)
+    ks = views.ks
+    by_silhouette = sorted(ks, key=lambda k: -views(k).silhouette)
+    # step 1: the best separated reproducible k, scanned from the best silhouette down
+    separated = (
+        next((v for k in by_silhouette if (v := views.at_least(k, PREDICTION_STRENGTH_THRESHOLD))),
+             None)
+        if with_stability
+        else None
+    )  # fmt: skip
+    if separated is None:
+        return _fallback(views, with_stability)
     floor = separated.silhouette - SILHOUETTE_TOLERANCE
     finer = [
         v
         for k in ks
         if k > separated.k
-        and view(k).silhouette >= floor
-        and (v := at_least(k, CLEARLY_STABLE)) is not None
+        and views(k).silhouette >= floor
+        and (v := views.at_least(k, CLEARLY_STABLE)) is not None
     ]
     reproducible = max(finer, key=lambda v: v.k) if finer else separated
+    # step 2: more groups than half-samples can reproduce
     more = [
         v
         for k in ks
         if k > reproducible.k
-        and view(k).silhouette >= reproducible.silhouette + MORE_GROUPS_MARGIN
-        and (v := at_least(k, MORE_GROUPS_MIN_STRENGTH)) is not None
+        and views(k).silhouette >= reproducible.silhouette + MORE_GROUPS_MARGIN
+        and (v := views.at_least(k, MORE_GROUPS_MIN_STRENGTH)) is not None
     ]
     beyond = max(more, key=lambda v: v.silhouette) if more else None
     # every algorithm at the chosen k measured, so that the better founded one is kept and
     # the sentence quotes the final figures
-    chosen = measured(beyond.k if beyond is not None else reproducible.k)
-    if beyond is not None:
-        reason = (
-            f"k={chosen.k}: its segments separate clearly better (silhouette "
-            f"{format_score(chosen.silhouette)} vs {format_score(reproducible.silhouette)} at "
-            f"k={reproducible.k}, the best reproducible k) and mostly reproduce (prediction "
-            f"strength {format_score(chosen.strength)}), so there are more groups than "
-            "half-samples can reproduce one by one"
-        )
-    else:
-        reason = (
-            f"k={chosen.k}: the segments reproduce on held-out halves (prediction strength "
-            f"{format_score(chosen.strength)} >= {threshold}, median over half-sample splits)"
-        )
-        if chosen.k == separated.k:
-            reason += (
-                f" and separate best of the reproducible k (silhouette "
-                f"{format_score(chosen.silhouette)})"
-            )
-        else:
-            reason += (
-                f", clearly (>= {CLEARLY_STABLE}), with a silhouette "
-                f"({format_score(chosen.silhouette)}) within {SILHOUETTE_TOLERANCE} of the best "
-                f"separated reproducible k (k={separated.k}, "
-                f"{format_score(separated.silhouette)}): more segments, as well founded"
-            )
+    chosen = views.measured(beyond.k if beyond is not None else reproducible.k)
+    reason = _reason(chosen, separated, reproducible, beyond is not None)
     if len(chosen.candidates) > 1:
         reason += f"; at k={chosen.k} {chosen.best.algorithm} has the better-founded segments"
-    return done(chosen, reason + ".")
+    return views.choice(chosen, reason + ".")
 
 
 def _density_could_win(density: Candidate | None, chosen: Candidate) -> bool:
@@ -600,6 +619,62 @@ def _density_reason(density: Candidate, chosen: Candidate) -> str:
     )
 
 
+_Density = tuple[Candidate, np.ndarray, SegmentModel, float, int]
+
+
+def _fit_all(
+    state: _Search,
+    algorithm: Algorithm,
+    k_values: Sequence[int],
+    ward_splits: int,
+    eps: float | None,
+    min_samples: int | None,
+) -> tuple[list[_Scored], _Density | None]:
+    """Every candidate fitted on the sample (k-means strengths still unmeasured)."""
+    # Two threads: the fits spend part of their time in numpy/scipy with the GIL released.
+    # One task per k-means k, one for Ward (its tree serves every k), one for DBSCAN.
+    with ThreadPoolExecutor(max_workers=2) as threads:
+        ward = (
+            threads.submit(state.hierarchical, k_values, ward_splits)
+            if algorithm in (Algorithm.AUTO, Algorithm.HIERARCHICAL)
+            else None
+        )
+        density = (
+            threads.submit(state.dbscan, eps, min_samples)
+            if algorithm in (Algorithm.AUTO, Algorithm.DBSCAN)
+            else None
+        )
+        kmeans = (
+            [threads.submit(state.kmeans, k) for k in k_values]
+            if algorithm in (Algorithm.AUTO, Algorithm.KMEANS)
+            else []
+        )
+        partitions = [future.result() for future in kmeans]
+        partitions += ward.result() if ward is not None else []
+        return partitions, density.result() if density is not None else None
+
+
+def _dbscan_requested(state: _Search, density: _Density, others: list[Candidate]) -> SearchResult:
+    chosen, labels, model, used_eps, used_min = density
+    chosen = state.dbscan_strength(chosen, used_eps, used_min)
+    reason = f"dbscan was requested; it found {chosen.k} dense segments ({chosen.note})."
+    if chosen.k < 1:
+        reason += " Every customer is an outlier at this density."
+    return SearchResult(
+        (*others, chosen), chosen, reason, state.sample_index, labels, model, used_eps, used_min
+    )
+
+
+def _as_measured(choice: KChoice, with_stability: bool) -> dict[tuple[Algorithm, int], Candidate]:
+    """The partitions as measured; a k-means k whose strength could not change the choice
+    keeps NaN, with a note saying why."""
+    note = "stability not measured: it could not change the choice"
+    return {
+        (c.algorithm, c.k): (replace(c, note=note) if with_stability and _unmeasured(c) else c)
+        for c in choice.partitions
+    }
+
+
 def search(
     X: np.ndarray,
     *,
@@ -612,82 +687,38 @@ def search(
 ) -> SearchResult:
     """Score every candidate on a bounded sample and choose one (see the module docstring)."""
     state = _Search(X, random_state, sample_size)
-    # Ward's strength only decides k when Ward runs alone; in auto it competes at one k
-    kmeans_splits = SOLE_ALGORITHM_SPLITS if algorithm is Algorithm.KMEANS else STABILITY_SPLITS
-    ward_splits = (
-        SOLE_ALGORITHM_SPLITS if algorithm is Algorithm.HIERARCHICAL else WARD_STABILITY_SPLITS
-    )
-    # Two threads: the fits spend part of their time in numpy/scipy with the GIL released.
-    # One task per k-means k, one for Ward (its tree serves every k), one for DBSCAN.
-    with ThreadPoolExecutor(max_workers=2) as threads:
-        ward_future = (
-            threads.submit(state.hierarchical, k_values, ward_splits)
-            if algorithm in (Algorithm.AUTO, Algorithm.HIERARCHICAL)
-            else None
-        )
-        density_future = (
-            threads.submit(state.dbscan, eps, min_samples)
-            if algorithm in (Algorithm.AUTO, Algorithm.DBSCAN)
-            else None
-        )
-        kmeans_futures = (
-            [threads.submit(state.kmeans, k) for k in k_values]
-            if algorithm in (Algorithm.AUTO, Algorithm.KMEANS)
-            else []
-        )
-        kmeans_results = [future.result() for future in kmeans_futures]
-        ward_results = ward_future.result() if ward_future is not None else []
-        density_result = density_future.result() if density_future is not None else None
-
-    partition_results = kmeans_results + ward_results
-    candidates = [c for c, _, _ in partition_results]
-    if density_result is not None:
-        candidates.append(density_result[0])
+    # in auto two algorithms vote, so each is measured on fewer splits than when alone
+    sole = SOLE_ALGORITHM_SPLITS
+    kmeans_splits = sole if algorithm is Algorithm.KMEANS else STABILITY_SPLITS
+    ward_splits = sole if algorithm is Algorithm.HIERARCHICAL else WARD_STABILITY_SPLITS
+    partitions, density = _fit_all(state, algorithm, k_values, ward_splits, eps, min_samples)
     if algorithm is Algorithm.DBSCAN:
-        assert density_result is not None
-        chosen, labels, model, used_eps, used_min = density_result
-        chosen = state.dbscan_strength(chosen, used_eps, used_min)
-        candidates[-1] = chosen
-        reason = f"dbscan was requested; it found {chosen.k} dense segments ({chosen.note})."
-        if chosen.k < 1:
-            reason += " Every customer is an outlier at this density."
-        return SearchResult(
-            tuple(candidates), chosen, reason, state.sample_index, labels, model,
-            used_eps, used_min,
-        )  # fmt: skip
+        assert density is not None
+        return _dbscan_requested(state, density, [])
 
     def measure(candidate: Candidate) -> Candidate:
         return state.kmeans_strength(candidate, kmeans_splits)
 
-    choice = choose_k([c for c, _, _ in partition_results], state.with_stability, measure)
-    chosen, reason = choice.chosen, f"{choice.chosen.algorithm} with {choice.reason}"
-    # the candidates as measured; a k-means k whose strength could not change the choice keeps
-    # NaN ("not measured")
-    measured = {
-        (c.algorithm, c.k): (
-            replace(c, note="stability not measured: it could not change the choice")
-            if state.with_stability and _unmeasured(c)
-            else c
-        )
-        for c in choice.partitions
-    }
-    chosen = measured[(chosen.algorithm, chosen.k)]
-    candidates = [measured.get((c.algorithm, c.k), c) for c in candidates]
-    partition_results = [(measured[(c.algorithm, c.k)], labels, model)
-                         for c, labels, model in partition_results]  # fmt: skip
-    if density_result is not None and _density_could_win(density_result[0], chosen):
-        density, labels, model, used_eps, used_min = density_result
-        density = state.dbscan_strength(density, used_eps, used_min)
-        candidates[-1] = density
-        if density.is_stable:
+    choice = choose_k([c for c, _, _ in partitions], state.with_stability, measure)
+    measured = _as_measured(choice, state.with_stability)
+    chosen = measured[(choice.chosen.algorithm, choice.chosen.k)]
+    candidates = [measured[(c.algorithm, c.k)] for c, _, _ in partitions]
+    if density is not None and _density_could_win(density[0], chosen):
+        found, labels, model, used_eps, used_min = density
+        found = state.dbscan_strength(found, used_eps, used_min)
+        if found.is_stable:
             return SearchResult(
-                tuple(candidates), density, _density_reason(density, chosen),
+                (*candidates, found), found, _density_reason(found, chosen),
                 state.sample_index, labels, model, used_eps, used_min,
             )  # fmt: skip
-    # at the top of a range of several k, the best segmentation may lie beyond it
-    more = len(k_values) > 1 and chosen.k == max(k_values)
-    _, labels, model = next(r for r in partition_results if r[0] is chosen)
+        candidates.append(found)
+    elif density is not None:
+        candidates.append(density[0])
+    _, labels, model = next(r for r in partitions if (r[0].algorithm, r[0].k) == (
+        chosen.algorithm, chosen.k))  # fmt: skip
     return SearchResult(
-        tuple(candidates), chosen, reason, state.sample_index, labels, model,
-        more_segments_possible=more,
+        tuple(candidates), chosen, f"{chosen.algorithm} with {choice.reason}",
+        state.sample_index, labels, model,
+        # at the top of a range of several k, the best segmentation may lie beyond it
+        more_segments_possible=len(k_values) > 1 and chosen.k == max(k_values),
     )  # fmt: skip
