@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from segmentation import analyze
+from segmentation.assign import fitted_of
 from segmentation.errors import InvalidInputError
 from segmentation.pipeline.ingest import NonFiniteNumber
-from segmentation.assign import fitted_of
 from segmentation.recommend import recommend
 from segmentation.serialize import analysis_from_wire, analysis_to_wire, dumps, parse_json
 from segmentation.synthetic import make_population
