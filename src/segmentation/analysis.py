@@ -9,19 +9,28 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
+from segmentation.assign import FittedSegmentation, fitted_of
 from segmentation.errors import InsufficientDataError, InvalidInputError, Problem
 from segmentation.options import DEFAULT_K_RANGE, MAX_K, AnalysisOptions
 from segmentation.pipeline.explain import Trust, measure_trust, projection
 from segmentation.pipeline.features import FeatureEncoder
-from segmentation.pipeline.fit import FittedSegments, fit_segments
+from segmentation.pipeline.fit import FittedSegments, fit_segments, warm_start
 from segmentation.pipeline.ingest import IngestedCustomers, ingest
+from segmentation.pipeline.lineage import (
+    DriftReference,
+    Lineage,
+    PreviousSegmentation,
+    drift_reference,
+    field_drift,
+    follow,
+)
 from segmentation.pipeline.models import Algorithm
 from segmentation.pipeline.profile import profile_segments
 from segmentation.pipeline.quality import data_quality, warnings
@@ -35,7 +44,7 @@ from segmentation.pipeline.search import (
 )
 from segmentation.results import ACCURACY_METHOD, K_SELECTION_METHOD, Analysis, KSelection, Segment
 
-__all__ = ["DEFAULT_K_RANGE", "MAX_K", "analyze"]
+__all__ = ["DEFAULT_K_RANGE", "MAX_K", "analyze", "previous_segmentation"]
 
 Progress = Callable[[str, float], None]
 # when a stage ends: the stage that begins, and the share of a large analysis' time done
@@ -165,6 +174,36 @@ def _segments(
     return segments, axes
 
 
+def _follow(
+    prepared: _Prepared,
+    fitted: FittedSegments,
+    segments: list[Segment],
+    previous: PreviousSegmentation,
+    customer_ids: list[Any] | None,
+    reference: DriftReference,
+) -> tuple[list[Segment], np.ndarray, Lineage]:
+    """Segment ids and names carried over from the previous analysis (see
+    pipeline/lineage.py); returns the segments, every customer's segment id, the lineage."""
+    frame, positions = prepared.customers.frame, fitted.segment_ids
+    in_previous = previous.encode(frame)
+    centres = np.array([in_previous[positions == i].mean(axis=0) for i in range(fitted.n_segments)])
+    followed = follow(
+        previous,
+        positions=positions,
+        customer_ids=customer_ids,
+        centres_in_previous_space=centres,
+        fresh_names=[s.name for s in segments],
+        standardized=[s.standardized for s in segments],
+        drift=field_drift(previous.reference, reference, frame, prepared.schema),
+    )
+    renamed = followed.lineage.renamed
+    carried = [
+        replace(s, segment_id=i, name=name, renamed_from=renamed.get(i))
+        for s, i, name in zip(segments, followed.ids, followed.names, strict=True)
+    ]
+    return carried, np.array(followed.ids, dtype=np.int64)[positions], followed.lineage
+
+
 def _customer_ids(
     customers: pd.DataFrame | Sequence[Mapping[str, Any]], id_field: str | None
 ) -> list[Any] | None:
@@ -175,6 +214,44 @@ def _customer_ids(
     return [record.get(id_field) for record in customers]
 
 
+def previous_segmentation(
+    source: Analysis | FittedSegmentation,
+    *,
+    analysis_id: str | None = None,
+    customer_ids: Sequence[Any] | None = None,
+    labels: np.ndarray | None = None,
+) -> PreviousSegmentation:
+    """What a refit needs of an earlier analysis: pass it as `analyze(..., previous=...)`.
+
+    `source` is an `Analysis` (fresh, or loaded from the store) or its fitted model (the
+    model.json a results folder holds). A model alone carries no customers, so its segments
+    are followed by centroids unless `customer_ids` and `labels` (each customer's clusterId,
+    as in assignments.csv) are given.
+    """
+    if isinstance(source, Analysis):
+        customer_ids = source.customer_ids if customer_ids is None else customer_ids
+        labels = source.labels if labels is None else labels
+        source = fitted_of(source)
+    ids = tuple(int(i) for i in source.ids)
+    sizes = source.sizes or tuple(
+        int((labels == i).sum()) if labels is not None else 0 for i in ids
+    )
+    return PreviousSegmentation(
+        analysis_id=analysis_id,
+        segment_ids=ids,
+        names=source.names,
+        sizes=dict(zip(ids, sizes, strict=True)),
+        standardized=dict(zip(ids, source.standardized or ({},) * len(ids), strict=True)),
+        customer_ids=customer_ids if labels is not None else None,
+        labels=np.asarray(labels if labels is not None else [], dtype=np.int64),
+        encoder=source.encoder,
+        model=source.model,
+        centers=source.centers,
+        reference=source.reference,
+        next_id=max(source.next_id, max(ids) + 1),
+    )
+
+
 def analyze(
     customers: pd.DataFrame | Sequence[Mapping[str, Any]],
     *,
@@ -182,6 +259,7 @@ def analyze(
     max_fields: int | None = None,
     search_sample_size: int = SEARCH_SAMPLE_SIZE,
     progress: Progress | None = None,
+    previous: PreviousSegmentation | Analysis | FittedSegmentation | None = None,
     **option_values: Any,
 ) -> Analysis:
     """Segment customers and explain the result.
@@ -198,6 +276,9 @@ def analyze(
         every O(n^2) step is bounded by it.
     progress : called as `progress(stage, fraction)` as each stage begins (the fraction of the
         expected work done, 0..1); it may raise to abandon the analysis (a cancelled job).
+    previous : the previous analysis of the same population (`previous_segmentation(...)`
+        of an `Analysis`, or a stored one): segments keep their ids and names, and
+        `lineage` reports who moved where and how fields drifted (pipeline/lineage.py).
 
     Examples
     --------
@@ -211,26 +292,61 @@ def analyze(
     elif option_values:
         raise TypeError("give options= or option keywords, not both")
     clock = _Clock(progress)
+    if previous is not None and not isinstance(previous, PreviousSegmentation):
+        previous = previous_segmentation(previous)
     prepared = _prepare(customers, options, max_fields)
+    if previous is not None:
+        previous.check_fields([s.name for s in prepared.schema.features])
     clock.lap("features")
     found = _search(prepared, options, search_sample_size)
     clock.lap("search")
     fitted = fit_segments(prepared.X, found, options.random_state)
-    clock.lap("fit")
     frame = prepared.customers.frame
+    # Ward and DBSCAN are deterministic given the data: only k-means has a start to seed
+    if previous is not None and found.chosen.algorithm is Algorithm.KMEANS:
+        fitted, _ = warm_start(
+            prepared.X, fitted, previous.positions_of(frame), options.random_state
+        )
+    clock.lap("fit")
     with _thread_pools().limit(limits=1):
         trust = measure_trust(
             prepared.X, frame, fitted, found, prepared.encoder, options.random_state
         )
     clock.lap("explain")
     segments, axes = _segments(prepared, fitted, trust)
+    ids = _customer_ids(customers, prepared.customers.id_field)
+    reference = drift_reference(frame, prepared.schema)
+    labels, lineage = fitted.segment_ids, None
+    if previous is not None:
+        segments, labels, lineage = _follow(prepared, fitted, segments, previous, ids, reference)
     clock.lap("profile")
+    return _assemble(
+        prepared, found, fitted, trust, segments, labels, axes, options, ids, clock.timings,
+        reference=reference, lineage=lineage,
+    )  # fmt: skip
+
+
+def _assemble(
+    prepared: _Prepared,
+    found: SearchResult,
+    fitted: FittedSegments,
+    trust: Trust,
+    segments: list[Segment],
+    labels: np.ndarray,
+    axes: dict[str, str],
+    options: AnalysisOptions,
+    customer_ids: list[Any] | None,
+    timings: dict[str, float],
+    *,
+    reference: DriftReference,
+    lineage: Lineage | None,
+) -> Analysis:
     reason, range_note = _k_reason(found, options, trust)
     notes = warnings(prepared.customers, prepared.schema, segments, trust)
+    next_id = lineage.next_id if lineage is not None else max(s.segment_id for s in segments) + 1
     return Analysis(
-        segments=tuple(segments), labels=fitted.segment_ids, confidence=trust.confidence,
-        ambiguous=trust.ambiguous,
-        customer_ids=_customer_ids(customers, prepared.customers.id_field),
+        segments=tuple(segments), labels=labels, confidence=trust.confidence,
+        ambiguous=trust.ambiguous, customer_ids=customer_ids,
         feature_importance=trust.importance, accuracy=trust.accuracy,
         accuracy_method=ACCURACY_METHOD, metrics=trust.metrics,
         k_selection=KSelection(
@@ -242,6 +358,6 @@ def analyze(
         ),
         algorithm=found.chosen.algorithm.value, random_state=options.random_state,
         options=options, encoder=prepared.encoder, model=fitted.model, centers=trust.centers,
-        projection=projection(prepared.X, fitted.segment_ids, trust.centers, options.random_state),
-        timings=clock.timings,
+        projection=projection(prepared.X, labels, trust.centers, options.random_state),
+        timings=timings, reference=reference, lineage=lineage, next_segment_id=next_id,
     )  # fmt: skip

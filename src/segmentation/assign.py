@@ -11,7 +11,7 @@ kind of value than at learning time is an error naming the record and field.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.explain import AMBIGUOUS_BELOW, confidence
 from segmentation.pipeline.features import FeatureEncoder, numeric_values
 from segmentation.pipeline.ingest import MAX_PROBLEMS, IngestedCustomers, describe, ingest
+from segmentation.pipeline.lineage import DriftReference
 from segmentation.pipeline.models import NOISE, SegmentModel
 from segmentation.pipeline.schema import FieldRole
 from segmentation.results import Analysis
@@ -30,24 +31,42 @@ __all__ = ["Assignment", "FittedSegmentation", "assign", "assignment_table", "fi
 
 @dataclass(frozen=True)
 class FittedSegmentation:
-    """What scoring needs from an analysis: the encoder, the model, the segment centres,
-    the segment names, and the id of the Outliers segment if there is one."""
+    """What scoring needs from an analysis: the encoder, the model, the segment centres, and
+    per segment position (the model's numbering, outliers last) its name and its public id
+    (`clusterId`; equal to the position unless a lineage kept earlier ids), and the position
+    of the Outliers segment if there is one."""
 
     encoder: FeatureEncoder
     model: SegmentModel
     centers: np.ndarray
     segment_names: tuple[str, ...]
     outlier_segment: int | None
+    segment_ids: tuple[int, ...] = ()
+    # what the next refit follows the segments with (pipeline/lineage.py)
+    sizes: tuple[int, ...] = ()
+    standardized: tuple[dict[str, float], ...] = ()
+    reference: DriftReference = field(default_factory=DriftReference)
+    next_id: int = 0
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The public id of each position."""
+        return np.array(self.segment_ids or range(len(self.segment_names)), dtype=np.int64)
+
+    @property
+    def names(self) -> dict[int, str]:
+        return dict(zip(self.ids.tolist(), self.segment_names, strict=True))
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """Per new customer: segment id, confidence and the ambiguous flag; plus warnings."""
+    """Per new customer: segment id (`clusterId`), confidence and the ambiguous flag; the
+    name of each segment id; and warnings."""
 
     labels: np.ndarray
     confidence: np.ndarray
     ambiguous: np.ndarray
-    segment_names: tuple[str, ...]
+    segment_names: dict[int, str]
     warnings: tuple[str, ...]
 
 
@@ -55,7 +74,7 @@ def assignment_table(
     labels: np.ndarray,
     confidence: np.ndarray,
     ambiguous: np.ndarray,
-    segment_names: Sequence[str],
+    segment_names: Mapping[int, str],
     ids: Sequence[Any] | None = None,
 ) -> pd.DataFrame:
     """One row per customer: index, id (if any), clusterId, clusterName, confidence,
@@ -64,20 +83,25 @@ def assignment_table(
     if ids is not None:
         columns["id"] = list(ids)
     columns["clusterId"] = labels
-    columns["clusterName"] = np.array(segment_names, dtype=object)[labels]
+    columns["clusterName"] = pd.Series(labels).map(segment_names).to_numpy(dtype=object)
     columns["confidence"] = np.round(confidence, 4)
     columns["ambiguous"] = ambiguous
     return pd.DataFrame(columns)
 
 
 def fitted_of(analysis: Analysis) -> FittedSegmentation:
-    outliers = next((s.segment_id for s in analysis.segments if s.is_outliers), None)
+    outliers = next((i for i, s in enumerate(analysis.segments) if s.is_outliers), None)
     return FittedSegmentation(
         analysis.encoder,
         analysis.model,
         analysis.centers,
         tuple(s.name for s in analysis.segments),
         outliers,
+        tuple(s.segment_id for s in analysis.segments),
+        tuple(s.size for s in analysis.segments),
+        tuple(dict(s.standardized) for s in analysis.segments),
+        analysis.reference,
+        analysis.next_segment_id,
     )
 
 
@@ -150,14 +174,12 @@ def assign(
     X = encoder.transform(frame)
     raw = fitted.model.assign(X)
     scores = confidence(X, raw, fitted.centers)
-    if fitted.outlier_segment is not None:
-        labels = np.where(raw == NOISE, fitted.outlier_segment, raw)
-    else:
-        labels = raw
+    outliers = fitted.outlier_segment
+    positions = np.where(raw == NOISE, outliers if outliers is not None else 0, raw)
     return Assignment(
-        labels=labels,
+        labels=fitted.ids[positions],
         confidence=scores,
         ambiguous=(scores < AMBIGUOUS_BELOW) & (raw != NOISE),
-        segment_names=fitted.segment_names,
+        segment_names=fitted.names,
         warnings=tuple(warnings),
     )

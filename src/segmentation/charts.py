@@ -5,6 +5,8 @@
     sizes        segment sizes and shares
     k-selection  prediction strength and silhouette of every candidate, the winner marked
     silhouette   the per-customer confidence of each segment
+    migration    a refit's flows of customers from the previous segments to the current ones
+                 (only for an analysis made with a previous one)
 
 Segments keep one colour everywhere, from the Okabe-Ito palette (distinguishable with the
 common colour-vision deficiencies); Outliers are grey. Legends name segments, never numbers.
@@ -19,8 +21,11 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
+from segmentation.errors import NotAvailableError
 from segmentation.pipeline.explain import AMBIGUOUS_BELOW
+from segmentation.pipeline.lineage import Lineage
 from segmentation.pipeline.search import PREDICTION_STRENGTH_THRESHOLD
 from segmentation.results import Analysis, Projection
 
@@ -37,7 +42,11 @@ __all__ = [
 PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
            "#000000")  # fmt: skip
 OUTLIER_COLOUR = "#999999"
-CHARTS = ("projection", "profiles", "sizes", "k-selection", "silhouette")
+CHARTS = ("projection", "profiles", "sizes", "k-selection", "silhouette", "migration")
+NEW_COLOUR, GONE_COLOUR = "#BBBBBB", "#777777"
+# every block of the migration chart gets at least this share of the height, so that a
+# small segment's label stays readable with ten segments a side
+MIN_BLOCK = 0.035
 FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 
 
@@ -61,12 +70,18 @@ class ChartData:
     confidence: np.ndarray
     projection: Projection
     importance: Mapping[str, float] = field(default_factory=dict)
+    lineage: Lineage | None = None
 
     def colour(self, segment_id: int) -> str:
-        segment = next(s for s in self.segments if s.segment_id == segment_id)
-        if segment.is_outliers:
+        """A segment's colour, by id: a segment that persists across refits keeps it."""
+        segment = next((s for s in self.segments if s.segment_id == segment_id), None)
+        if segment is not None and segment.is_outliers:
             return OUTLIER_COLOUR
         return PALETTE[segment_id % len(PALETTE)]
+
+    def available(self) -> tuple[str, ...]:
+        """The charts this analysis has (migration only for a refit)."""
+        return tuple(c for c in CHARTS if c != "migration" or self.lineage is not None)
 
 
 def chart_data_of(analysis: Analysis) -> ChartData:
@@ -91,6 +106,7 @@ def chart_data_of(analysis: Analysis) -> ChartData:
         confidence=analysis.confidence,
         projection=analysis.projection,
         importance=analysis.feature_importance,
+        lineage=analysis.lineage,
     )
 
 
@@ -103,11 +119,12 @@ def _projection(data: ChartData, figure: Figure) -> None:
             view.points[members, 0], view.points[members, 1], s=8, alpha=0.6,
             color=data.colour(segment.segment_id), label=segment.name, linewidths=0,
         )  # fmt: skip
-    for segment in data.segments:
+    # centres are numbered by position (the segments' order), labels by segment id
+    for position, segment in enumerate(data.segments):
         # outliers have no centre (DBSCAN's noise is not a segment with a middle)
-        if segment.is_outliers or segment.segment_id >= len(view.centers):
+        if segment.is_outliers or position >= len(view.centers):
             continue
-        x, y = view.centers[segment.segment_id]
+        x, y = view.centers[position]
         if not np.isfinite([x, y]).all():
             continue
         axes.scatter([x], [y], marker="X", s=160, color=data.colour(segment.segment_id),
@@ -265,23 +282,127 @@ def _silhouette(data: ChartData, figure: Figure) -> None:
     axes.set_title("How clearly customers belong to their segment", fontsize=11)
 
 
+@dataclass(frozen=True)
+class _Block:
+    key: int | None  # a segment id; None for new (left side) or gone (right side) customers
+    label: str
+    customers: int
+    bottom: float = 0.0
+    height: float = 0.0
+
+
+def _stack(blocks: list[_Block], gap: float) -> list[_Block]:
+    """Blocks from the top down, each at least MIN_BLOCK high, filling 1 with the gaps."""
+    total = sum(b.customers for b in blocks) or 1
+    raw = [max(b.customers / total, MIN_BLOCK) for b in blocks]
+    scale = (1 - gap * (len(blocks) - 1)) / sum(raw)
+    stacked, top = [], 1.0
+    for block, share in zip(blocks, raw, strict=True):
+        height = share * scale
+        stacked.append(_Block(block.key, block.label, block.customers, top - height, height))
+        top -= height + gap
+    return stacked
+
+
+def _band(axes: Any, left: tuple[float, float], right: tuple[float, float], colour: str) -> None:
+    """A flow from (bottom, top) on the left to (bottom, top) on the right, smoothstepped."""
+    x = np.linspace(0.22, 0.78, 60)
+    t = (x - x[0]) / (x[-1] - x[0])
+    ease = 3 * t**2 - 2 * t**3
+    lower = left[0] + (right[0] - left[0]) * ease
+    upper = left[1] + (right[1] - left[1]) * ease
+    axes.fill_between(x, lower, upper, color=colour, alpha=0.45, linewidth=0)
+
+
+def _migration_blocks(data: ChartData) -> tuple[list[_Block], list[_Block]]:
+    lineage = data.lineage
+    assert lineage is not None
+    names = {s.segment_id: s.name for s in data.segments}
+    out: dict[int | None, int] = {}
+    into: dict[int | None, int] = {}
+    for t in lineage.transitions:
+        out[t.source] = out.get(t.source, 0) + t.customers
+        into[t.target] = into.get(t.target, 0) + t.customers
+    before = lineage.previous_names
+    left = [_Block(k, f"{before.get(k, k)} ({n:,})", n) for k, n in sorted(
+        ((k, n) for k, n in out.items() if k is not None), key=lambda kv: -kv[1])]  # fmt: skip
+    right = [_Block(k, f"{names.get(k, k)} ({n:,})", n) for k, n in sorted(
+        ((k, n) for k, n in into.items() if k is not None), key=lambda kv: -kv[1])]  # fmt: skip
+    if out.get(None):
+        left.append(_Block(None, f"new customers ({out[None]:,})", out[None]))
+    if into.get(None):
+        right.append(_Block(None, f"left ({into[None]:,})", into[None]))
+    gap = 0.012
+    return _stack(left, gap), _stack(right, gap)
+
+
+def _migration(data: ChartData, figure: Figure) -> None:
+    if data.lineage is None:
+        raise NotAvailableError("this analysis has no previous analysis: no migration chart")
+    axes = figure.subplots()
+    left, right = _migration_blocks(data)
+    filled = {("l", b.key): b.bottom + b.height for b in left}
+    filled |= {("r", b.key): b.bottom + b.height for b in right}
+    order = {b.key: i for i, b in enumerate(right)}
+    for block in left:
+        colour = NEW_COLOUR if block.key is None else data.colour(block.key)
+        flows = [t for t in data.lineage.transitions if t.source == block.key]
+        for t in sorted(flows, key=lambda t: order.get(t.target, len(order))):
+            target = next(b for b in right if b.key == t.target)
+            lw = block.height * t.customers / max(block.customers, 1)
+            rw = target.height * t.customers / max(target.customers, 1)
+            top_l, top_r = filled[("l", block.key)], filled[("r", t.target)]
+            _band(axes, (top_l - lw, top_l), (top_r - rw, top_r), colour)
+            filled[("l", block.key)] -= lw
+            filled[("r", t.target)] -= rw
+    for side, blocks, x, align in (("l", left, 0.2, "right"), ("r", right, 0.8, "left")):
+        for b in blocks:
+            none = NEW_COLOUR if side == "l" else GONE_COLOUR
+            colour = none if b.key is None else data.colour(b.key)
+            axes.add_patch(Rectangle((x - 0.02 if side == "l" else x, b.bottom), 0.02,
+                                     b.height, color=colour))  # fmt: skip
+            offset = -0.03 if side == "l" else 0.05
+            axes.text(x + offset, b.bottom + b.height / 2, b.label, ha=align, va="center",
+                      fontsize=8)  # fmt: skip
+    axes.set_xlim(-0.25, 1.25)
+    axes.set_ylim(-0.01, 1.01)
+    axes.axis("off")
+    moved = data.lineage.moved
+    axes.set_title(
+        f"Where customers went: previous segments (left) to current ones (right); {moved:,} "
+        f"of {data.lineage.customers_compared:,} customers in both changed segment",
+        fontsize=10,
+    )
+
+
+def _migration_size(data: ChartData) -> tuple[float, float]:
+    if data.lineage is None:
+        return (10.0, 5.0)
+    sides = max(len(data.lineage.previous_names), len(data.segments)) + 1
+    return (11.0, max(5.0, 0.42 * sides + 1.5))
+
+
 DRAW = {
     "projection": (_projection, (9, 6.5)),
     "profiles": (_profiles, (10, 5.5)),
     "sizes": (_sizes, (9, 5)),
     "k-selection": (_k_selection, (11, 4.5)),
     "silhouette": (_silhouette, (9.0, 5.0)),
+    "migration": (_migration, (11.0, 6.0)),
 }
 
 
 def render(name: str, data: ChartData, image_format: str = "png") -> bytes:
-    """One chart as PNG or SVG bytes; ValueError for an unknown chart or format."""
+    """One chart as PNG or SVG bytes; ValueError for an unknown chart or format,
+    NotAvailableError for the migration chart of an analysis without a previous one."""
     if name not in DRAW or image_format not in FORMATS:
         raise ValueError(f"no chart {name!r} as {image_format!r}")
     draw, size = DRAW[name]
     size = (float(size[0]), float(size[1]))
     if name == "profiles":
         size = _profiles_size(data)  # grows with the fields and segments it shows
+    if name == "migration":
+        size = _migration_size(data)
     # a bare Figure, not pyplot: no global state, no GUI backend, safe in any thread
     figure = Figure(figsize=size, dpi=100, layout="constrained")
     draw(data, figure)

@@ -1,7 +1,7 @@
 """The command line: `segmentation analyze | assign | serve`. It only parses and calls.
 
     segmentation analyze customers.csv --out results/ [--algorithm kmeans] [--k 5]
-        [--features a,b] [--exclude c] [--random-state 0]
+        [--features a,b] [--exclude c] [--random-state 0] [--previous DIR_OR_ID]
     segmentation analyze orders.csv --transactions --customer-id CustomerID --date InvoiceDate
         (--amount Total | --quantity Quantity --price UnitPrice) [--invoice InvoiceNo] --out r/
     segmentation assign --analysis results/ new_customers.csv [--out scored.csv]
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,14 @@ import pandas as pd
 
 from segmentation.analysis import analyze
 from segmentation.assign import assign, assignment_table
+from segmentation.config import Settings
 from segmentation.errors import SegmentationError
 from segmentation.files import detect_kind, read_customers
 from segmentation.options import OPTIONS, AnalysisOptions, OptionSpec, describe_default
+from segmentation.pipeline.lineage import lineage_summary
 from segmentation.pipeline.search import format_score
 from segmentation.rfm import customers_from_transactions
-from segmentation.service import records_of, write_results
+from segmentation.service import previous_of, records_of, write_results
 from segmentation.storage.model_file import load_fitted
 
 __all__ = ["main"]
@@ -98,14 +101,22 @@ def _options(args: argparse.Namespace) -> AnalysisOptions:
 
 def run_analyze(args: argparse.Namespace) -> int:
     options = _options(args)
+    previous = None
+    if args.previous is not None:
+        previous = previous_of(args.previous, Settings())
+        if not Path(args.previous).is_dir():
+            options = replace(options, previous_analysis_id=args.previous)
     frame = _customers(args)
     progress = _ProgressBar(sys.stderr.isatty() and not args.quiet)
-    analysis = analyze(frame, options=options, progress=progress)
+    analysis = analyze(frame, options=options, progress=progress, previous=previous)
     progress.done()
     written = write_results(analysis, records_of(frame), args.out, args.file.name)
     summary = ", ".join(f"{s.name} ({s.size})" for s in analysis.segments)
     accuracy = format_score(analysis.accuracy)
     print(f"{len(analysis.segments)} segments: {summary}; accuracy {accuracy}")
+    if analysis.lineage is not None:
+        names = {s.segment_id: s.name for s in analysis.segments}
+        print(lineage_summary(analysis.lineage, names))
     print(f"written to {args.out}/: {', '.join(written)}")
     return 0
 
@@ -173,6 +184,12 @@ def parser() -> argparse.ArgumentParser:
     for spec in OPTIONS:
         if spec.cli is not None:
             _add_option_flag(analyze_cmd, spec)
+    analyze_cmd.add_argument(
+        "--previous", metavar="DIR_OR_ID",
+        help="the previous analysis of the same customers: an `analyze` results folder or "
+        "the id of a stored analysis (SEGMENTATION_DATA_DIR); segments keep their ids and "
+        "names, and analysis.json gets the lineage (migration and drift)",
+    )  # fmt: skip
     analyze_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     orders = analyze_cmd.add_argument_group(
         "transactions", "with --transactions the file holds orders; customers are derived (RFM)"

@@ -78,6 +78,11 @@ class InsufficientDataError(InvalidInputError):
     """The input is well formed but cannot be split into segments (too few or identical)."""
 
 
+class NotAvailableError(SegmentationError):
+    """The analysis exists but has no such thing (a migration chart without a previous
+    analysis): a 404 that says why."""
+
+
 class ServiceError(Exception):
     """Base of the errors of the service itself (not of the caller's data)."""
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.ingest import describe
+from segmentation.storage.database import ID_PATTERN
 
 __all__ = [
     "ALGORITHMS",
@@ -32,7 +33,7 @@ DEFAULT_K_RANGE = (2, 10)
 MAX_K = 30
 MAX_RANDOM_STATE = 2**32 - 1
 
-Kind = Literal["choice", "int", "float", "int_pair", "names", "bool"]
+Kind = Literal["choice", "int", "float", "int_pair", "names", "bool", "id"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "true adds customerScores: per customer its segment, confidence, ambiguous.",
         analysis=False,
     ),
+    OptionSpec(
+        "previous_analysis_id", "previousAnalysisId", "id", None,
+        "A stored analysis of the same customer base (last month's): its segments keep "
+        "their ids and names where they persist, and the response's lineage reports "
+        "migration and drift.",
+        nullable=True,
+    ),
 )  # fmt: skip
 BY_NAME = {spec.name: spec for spec in OPTIONS}
 BY_WIRE = {spec.wire: spec for spec in OPTIONS}
@@ -132,6 +140,12 @@ def _kind_problem(spec: OptionSpec, value: Any) -> str | None:
             and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         )
         return None if ok else "should be a list of two integers [min, max]"
+    if spec.kind == "id":
+        if not isinstance(value, str):
+            return "should be an analysis id (a string)"
+        return None if ID_PATTERN.fullmatch(value) else (
+            "should be an analysis id: 22 characters of A-Z a-z 0-9 _ -"
+        )  # fmt: skip
     ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
     if not ok:
         return "should be a list of field names"
@@ -227,6 +241,7 @@ class AnalysisOptions:
     min_samples: int | None = None
     include_customers: bool = True
     include_customer_scores: bool = False
+    previous_analysis_id: str | None = None
 
     def __post_init__(self) -> None:
         # sequences arrive as lists from JSON and callers: stored as tuples (hashable, frozen)

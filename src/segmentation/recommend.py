@@ -2,8 +2,10 @@
 
 Impact is size x value, where value is the segment's spend (or, without spend fields, income)
 relative to the customer-weighted average. Each recommendation names its segment and cites the
-figures that justify it; cross-segment advice follows (a large segment that spends little,
-value concentrated in few customers, segments too unstable to act on).
+figures that justify it; a refit's advice follows (the largest movements between segments,
+segments that emerged or disappeared, fields that drifted: see pipeline/lineage.py), then
+cross-segment advice (a large segment that spends little, value concentrated in few
+customers, segments too unstable to act on).
 
 Works on a full `Analysis` or on the summaries a front end posts back (customers optional).
 """
@@ -15,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from segmentation.pipeline.lineage import PSI_SIGNIFICANT, Lineage, Transition, drifted, flows
 from segmentation.pipeline.profile import OUTLIERS_NAME, format_number, label
 from segmentation.pipeline.schema import ADDITIVE_AXES, AXIS_LABELS, axis_fields, axis_of
 from segmentation.results import Analysis
@@ -296,8 +299,76 @@ well above the average value per customer (40 customers, 20% of the base; Spend 
                 figures,
             )
         )
+    if isinstance(analysis, Analysis) and analysis.lineage is not None:
+        advice += _lineage_advice(analysis.lineage, segments, averages)
     advice += _cross_segment(segments, averages, total, accuracy)
     return [replace(r, priority=i + 1) for i, r in enumerate(advice)]
+
+
+# a flow worth a word: this share of the customers in both analyses, and at least this many
+FLOW_MIN_SHARE = 0.02
+FLOW_MIN_CUSTOMERS = 10
+FLOWS_CITED = 3
+
+
+def _flow_advice(
+    flow: Transition, by_id: Mapping[int, SegmentSummary], averages: _Averages
+) -> Recommendation:
+    """Customers who moved between two segments that both persist."""
+    assert flow.source is not None and flow.target is not None
+    source, target = by_id[flow.source], by_id[flow.target]
+    moved = f'{flow.customers:,} customers moved from "{source.name}" to "{target.name}"'
+    down = averages.value(target) < averages.value(source)
+    action = f"{moved}: start a win-back for them." if down else (
+        f"{moved}: find out what lifted them and repeat it."
+    )  # fmt: skip
+    why = (f"\"{target.name}\" is worth {averages.value(target):.0%} of the average value per "
+           f"customer, against {averages.value(source):.0%} for \"{source.name}\".")  # fmt: skip
+    return Recommendation(target.name, target.cluster_id, action, why, 0, 0.0)
+
+
+def _disappeared_advice(
+    previous_id: int, lineage: Lineage, by_id: Mapping[int, SegmentSummary]
+) -> Recommendation:
+    name = lineage.previous_names.get(previous_id, f"segment {previous_id}")
+    went = [t for t in flows(lineage) if t.source == previous_id and t.target in by_id]
+    where = ", ".join(f"{t.customers:,} to \"{by_id[t.target].name}\""  # type: ignore[index]
+                      for t in went[:FLOWS_CITED])  # fmt: skip
+    return Recommendation(
+        None, None, f"The \"{name}\" segment disappeared:",
+        (f"its customers moved ({where}) or left; " if where else "its customers left; ")
+        + "retire the campaigns that targeted it.", 0, 0.0,
+    )  # fmt: skip
+
+
+def _lineage_advice(
+    lineage: Lineage, segments: Sequence[SegmentSummary], averages: _Averages
+) -> list[Recommendation]:
+    """Advice from a refit: the largest movements between persisting segments, segments that
+    emerged or disappeared, and fields whose distribution shifted."""
+    by_id = {s.cluster_id: s for s in segments}
+    floor = max(FLOW_MIN_CUSTOMERS, FLOW_MIN_SHARE * lineage.customers_compared)
+    between = [f for f in flows(lineage) if f.source in by_id and f.target in by_id]
+    advice = [_flow_advice(f, by_id, averages) for f in between[:FLOWS_CITED]
+              if f.customers >= floor]  # fmt: skip
+    total = sum(s.size for s in segments) or 1
+    for event in lineage.segments:
+        if event.event == "emerged" and event.cluster_id in by_id:
+            new = by_id[event.cluster_id]
+            advice.append(Recommendation(
+                new.name, new.cluster_id, f"A new segment emerged: \"{new.name}\".",
+                f"{new.size:,} customers ({new.size / total:.0%} of the base) that no previous "
+                "segment held; review its profile and give it its own treatment.", 0, 0.0,
+            ))  # fmt: skip
+        elif event.event == "disappeared" and event.previous_cluster_id is not None:
+            advice.append(_disappeared_advice(event.previous_cluster_id, lineage, by_id))
+    for d in drifted(lineage, PSI_SIGNIFICANT):
+        advice.append(Recommendation(
+            None, None, f"The {d.field} field drifted (PSI {d.psi:.2f}):",
+            "the customer base itself changed on it since the previous analysis; re-check "
+            "thresholds and targeting built on it.", 0, 0.0,
+        ))  # fmt: skip
+    return advice
 
 
 def _largest_below_value(

@@ -9,7 +9,8 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from segmentation.charts import CHARTS, ChartData, chart_data_of, render
+from segmentation.charts import ChartData, chart_data_of, render
+from segmentation.pipeline.lineage import what_changed
 from segmentation.recommend import Recommendation
 from segmentation.results import Analysis
 
@@ -21,6 +22,7 @@ CHART_TITLES = {
     "sizes": "Segment sizes",
     "k-selection": "How the number of segments was chosen",
     "silhouette": "How clearly customers belong to their segment",
+    "migration": "Where customers went since the previous analysis",
 }
 STYLE = """
 body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif;
@@ -63,7 +65,7 @@ def _segments_table(analysis: Analysis, data: ChartData) -> str:
 
 def _charts(data: ChartData) -> str:
     figures = []
-    for name in CHARTS:
+    for name in data.available():
         encoded = base64.b64encode(render(name, data, "png")).decode()
         figures.append(
             f"<figure><img alt='{escape(CHART_TITLES[name])}' "
@@ -89,6 +91,36 @@ def _data_quality(analysis: Analysis) -> str:
     )
 
 
+def _what_changed(analysis: Analysis) -> str:
+    """The refit against its previous analysis: events, movement, flows, drift."""
+    lineage = analysis.lineage
+    if lineage is None:
+        return ""
+    names = {s.segment_id: s.name for s in analysis.segments}
+    sentences = "".join(f"<li>{escape(s)}</li>" for s in what_changed(lineage, names))
+    renamed = "".join(
+        f"<li>{escape(s.renamed_from)} is now called {escape(s.name)}: its profile changed.</li>"
+        for s in analysis.segments
+        if s.renamed_from is not None
+    )
+    drift = "".join(
+        f"<tr><td>{escape(d.field)}</td><td class='number'>{_number(d.previous_mean, '{:,.4g}')}"
+        f"</td><td class='number'>{_number(d.mean, '{:,.4g}')}</td>"
+        f"<td class='number'>{_number(d.standardized_shift)}</td>"
+        f"<td class='number'>{_number(d.psi)}</td></tr>"
+        for d in lineage.drift
+    )
+    previous = escape(lineage.previous_analysis_id or "the previous analysis")
+    return (
+        f"<h2>What changed</h2><p class='muted'>Compared with {previous}.</p>"
+        f"<ul>{sentences}{renamed}</ul>"
+        "<table><tr><th>Field</th><th>Previous mean</th><th>Mean</th>"
+        "<th>Shift (previous SD)</th><th>PSI</th></tr>" + drift + "</table>"
+        "<p class='muted'>PSI (population stability index) over the previous analysis' "
+        "deciles: below 0.1 stable, 0.1-0.25 a moderate drift, above 0.25 a shift.</p>"
+    )
+
+
 def render_report(analysis: Analysis, recommendations: Sequence[Recommendation], title: str) -> str:
     """The report of an analysis (fresh or stored) as one HTML document, with the advice
     `recommend(analysis)` gives."""
@@ -107,6 +139,7 @@ def render_report(analysis: Analysis, recommendations: Sequence[Recommendation],
 silhouette {_number(analysis.metrics.silhouette)}.</p>
 <h2>Segments</h2>
 {_segments_table(analysis, data)}
+{_what_changed(analysis)}
 <h2>Recommendations</h2>
 <ol>{advice}</ol>
 <h2>Charts</h2>

@@ -11,6 +11,7 @@ import numpy as np
 from segmentation.options import AnalysisOptions
 from segmentation.pipeline import search
 from segmentation.pipeline.features import FeatureEncoder
+from segmentation.pipeline.lineage import DriftReference, Lineage
 from segmentation.pipeline.models import SegmentModel
 from segmentation.pipeline.search import Candidate
 
@@ -58,6 +59,8 @@ class Segment:
     ambiguous_share: float
     is_outliers: bool
     standardized: dict[str, float]
+    #: the name a segment that survived a refit carried before its profile changed
+    renamed_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,12 @@ class Analysis:
     centers: np.ndarray
     projection: Projection
     timings: dict[str, float] = field(default_factory=dict)
+    #: what the next refit compares its fields with
+    reference: DriftReference = field(default_factory=DriftReference)
+    #: the refit's report against its previous analysis (None without one)
+    lineage: Lineage | None = None
+    #: the first segment id never used in this analysis' lineage
+    next_segment_id: int = 0
 
     @property
     def n_customers(self) -> int:

@@ -20,6 +20,7 @@ from segmentation.assign import FittedSegmentation
 from segmentation.errors import InvalidInputError
 from segmentation.options import AnalysisOptions
 from segmentation.pipeline.ingest import NonFiniteNumber
+from segmentation.pipeline.lineage import FieldDrift, Lineage, SegmentEvent, Transition
 from segmentation.pipeline.models import Algorithm
 from segmentation.pipeline.search import Candidate
 from segmentation.recommend import Recommendation
@@ -105,6 +106,7 @@ def _cluster(segment: Segment, customers: list[Any]) -> dict[str, Any]:
         "isOutliers": segment.is_outliers,
         "categories": segment.categories,
         "standardized": {k: round(v, 4) for k, v in segment.standardized.items()},
+        **({"renamedFrom": segment.renamed_from} if segment.renamed_from is not None else {}),
     }
 
 
@@ -150,6 +152,63 @@ def _data_quality_to_wire(quality: DataQuality) -> dict[str, Any]:
     }
 
 
+def _lineage_to_wire(lineage: Lineage, names: Mapping[int, str]) -> dict[str, Any]:
+    metric = "jaccard" if lineage.matched_by == "customers" else "distance"
+    before = lineage.previous_names
+    return {
+        "previousAnalysisId": lineage.previous_analysis_id,
+        "matchedBy": lineage.matched_by,
+        "segments": [
+            {
+                "clusterId": e.cluster_id,
+                "clusterName": None if e.cluster_id is None else names.get(e.cluster_id),
+                "previousClusterId": e.previous_cluster_id,
+                "previousClusterName": (
+                    None if e.previous_cluster_id is None else before.get(e.previous_cluster_id)
+                ),
+                "event": e.event,
+                metric: e.jaccard if metric == "jaccard" else e.distance,
+            }
+            for e in lineage.segments
+        ],
+        "transitions": [
+            {"from": t.source, "to": t.target, "customers": t.customers}
+            for t in lineage.transitions
+        ],
+        "customersCompared": lineage.customers_compared,
+        "moved": lineage.moved,
+        "drift": [
+            {
+                "field": d.field,
+                "previousMean": None if d.previous_mean is None else _number(d.previous_mean),
+                "mean": None if d.mean is None else _number(d.mean),
+                "standardizedShift": (
+                    None if d.standardized_shift is None else _number(d.standardized_shift)
+                ),
+                "psi": _number(d.psi),
+            }
+            for d in lineage.drift
+        ],
+        "nextClusterId": lineage.next_id,
+    }
+
+
+def _customer_scores(analysis: Analysis) -> list[dict[str, Any]]:
+    ids = analysis.customer_ids
+    before = analysis.lineage.previous_labels if analysis.lineage is not None else None
+    return [
+        {
+            "index": i,
+            **({"id": ids[i]} if ids is not None else {}),
+            "clusterId": int(analysis.labels[i]),
+            "confidence": round(float(analysis.confidence[i]), 4),
+            "ambiguous": bool(analysis.ambiguous[i]),
+            **({"previousClusterId": before[i]} if before is not None else {}),
+        }
+        for i in range(analysis.n_customers)
+    ]
+
+
 def analysis_to_wire(
     analysis: Analysis,
     records: Sequence[Mapping[str, Any]] | None,
@@ -175,18 +234,11 @@ def analysis_to_wire(
         "randomState": analysis.random_state,
         "options": analysis.options.to_wire(),
     }
+    if analysis.lineage is not None:
+        names = {segment.segment_id: segment.name for segment in analysis.segments}
+        payload["lineage"] = _lineage_to_wire(analysis.lineage, names)
     if include_customer_scores:
-        ids = analysis.customer_ids
-        payload["customerScores"] = [
-            {
-                "index": i,
-                **({"id": ids[i]} if ids is not None else {}),
-                "clusterId": int(analysis.labels[i]),
-                "confidence": round(float(analysis.confidence[i]), 4),
-                "ambiguous": bool(analysis.ambiguous[i]),
-            }
-            for i in range(analysis.n_customers)
-        ]
+        payload["customerScores"] = _customer_scores(analysis)
     return payload
 
 
@@ -241,6 +293,43 @@ def _segment(cluster: Mapping[str, Any]) -> Segment:
         ambiguous_share=cluster["ambiguousShare"],
         is_outliers=cluster["isOutliers"],
         standardized=dict(cluster.get("standardized", {})),
+        renamed_from=cluster.get("renamedFrom"),
+    )
+
+
+def _lineage_from_wire(lineage: Mapping[str, Any]) -> Lineage:
+    segments = tuple(
+        SegmentEvent(
+            row["clusterId"],
+            row["previousClusterId"],
+            row["event"],
+            row.get("jaccard"),
+            row.get("distance"),
+        )
+        for row in lineage["segments"]
+    )
+    drift = tuple(
+        FieldDrift(
+            d["field"], d["previousMean"], d["mean"], d["standardizedShift"], _float(d["psi"])
+        )
+        for d in lineage["drift"]
+    )
+    return Lineage(
+        previous_analysis_id=lineage["previousAnalysisId"],
+        matched_by=lineage["matchedBy"],
+        segments=segments,
+        transitions=tuple(
+            Transition(t["from"], t["to"], t["customers"]) for t in lineage["transitions"]
+        ),
+        customers_compared=lineage["customersCompared"],
+        moved=lineage["moved"],
+        drift=drift,
+        next_id=lineage["nextClusterId"],
+        previous_names={
+            row["previousClusterId"]: row["previousClusterName"]
+            for row in lineage["segments"]
+            if row["previousClusterId"] is not None
+        },
     )
 
 
@@ -322,4 +411,7 @@ def analysis_from_wire(
         model=fitted.model,
         centers=fitted.centers,
         projection=projection,
+        reference=fitted.reference,
+        lineage=_lineage_from_wire(summary["lineage"]) if "lineage" in summary else None,
+        next_segment_id=fitted.next_id,
     )

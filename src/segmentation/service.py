@@ -18,17 +18,19 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from segmentation.analysis import analyze
+from segmentation.analysis import analyze, previous_segmentation
 from segmentation.assign import Assignment, assign, assignment_table, fitted_of
-from segmentation.charts import CHARTS, chart_data_of, render
+from segmentation.charts import chart_data_of, render
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.options import AnalysisOptions, on_the_wire
+from segmentation.pipeline.lineage import PreviousSegmentation
 from segmentation.recommend import Recommendation, SegmentSummary, recommend
 from segmentation.report import render_report
 from segmentation.results import Analysis
 from segmentation.serialize import analysis_to_wire, dumps, parse_json, server_timing
-from segmentation.storage.model_file import save_fitted
+from segmentation.storage.database import check_id
+from segmentation.storage.model_file import load_fitted, save_fitted
 from segmentation.storage.store import AnalysisStore, UnknownAnalysisError
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "AnalyzeRequest",
     "SegmentationService",
     "cache_key",
+    "previous_of",
     "read_analyze_request",
     "read_customers_request",
     "records_of",
@@ -144,12 +147,17 @@ class SegmentationService:
     def run_analysis(
         self, customers: Any, options: AnalysisOptions, progress: Progress | None = None
     ) -> Analysis:
-        """`analyze` with the service's limits; option problems named as a request names
+        """`analyze` with the service's limits, following `previousAnalysisId` when given
+        (UnknownAnalysisError if it is not stored); option problems named as a request names
         them (`options.nClusters`)."""
+        previous = None
+        if options.previous_analysis_id is not None:
+            previous = self.store.previous(options.previous_analysis_id)
         try:
             return analyze(
-                customers, options=options, max_fields=self.settings.max_fields, progress=progress
-            )
+                customers, options=options, max_fields=self.settings.max_fields,
+                progress=progress, previous=previous,
+            )  # fmt: skip
         except InvalidInputError as error:
             raise on_the_wire(error) from None
 
@@ -251,6 +259,32 @@ class SegmentationService:
         return render(name, chart_data_of(self.store.analysis(analysis_id)), image_format)
 
 
+def previous_of(reference: str, settings: Settings) -> PreviousSegmentation:
+    """The previous analysis a refit follows, named by the CLI's --previous: a results
+    folder of `segmentation analyze` (its model.json and assignments.csv), else the id of an
+    analysis stored in the settings' data folder."""
+    folder = Path(reference)
+    if folder.is_dir():
+        if not (folder / "model.json").is_file():
+            raise InvalidInputError(
+                Problem(
+                    f"{folder} has no model.json (a `segmentation analyze` folder)",
+                    field="--previous",
+                )
+            )
+        fitted = load_fitted(folder)
+        ids = labels = None
+        if (folder / "assignments.csv").is_file():
+            table = pd.read_csv(folder / "assignments.csv")
+            labels = table["clusterId"].to_numpy()
+            ids = table["id"].tolist() if "id" in table else None
+        return previous_segmentation(
+            fitted, analysis_id=str(folder), customer_ids=ids, labels=labels
+        )
+    check_id(reference, "previousAnalysisId")
+    return AnalysisStore(settings.data_dir).previous(reference)
+
+
 def _markdown(source: str, n_customers: int, advice: Sequence[Recommendation]) -> str:
     lines = [f"# Recommendations for {source}", "", f"{n_customers} customers.", ""]
     lines += [f"{i}. {r.text}" for i, r in enumerate(advice, start=1)]
@@ -264,7 +298,7 @@ def write_results(
     report.html, the charts as PNG and the model that `assign` reads; returns their names."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "analysis.json").write_bytes(dumps(analysis_to_wire(analysis, records)))
-    names = [segment.name for segment in analysis.segments]
+    names = {segment.segment_id: segment.name for segment in analysis.segments}
     assignment_table(
         analysis.labels, analysis.confidence, analysis.ambiguous, names, analysis.customer_ids
     ).to_csv(out / "assignments.csv", index=False)
@@ -272,10 +306,10 @@ def write_results(
     (out / "recommendations.md").write_text(_markdown(source, analysis.n_customers, advice))
     save_fitted(fitted_of(analysis), out)
     charts = chart_data_of(analysis)
-    for name in CHARTS:
+    for name in charts.available():
         (out / f"{name}.png").write_bytes(render(name, charts, "png"))
     (out / "report.html").write_text(
         render_report(analysis, advice, f"Customer segments — {source}")
     )
     written = ["analysis.json", "assignments.csv", "recommendations.md", "report.html"]
-    return [*written, *(f"{name}.png" for name in CHARTS), "model.json", "model.npz"]
+    return [*written, *(f"{name}.png" for name in charts.available()), "model.json", "model.npz"]

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["PERSONAS", "Persona", "Population", "make_population", "make_uniform_noise"]
+__all__ = [
+    "PERSONAS",
+    "Persona",
+    "Population",
+    "Refit",
+    "make_population",
+    "make_refit",
+    "make_uniform_noise",
+]
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,22 @@ def make_population(
     labels = rng.choice(n_segments, size=n_customers, p=weights / weights.sum())
     labels[:n_segments] = np.arange(n_segments)  # every segment present even for tiny n
 
+    frame = _customers(
+        labels, np.arange(1, n_customers + 1), rng, spread, missing_rate, noise_field
+    )
+    return Population(frame=frame, labels=labels)
+
+
+def _customers(
+    labels: np.ndarray,
+    ids: np.ndarray,
+    rng: np.random.Generator,
+    spread: float,
+    missing_rate: float,
+    noise_field: bool,
+) -> pd.DataFrame:
+    """One customer per label (an index into PERSONAS), with the given ids."""
+    n_customers = len(labels)
     personas = [PERSONAS[i] for i in labels]
     age_mean = np.array([p.age_mean for p in personas])
     age_sd = np.array([p.age_sd for p in personas])
@@ -100,7 +124,7 @@ def make_population(
 
     frame = pd.DataFrame(
         {
-            "id": np.arange(1, n_customers + 1),
+            "id": ids,
             "age": age,
             "gender": gender,
             "income": income,
@@ -113,7 +137,7 @@ def make_population(
     for field in ("age", "income"):
         blank = rng.random(n_customers) < missing_rate
         frame.loc[blank, field] = np.nan
-    return Population(frame=frame, labels=labels)
+    return frame
 
 
 def make_uniform_noise(n_customers: int, n_fields: int = 4, *, random_state: int = 0) -> Population:
@@ -125,3 +149,68 @@ def make_uniform_noise(n_customers: int, n_fields: int = 4, *, random_state: int
     )
     frame.insert(0, "id", np.arange(1, n_customers + 1))
     return Population(frame=frame, labels=np.zeros(n_customers, dtype=int))
+
+
+@dataclass(frozen=True)
+class Refit:
+    """Two months of the same customer base, with the truth of what happened in between.
+
+    `first` and `second` are populations (labels index PERSONAS); `moved` is the share of the
+    customers present in both months whose persona changed; `vanished` and `emerged` are the
+    personas that are only in the first and only in the second month.
+    """
+
+    first: Population
+    second: Population
+    moved: float
+    vanished: int
+    emerged: int
+
+
+def make_refit(
+    n_customers: int,
+    n_segments: int = 4,
+    *,
+    random_state: int = 0,
+    spread: float = 0.6,
+    changed: float = 0.10,
+    churn: float = 0.05,
+    newcomers: float = 0.05,
+) -> Refit:
+    """Month 1 from the first `n_segments` personas; month 2 of the same customer base, where
+    `churn` of the customers have left and `newcomers` (a share of month 1's count) joined,
+    `changed` of the staying customers switched persona, the last persona has vanished (its
+    customers switched to the others) and the next persona of PERSONAS has appeared (among
+    the switchers, and half of the newcomers). A customer who kept their persona keeps their
+    record; the others are drawn anew from their new persona.
+
+    Examples
+    --------
+    >>> refit = make_refit(1000, 4, random_state=1)
+    >>> sorted(set(refit.first.labels.tolist())), sorted(set(refit.second.labels.tolist()))
+    ([0, 1, 2, 3], [0, 1, 2, 4])
+    >>> 0.1 < refit.moved < 0.5
+    True
+    """
+    if not 2 <= n_segments < len(PERSONAS):
+        raise ValueError(f"n_segments={n_segments} should be in 2..{len(PERSONAS) - 1}")
+    rng = np.random.default_rng(random_state)
+    first = make_population(n_customers, n_segments, random_state=random_state, spread=spread)
+    vanished, emerged = n_segments - 1, n_segments
+    remaining = np.array([p for p in range(n_segments) if p != vanished] + [emerged])
+    stay = rng.random(n_customers) >= churn
+    before = first.labels[stay]
+    labels = before.copy()
+    for i in np.flatnonzero((before == vanished) | (rng.random(len(before)) < changed)):
+        labels[i] = rng.choice(remaining[remaining != before[i]])
+    n_new = round(newcomers * n_customers)
+    joining = np.where(rng.random(n_new) < 0.5, emerged, rng.choice(remaining[:-1], n_new))
+    ids = np.concatenate([first.frame["id"].to_numpy()[stay],
+                          np.arange(n_customers + 1, n_customers + 1 + n_new)])  # fmt: skip
+    labels = np.concatenate([labels, joining])
+    frame = _customers(labels, ids, rng, spread, 0.02, True)
+    # a customer who kept their persona keeps their record
+    kept = np.flatnonzero(labels[: len(before)] == before)
+    frame.iloc[kept] = first.frame[stay].iloc[kept].to_numpy()
+    moved = float(np.mean(labels[: len(before)] != before))
+    return Refit(first, Population(frame, labels), moved, vanished, emerged)

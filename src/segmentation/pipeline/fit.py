@@ -95,3 +95,41 @@ def fit_segments(X: np.ndarray, found: SearchResult, random_state: int) -> Fitte
         )
     segment_ids = np.where(labels == NOISE, n_segments - 1, labels)
     return FittedSegments(labels, segment_ids, model, n_segments, has_outliers)
+
+
+# the fresh fit is kept over the warm start only when its inertia is this much lower
+WARM_MARGIN = 0.01
+
+
+def _inertia(X: np.ndarray, fitted: FittedSegments) -> float:
+    assert isinstance(fitted.model, CentroidModel)
+    centres = fitted.model.centers[fitted.labels]
+    return float(((X - centres) ** 2).sum())
+
+
+def warm_start(
+    X: np.ndarray, fresh: FittedSegments, previous_positions: np.ndarray, random_state: int
+) -> tuple[FittedSegments, bool]:
+    """k-means seeded from last month's segments, against the fresh fit at the same k.
+
+    The seeds are the centres, in this analysis' space, of the customers the previous model
+    puts in each of its segments. When those segments still fit, Lloyd's iterations from them
+    land on them again; the fresh fit (k-means++ restarts) is kept when its inertia is clearly
+    lower (by WARM_MARGIN), so that a refit never locks in last month's local optimum.
+    Returns the kept fit and whether it is the warm one.
+    """
+    if not isinstance(fresh.model, CentroidModel) or fresh.has_outliers:
+        return fresh, False
+    k = fresh.n_segments
+    groups = [g for g in np.unique(previous_positions) if g != NOISE]
+    if len(groups) != k:
+        return fresh, False
+    seeds = np.array([X[previous_positions == g].mean(axis=0) for g in groups])
+    raw, seeded = fit_kmeans(X, k, random_state, init=seeds)
+    labels, model, n_segments, has_outliers = relabel(raw, seeded)
+    if n_segments != k:
+        return fresh, False
+    warm = FittedSegments(labels, labels, model, n_segments, has_outliers)
+    if _inertia(X, fresh) < (1 - WARM_MARGIN) * _inertia(X, warm):
+        return fresh, False
+    return warm, True

@@ -14,6 +14,7 @@ import numpy as np
 
 from segmentation.assign import FittedSegmentation
 from segmentation.pipeline.features import FeatureEncoder, FieldEncoding
+from segmentation.pipeline.lineage import reference_from_wire, reference_to_wire
 from segmentation.pipeline.models import CentroidModel, DensityModel
 from segmentation.pipeline.schema import FieldRole, FieldSpec, Schema
 
@@ -103,7 +104,12 @@ def save_fitted(fitted: FittedSegmentation, folder: Path) -> None:
         "encodings": [_encoding_state(e) for e in encoder.encodings_],
         "model": model_state,
         "segmentNames": list(fitted.segment_names),
+        "segmentIds": fitted.ids.tolist(),
         "outlierSegment": fitted.outlier_segment,
+        "segmentSizes": list(fitted.sizes),
+        "standardized": list(fitted.standardized),
+        "driftReference": reference_to_wire(fitted.reference),
+        "nextSegmentId": fitted.next_id,
     }
     np.savez(folder / ARRAYS, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
     (folder / MANIFEST).write_text(json.dumps(manifest))
@@ -145,4 +151,9 @@ def load_fitted(folder: Path) -> FittedSegmentation:
         arrays["centers"],
         tuple(manifest["segmentNames"]),
         manifest["outlierSegment"],
+        tuple(manifest.get("segmentIds", ())),
+        tuple(manifest.get("segmentSizes", ())),
+        tuple(manifest.get("standardized", ())),
+        reference_from_wire(manifest.get("driftReference", {})),
+        manifest.get("nextSegmentId", len(manifest["segmentNames"])),
     )

@@ -1,6 +1,7 @@
 """Stored analyses: one SQLite file for the index, one folder of files per analysis.
 
-    <data dir>/segmentation.sqlite3        analyses: id, when, size, cache key, last use
+    <data dir>/segmentation.sqlite3        analyses: id, when, size, cache key, last use,
+                                           the previous analysis of a refit
     <data dir>/analyses/<id>/response.json the /api/analyze response, byte for byte
                             summary.json   the same without the customers (for advice, lists)
                             assignments.parquet  one row per customer
@@ -28,8 +29,10 @@ import orjson
 import pandas as pd
 import pyarrow.parquet as pq
 
+from segmentation.analysis import previous_segmentation
 from segmentation.assign import FittedSegmentation, assignment_table, fitted_of
 from segmentation.errors import SegmentationError
+from segmentation.pipeline.lineage import PreviousSegmentation
 from segmentation.results import Analysis, Projection
 from segmentation.serialize import analysis_from_wire
 from segmentation.storage.database import check_id, connect, new_id
@@ -52,11 +55,16 @@ CREATE TABLE IF NOT EXISTS analyses (
     segments INTEGER NOT NULL,
     algorithm TEXT NOT NULL,
     accuracy REAL,
-    response_bytes INTEGER NOT NULL
+    response_bytes INTEGER NOT NULL,
+    previous_id TEXT
 );
 CREATE INDEX IF NOT EXISTS analyses_cache_key ON analyses (cache_key);
+CREATE INDEX IF NOT EXISTS analyses_created ON analyses (created_at);
 CREATE INDEX IF NOT EXISTS analyses_last_used ON analyses (last_used_at);
 """
+
+
+_LISTED = "id, created_at, customers, segments, algorithm, accuracy"
 
 
 class UnknownAnalysisError(SegmentationError):
@@ -91,6 +99,10 @@ class AnalysisStore:
         self.folders.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             connection.executescript(SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(analyses)")}
+            if "previous_id" not in columns:  # a data folder from before lineage
+                with contextlib.suppress(sqlite3.OperationalError):  # another process did it
+                    connection.execute("ALTER TABLE analyses ADD COLUMN previous_id TEXT")
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.root)
@@ -129,12 +141,14 @@ class AnalysisStore:
         now = time.time()
         with self._connect() as connection:
             connection.execute(
-                "INSERT INTO analyses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO analyses (id, created_at, last_used_at, cache_key, customers, "
+                "segments, algorithm, accuracy, response_bytes, previous_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     analysis_id, now, now, cache_key, analysis.n_customers,
                     len(analysis.segments), analysis.algorithm,
                     None if analysis.accuracy != analysis.accuracy else analysis.accuracy,
-                    len(response),
+                    len(response), analysis.options.previous_analysis_id,
                 ),
             )  # fmt: skip
 
@@ -221,6 +235,38 @@ class AnalysisStore:
             projection=projection,
         )
 
+    def previous(self, analysis_id: str) -> PreviousSegmentation:
+        """A stored analysis as the previous one of a refit: its model and its customers'
+        ids and segments (no summary, no projection)."""
+        folder = self.folder(analysis_id)
+        try:
+            fitted = load_fitted(folder)
+            table = pq.read_table(folder / ASSIGNMENTS)
+        except FileNotFoundError:  # deleted while being read
+            raise UnknownAnalysisError(analysis_id) from None
+        ids = table.column("id").to_pylist() if "id" in table.column_names else None
+        return previous_segmentation(
+            fitted, analysis_id=analysis_id, customer_ids=ids,
+            labels=table.column("clusterId").to_numpy(),
+        )  # fmt: skip
+
+    def ancestors(self, analysis_id: str) -> list[StoredAnalysis]:
+        """The analysis and the chain of its previous analyses, newest first, as far as they
+        are still stored."""
+        self.folder(analysis_id)
+        chain: list[StoredAnalysis] = []
+        current: str | None = analysis_id
+        with self._connect() as connection:
+            while current is not None and all(a.analysis_id != current for a in chain):
+                row = connection.execute(
+                    f"SELECT {_LISTED}, previous_id FROM analyses WHERE id = ?", (current,)
+                ).fetchone()
+                if row is None:
+                    break
+                chain.append(StoredAnalysis(*row[:-1]))
+                current = row[-1]
+        return chain
+
     def fitted(self, analysis_id: str) -> FittedSegmentation:
         try:
             return load_fitted(self.folder(analysis_id))
@@ -230,8 +276,7 @@ class AnalysisStore:
     def list(self, limit: int = 50, offset: int = 0) -> list[StoredAnalysis]:
         with self._connect() as connection:
             rows = connection.execute(
-                "SELECT id, created_at, customers, segments, algorithm, accuracy FROM analyses "
-                "ORDER BY created_at DESC LIMIT ? OFFSET ?",
+                f"SELECT {_LISTED} FROM analyses ORDER BY created_at DESC LIMIT ? OFFSET ?",
                 (limit, offset),
             ).fetchall()
         return [StoredAnalysis(*row) for row in rows]
@@ -271,5 +316,5 @@ def _assignments_frame(analysis: Analysis, customer_ids: Sequence[Any] | None) -
         # one Parquet column has one type: ids of mixed types are kept as text
         if len({type(v) for v in ids if v is not None}) > 1:
             ids = [None if v is None else str(v) for v in ids]
-    names = [segment.name for segment in analysis.segments]
+    names = {segment.segment_id: segment.name for segment in analysis.segments}
     return assignment_table(analysis.labels, analysis.confidence, analysis.ambiguous, names, ids)
