@@ -239,6 +239,42 @@ class SegmentationService:
     def analysis(self, analysis_id: str) -> Analysis:
         return self.store.analysis(analysis_id)
 
+    def lineage(self, analysis_id: str) -> dict[str, Any]:
+        """`GET /api/analyses/{id}/lineage`: the analysis and its ancestors, newest first,
+        with their dates, sizes, segment names and what each refit reported."""
+        chain, missing = self.store.ancestors(analysis_id)
+        rows = []
+        for stored in chain:
+            try:
+                summary = self.store.summary_dict(stored.analysis_id)
+            except UnknownAnalysisError:  # deleted while the chain was read
+                missing = stored.analysis_id
+                break
+            lineage = summary.get("lineage")
+            rows.append(
+                {
+                    "analysisId": stored.analysis_id,
+                    "createdAt": stored.created_at,
+                    "customers": stored.customers,
+                    "algorithm": stored.algorithm,
+                    "accuracy": stored.accuracy,
+                    "previousAnalysisId": stored.previous_id,
+                    "segments": [
+                        {
+                            "clusterId": c["clusterId"],
+                            "clusterName": c["clusterName"],
+                            "size": c["size"],
+                            **({"renamedFrom": c["renamedFrom"]} if "renamedFrom" in c else {}),
+                        }
+                        for c in summary["clusters"]
+                    ],
+                    "events": _event_counts(lineage),
+                    "moved": None if lineage is None else lineage["moved"],
+                    "customersCompared": None if lineage is None else lineage["customersCompared"],
+                }
+            )
+        return {"analysisId": analysis_id, "chain": rows, "missingAnalysisId": missing}
+
     def recommendations(self, analysis_id: str) -> list[Recommendation]:
         """The advice of a stored analysis: the same call the report makes."""
         return recommend(self.store.analysis(analysis_id))
@@ -257,6 +293,15 @@ class SegmentationService:
 
     def chart(self, analysis_id: str, name: str, image_format: str) -> bytes:
         return render(name, chart_data_of(self.store.analysis(analysis_id)), image_format)
+
+
+def _event_counts(lineage: Mapping[str, Any] | None) -> dict[str, int] | None:
+    if lineage is None:
+        return None
+    counts: dict[str, int] = {}
+    for row in lineage["segments"]:
+        counts[row["event"]] = counts.get(row["event"], 0) + 1
+    return counts
 
 
 def previous_of(reference: str, settings: Settings) -> PreviousSegmentation:

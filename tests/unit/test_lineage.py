@@ -116,7 +116,10 @@ def test_shuffled_rows_change_no_id() -> None:
     shuffled = analyze(shuffled_frame, n_clusters=4, previous=first)
     by_customer = dict(zip(refit.second.frame["id"], second.labels, strict=True))
     agree = np.mean(
-        [by_customer[i] == label for i, label in zip(shuffled_frame["id"], shuffled.labels)]
+        [
+            by_customer[i] == label
+            for i, label in zip(shuffled_frame["id"], shuffled.labels, strict=True)
+        ]
     )
     assert {(s.segment_id, s.name) for s in shuffled.segments} == {
         (s.segment_id, s.name) for s in second.segments

@@ -64,7 +64,7 @@ CREATE INDEX IF NOT EXISTS analyses_last_used ON analyses (last_used_at);
 """
 
 
-_LISTED = "id, created_at, customers, segments, algorithm, accuracy"
+_LISTED = "id, created_at, customers, segments, algorithm, accuracy, previous_id"
 
 
 class UnknownAnalysisError(SegmentationError):
@@ -87,6 +87,7 @@ class StoredAnalysis:
     segments: int
     algorithm: str
     accuracy: float | None
+    previous_id: str | None = None
 
 
 class AnalysisStore:
@@ -250,22 +251,22 @@ class AnalysisStore:
             labels=table.column("clusterId").to_numpy(),
         )  # fmt: skip
 
-    def ancestors(self, analysis_id: str) -> list[StoredAnalysis]:
+    def ancestors(self, analysis_id: str) -> tuple[list[StoredAnalysis], str | None]:
         """The analysis and the chain of its previous analyses, newest first, as far as they
-        are still stored."""
+        are still stored; and the id of the first one no longer stored (None: complete)."""
         self.folder(analysis_id)
         chain: list[StoredAnalysis] = []
         current: str | None = analysis_id
         with self._connect() as connection:
             while current is not None and all(a.analysis_id != current for a in chain):
                 row = connection.execute(
-                    f"SELECT {_LISTED}, previous_id FROM analyses WHERE id = ?", (current,)
+                    f"SELECT {_LISTED} FROM analyses WHERE id = ?", (current,)
                 ).fetchone()
                 if row is None:
-                    break
-                chain.append(StoredAnalysis(*row[:-1]))
-                current = row[-1]
-        return chain
+                    return chain, current
+                chain.append(StoredAnalysis(*row))
+                current = chain[-1].previous_id
+        return chain, None
 
     def fitted(self, analysis_id: str) -> FittedSegmentation:
         try:
