@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from segmentation import __version__
 from segmentation.api.errors import status_of
@@ -77,14 +78,22 @@ async def _handle_validation(request: Request, error: Exception) -> JSONResponse
     return _error(422, detail, errors)
 
 
+# the methods a 405's Allow header can name; HEAD and OPTIONS only where a route serves them
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves on this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        path_regex = getattr(route, "path_regex", None)
-        if path_regex is not None and path_regex.match(request.url.path):
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """Every method some route serves on this path (Starlette names only the first route's).
+
+    Asked of each route through `matches`, Starlette's public routing call, with the method
+    swapped: included routers keep their routes out of `app.router.routes`."""
+    routes = request.app.router.routes
+
+    def served(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] is Match.FULL for route in routes)
+
+    return [method for method in METHODS if served(method)]
 
 
 async def _handle_http(request: Request, error: Exception) -> JSONResponse:
@@ -96,8 +105,9 @@ async def _handle_http(request: Request, error: Exception) -> JSONResponse:
     return _error(error.status_code, detail, headers=headers or None)
 
 
-def _with_request_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
-    """Publish request models whose bodies the routes read raw (for speed and size limits)."""
+def _with_component_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
+    """Publish models the routes refer to by `$ref` only: the request models whose bodies
+    they read raw (for speed and size limits), and the error model (`errors.documented`)."""
     base_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -158,7 +168,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _handle_unexpected)
     for module in (analyze, recommendations, analyses, jobs, health):
         app.include_router(module.router)
-    _with_request_schemas(
-        app, [AnalyzeRequest, AssignRequest, RecommendationsRequest, TransactionsSpec]
+    _with_component_schemas(
+        app,
+        [AnalyzeRequest, AssignRequest, RecommendationsRequest, TransactionsSpec, ErrorResponse],
     )
     return app

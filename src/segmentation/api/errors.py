@@ -90,10 +90,36 @@ DESCRIPTIONS = {
 }
 
 
-def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses` of a route: each error status with the real error model."""
-    from segmentation.api.schemas import ErrorResponse
+# headers an error response carries, documented with it
+HEADERS = {
+    405: {"Allow": "The methods this path serves, comma-separated"},
+    429: {"Retry-After": "Seconds to wait before retrying"},
+    503: {"Retry-After": "Seconds to wait before retrying"},
+}
+ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
 
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route: each error status with the real error model, as JSON.
+
+    The content is spelled out rather than given as `model`: FastAPI would document a model
+    under the route's own media type, so that the errors of an HTML route read as text/html.
+    The app publishes `ErrorResponse` among the components.
+    """
     return {
-        status: {"model": ErrorResponse, "description": DESCRIPTIONS[status]} for status in statuses
+        status: {
+            "description": DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+            **(
+                {
+                    "headers": {
+                        name: {"description": text, "schema": {"type": "string"}}
+                        for name, text in HEADERS[status].items()
+                    }
+                }
+                if status in HEADERS
+                else {}
+            ),
+        }
+        for status in statuses
     }

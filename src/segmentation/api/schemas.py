@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model, model_validator
 
 from segmentation.options import OPTIONS, OptionSpec, describe_default
 from segmentation.storage.database import ID_PATTERN
@@ -98,6 +98,7 @@ def _option_field(spec: OptionSpec) -> tuple[Any, Any]:
             list[Annotated[int, Field(**bounds)]], Field(min_length=2, max_length=2)
         ],
         "names": Annotated[list[str], Field(min_length=spec.min_items)],
+        "id": Annotated[str, Field(pattern=ID_REGEX)],
     }
     kind = kinds[spec.kind]
     if spec.nullable:
@@ -115,10 +116,49 @@ AnalyzeOptions = create_model(  # type: ignore[call-overload]  # fields built fr
 )
 
 
+# the README's request: what a client generated from the document sends first
+EXAMPLE_CUSTOMERS: list[JsonValue] = [
+    {"id": 1, "age": 35, "gender": "Male", "income": 75000, "purchases": 12, "region": "North"},
+    {"id": 2, "age": 22, "gender": "Female", "income": 28000, "purchases": 25, "region": "South"},
+    {"id": 3, "age": 58, "gender": "Female", "income": 120000, "purchases": 4, "region": "East"},
+    {"id": 4, "age": 41, "gender": "Male", "income": 64000, "purchases": 9, "region": "North"},
+    {"id": 5, "age": 29, "gender": "Female", "income": 31000, "purchases": 21, "region": "West"},
+    {"id": 6, "age": 63, "gender": "Male", "income": 98000, "purchases": 6, "region": "East"},
+]
+# an /api/analyze response cut to what advice reads: the clusters' names, centroids and sizes
+EXAMPLE_ANALYSIS: dict[str, JsonValue] = {
+    "clusters": [
+        {
+            "clusterId": 0,
+            "clusterName": "Budget Shoppers",
+            "centroid": {"income": 28000, "purchases": 25},
+            "size": 40,
+        },
+        {
+            "clusterId": 1,
+            "clusterName": "Affluent Occasional Buyers",
+            "centroid": {"income": 110000, "purchases": 5},
+            "size": 25,
+        },
+    ],
+    "accuracy": 0.82,
+}
+Customer = Annotated[
+    dict[str, Any],
+    Field(description="One customer: any fields (numbers, text, booleans, ISO dates, null)."),
+]
+
+
 class AnalyzeRequest(_Strict):
     """The seed's request: customers as objects with any fields, plus optional options."""
 
-    customerData: list[Any] = Field(
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"customerData": EXAMPLE_CUSTOMERS, "options": {"randomState": 0}}]
+        }
+    )
+
+    customerData: list[Customer] = Field(
         min_length=2,
         description="One object per customer (at least 2), any fields (numbers, text, "
         "booleans, ISO dates, null).",
@@ -129,7 +169,9 @@ class AnalyzeRequest(_Strict):
 class AssignRequest(_Strict):
     """New customers to score into a stored analysis' segments."""
 
-    customerData: list[Any] = Field(
+    model_config = ConfigDict(json_schema_extra={"examples": [{"customerData": EXAMPLE_CUSTOMERS}]})
+
+    customerData: list[Customer] = Field(
         min_length=1, description="One object per customer, with the fields of the analysis."
     )
 
@@ -197,7 +239,10 @@ class RecommendationsRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"oneOf": [{"required": ["analysis"]}, {"required": ["analysisId"]}]},
+        json_schema_extra={
+            "oneOf": [{"required": ["analysis"]}, {"required": ["analysisId"]}],
+            "examples": [{"analysis": EXAMPLE_ANALYSIS}],
+        },
     )
 
     analysis: AnalysisIn | None = None
@@ -244,6 +289,9 @@ class ClusterOut(_Out):
     )
     standardized: dict[str, float] = Field(
         description="Segment mean minus overall mean in overall standard deviations, per field."
+    )
+    renamedFrom: str | None = Field(
+        None, description="The name a segment that persists carried in the previous analysis."
     )
 
 
@@ -313,6 +361,50 @@ class CustomerScoreOut(_Out):
     clusterId: int
     confidence: float
     ambiguous: bool
+    previousClusterId: int | None = Field(
+        None, description="With previousAnalysisId: the customer's segment then (null: new)."
+    )
+
+
+class LineageSegmentOut(_Out):
+    """What became of one segment between the previous analysis and this one."""
+
+    clusterId: int | None = Field(description="Null: the previous segment disappeared.")
+    clusterName: str | None
+    previousClusterId: int | None = Field(description="Null: the segment emerged.")
+    previousClusterName: str | None
+    event: Literal["survived", "split", "merged", "emerged", "disappeared"]
+    jaccard: float | None = Field(None, description="Matched by customers: their overlap.")
+    distance: float | None = Field(None, description="Matched by centroids: how far apart.")
+
+
+class TransitionOut(_Out):
+    """Customers of both analyses that moved from one segment to another."""
+
+    from_: int | None = Field(alias="from", description="The previous segment (null: new).")
+    to: int | None
+    customers: int
+
+
+class FieldDriftOut(_Out):
+    field: str
+    previousMean: float | None
+    mean: float | None
+    standardizedShift: float | None
+    psi: float | None = Field(description="Population stability index of the field.")
+
+
+class LineageOut(_Out):
+    """With previousAnalysisId: how the segments and fields moved since that analysis."""
+
+    previousAnalysisId: str | None
+    matchedBy: Literal["customers", "centroids"]
+    segments: list[LineageSegmentOut]
+    transitions: list[TransitionOut]
+    customersCompared: int
+    moved: int
+    drift: list[FieldDriftOut]
+    nextClusterId: int
 
 
 class AnalysisResponse(_Out):
@@ -327,6 +419,7 @@ class AnalysisResponse(_Out):
     randomState: int
     options: dict[str, Any] = Field(description="The options in force, defaults filled in.")
     customerScores: list[CustomerScoreOut] | None = None
+    lineage: LineageOut | None = None
     analysisId: str = Field(description="Where it is stored: GET /api/analyses/{analysisId}.")
 
 

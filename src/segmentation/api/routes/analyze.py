@@ -22,7 +22,23 @@ router = APIRouter(tags=["analysis"])
         "identical requests are answered from the store (X-Cache). accuracy: " + ACCURACY_DOC
     ),
     openapi_extra=json_body(AnalyzeRequest),
-    responses=documented(413, 415, 422, 500, 503),
+    responses={
+        200: {
+            "description": "The segments, how far to trust them, and where they are stored",
+            "headers": {
+                "X-Cache": {
+                    "description": "hit: answered from the store; miss: computed; off",
+                    "schema": {"type": "string", "enum": ["hit", "miss", "off"]},
+                },
+                "Server-Timing": {
+                    "description": "Time spent in each stage, in milliseconds",
+                    "schema": {"type": "string"},
+                },
+            },
+        },
+        # 404: options.previousAnalysisId names no stored analysis
+        **documented(404, 413, 415, 422, 500, 503),
+    },
 )
 async def analyze_customers(body: JsonBody, pool: Pool, service: Service) -> Response:
     output = await pool.run(service.analyze_body, body)

@@ -144,7 +144,19 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
             },
         }
     },
-    responses=documented(413, 415, 422, 503),
+    responses={
+        202: {
+            "description": "The job, queued",
+            "headers": {
+                "Location": {
+                    "description": "Where to poll the job: /api/jobs/{jobId}",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        # 400: a multipart body that cannot be parsed (Starlette's form parser)
+        **documented(400, 413, 415, 422, 503),
+    },
 )
 async def submit_job(request: Request, runner: Jobs, settings: AppSettings) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
