@@ -85,6 +85,25 @@ class _Prepared:
     schema: Schema
     encoder: FeatureEncoder
     X: np.ndarray
+    #: the input row of each canonical position (see `_canonical_order`)
+    order: np.ndarray
+
+    def restore(self, values: np.ndarray) -> np.ndarray:
+        """Per-customer values from canonical order back to input order."""
+        restored = np.empty_like(values)
+        restored[self.order] = values
+        return restored
+
+
+def _canonical_order(frame: pd.DataFrame) -> np.ndarray:
+    """Rows sorted by a hash of their content: every random step (search samples, half-sample
+    splits, k-means starts) then sees the same rows in the same order however the input was
+    ordered, so a shuffled file gives the same segments. Identical rows are interchangeable."""
+    try:
+        digest = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    except TypeError:  # a cell pandas cannot hash: the input order is kept
+        return np.arange(len(frame))
+    return np.argsort(digest, kind="stable")
 
 
 def _prepare(
@@ -102,8 +121,11 @@ def _prepare(
     if not schema.features:
         reasons = "; ".join(f"{f.name!r}: {f.reason}" for f in schema.fields) or "no fields at all"
         raise InvalidInputError(Problem(f"no usable feature field ({reasons})"))
-    encoder = FeatureEncoder(schema, options.random_state).fit(ingested.frame)
-    return _Prepared(ingested, schema, encoder, encoder.transform(ingested.frame))
+    order = _canonical_order(ingested.frame)
+    frame = ingested.frame.iloc[order].reset_index(drop=True)
+    ingested = replace(ingested, frame=frame)
+    encoder = FeatureEncoder(schema, options.random_state).fit(frame)
+    return _Prepared(ingested, schema, encoder, encoder.transform(frame), order)
 
 
 def _search(prepared: _Prepared, options: AnalysisOptions, sample_size: int) -> SearchResult:
@@ -318,7 +340,10 @@ def analyze(
     reference = drift_reference(frame, prepared.schema)
     labels, lineage = fitted.segment_ids, None
     if previous is not None:
-        segments, labels, lineage = _follow(prepared, fitted, segments, previous, ids, reference)
+        canonical_ids = None if ids is None else [ids[i] for i in prepared.order]
+        segments, labels, lineage = _follow(
+            prepared, fitted, segments, previous, canonical_ids, reference
+        )
     clock.lap("profile")
     return _assemble(
         prepared, found, fitted, trust, segments, labels, axes, options, ids, clock.timings,
@@ -344,9 +369,13 @@ def _assemble(
     reason, range_note = _k_reason(found, options, trust)
     notes = warnings(prepared.customers, prepared.schema, segments, trust)
     next_id = lineage.next_id if lineage is not None else max(s.segment_id for s in segments) + 1
+    if lineage is not None and lineage.previous_labels is not None:
+        before = np.array(lineage.previous_labels, dtype=object)
+        lineage = replace(lineage, previous_labels=tuple(prepared.restore(before).tolist()))
     return Analysis(
-        segments=tuple(segments), labels=labels, confidence=trust.confidence,
-        ambiguous=trust.ambiguous, customer_ids=customer_ids,
+        segments=tuple(segments), labels=prepared.restore(labels),
+        confidence=prepared.restore(trust.confidence),
+        ambiguous=prepared.restore(trust.ambiguous), customer_ids=customer_ids,
         feature_importance=trust.importance, accuracy=trust.accuracy,
         accuracy_method=ACCURACY_METHOD, metrics=trust.metrics,
         k_selection=KSelection(
