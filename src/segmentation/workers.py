@@ -3,10 +3,11 @@
 Processes, not threads: an analysis holds the GIL in pandas and Python loops for long stretches,
 which would stall the event loop (and the health check). Spawned, not forked: forking a process
 that runs uvicorn's threads can deadlock the child. A worker that dies (killed, out of memory)
-breaks the whole executor; it is replaced once for every caller, and the caller that saw it
-gets `WorkerDiedError`. The pool is bounded twice: at most `workers` tasks run at once, and at
-most `max_pending` are running or waiting; beyond that `run` refuses at once with
-`ServiceBusyError` instead of joining an unbounded backlog.
+breaks the whole executor; it is replaced once for every caller, and the callers whose tasks
+it held get `WorkerDiedError`; a task submitted after an idle worker died runs on the new
+executor, since no worker ever ran it. The pool is bounded twice: at most `workers` tasks run
+at once, and at most `max_pending` are running or waiting; beyond that `run` refuses at once
+with `ServiceBusyError` instead of joining an unbounded backlog.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -99,19 +100,38 @@ class ProcessPool:
         if self.pending >= self.max_pending:
             raise ServiceBusyError(self.pending, self.retry_after, self.what, self.setting)
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """`function(*args)` in a worker; ServiceBusyError when full, WorkerDiedError when the
-        worker died (the pool is then already replaced)."""
-        self.check_capacity()
-        self.pending += 1
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        # once for every caller that saw the same broken executor
+        if self._executor is broken:
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._new_executor()
+
+    def _submit(
+        self, function: Callable[..., T], args: tuple[Any, ...]
+    ) -> tuple[ProcessPoolExecutor, Future[T]]:
         executor = self._executor
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+            return executor, executor.submit(function, *args)
         except BrokenProcessPool:
-            if self._executor is executor:
-                executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._new_executor()
-            raise WorkerDiedError() from None
+            # A worker died while idle (killed, out of memory) and broke the executor before
+            # this task was sent: the task never ran, so it goes to a fresh pool rather than
+            # failing a request that no dead worker was running.
+            self._replace(executor)
+            executor = self._executor
+            return executor, executor.submit(function, *args)
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` in a worker; ServiceBusyError when full, WorkerDiedError when the
+        worker running it died (the pool is then already replaced)."""
+        self.check_capacity()
+        self.pending += 1
+        try:
+            executor, future = self._submit(function, args)
+            try:
+                return await asyncio.wrap_future(future)
+            except BrokenProcessPool:
+                self._replace(executor)
+                raise WorkerDiedError() from None
         finally:
             self.pending -= 1
 
