@@ -10,6 +10,10 @@ report, result and DELETE run on real resources as well as on unknown (404) and 
 ids. DELETE of an analysis gets an analysis of its own, so that the one the other operations
 read stays.
 
+Generated bodies stay small (a few kB: Hypothesis' draw budget), so each accepted analysis is a
+few customers and fits in well under a second; the server keeps its real limits, and every job a
+test submits is cancelled at once so that the job worker stays idle.
+
 Deterministic: Hypothesis derandomized, a fixed schemathesis seed, no example database.
 `FUZZ_SCALE` multiplies the examples per operation (`make fuzz` runs ten times as many); the
 coverage phase (boundary and invalid values of each parameter) runs at every scale.
@@ -43,9 +47,9 @@ from tests.e2e.conftest import MAX_BODY_BYTES, REQUEST_TIMEOUT, _serve, small_cu
 FUZZ_SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
 # generated examples per operation at scale 1, besides the coverage phase's: the module then
 # takes about a minute on two cores
-EXAMPLES = 10 * FUZZ_SCALE
+EXAMPLES = 40 * FUZZ_SCALE
 # each accepted example runs a clustering in a worker process (a second or so): fewer draws
-COSTLY_EXAMPLES = 4 * FUZZ_SCALE
+COSTLY_EXAMPLES = 15 * FUZZ_SCALE
 SEED = 20260108
 CHECKS = [
     not_a_server_error,
@@ -118,15 +122,21 @@ def fuzz_base_url(
 ) -> Iterator[str]:
     started = time.monotonic()
     yield from _serve(FUZZ_ENV, tmp_path_factory.mktemp("fuzz-server"))
+    lines = [
+        f"schemathesis, FUZZ_SCALE={FUZZ_SCALE}: {len(SENT)} operations, "
+        f"{sum(SENT.values())} requests, {time.monotonic() - started:.0f} s"
+    ]
+    for label, statuses in sorted(STATUSES.items()):
+        counts = ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
+        lines.append(f"  {label}  {counts}")
+    # past pytest's capture: the figures are the point of `make fuzz`
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            f"schemathesis, FUZZ_SCALE={FUZZ_SCALE}: {len(SENT)} operations, "
-            f"{sum(SENT.values())} requests, {time.monotonic() - started:.0f} s"
-        )
-        for label, statuses in sorted(STATUSES.items()):
-            counts = ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
-            reporter.write_line(f"  {label}  {counts}")
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            for line in lines:
+                reporter.write_line(line)
 
 
 @pytest.fixture(scope="module")
