@@ -161,14 +161,22 @@ def test_duplicate_text_ids_in_a_dataframe() -> None:
 
 
 def test_distinct_large_ids_are_not_called_duplicates() -> None:
-    # BUG: ids are converted to float64, so 2**53 and 2**53 + 1 (distinct 16-digit ids, e.g.
-    # database keys) collapse and are reported as "duplicate id 9007199254740992.0, also used
-    # by record 0" (a value neither record holds).
-    customers = [{"id": 2**53, "x": 1}, {"id": 2**53 + 1, "x": 2}]
-    try:
+    # 2**53 and 2**53 + 1 are distinct 16-digit ids (database keys) that one float64 holds as
+    # the same value: ids are kept as sent, so both customers are accepted, ids exact
+    ingested = ingest([{"id": 2**53, "x": 1}, {"id": 2**53 + 1, "x": 2}])
+    assert list(ingested.frame["id"]) == [2**53, 2**53 + 1]
+
+
+def test_a_large_id_used_twice_is_named_exactly() -> None:
+    # the real duplicate is named, with the id as sent (not 9007199254740992.0); record 1,
+    # whose id differs from record 0's by one, is not
+    customers = [{"id": 2**53, "x": 1}, {"id": 2**53 + 1, "x": 2}, {"id": 2**53 + 1, "x": 3}]
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^record 2, field 'id': duplicate id 9007199254740993, also used by record 1$",
+    ) as error:
         ingest(customers)
-    except InvalidInputError as error:
-        assert not [p for p in error.problems if "duplicate" in p.message], str(error)
+    assert _problems(error) == [(2, "id")]
 
 
 def test_missing_ids_are_named() -> None:
