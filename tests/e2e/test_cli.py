@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +13,26 @@ import pytest
 
 from tests.e2e.conftest import DATASETS
 
-# the console script `pip install` puts beside the interpreter, as a user runs it
+# the console script `pip install` puts beside the interpreter, as a user runs it; never
+# `python -m segmentation.cli` instead, which would pass with a broken or missing entry point
 SCRIPT = Path(sys.executable).with_name("segmentation")
-CLI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "segmentation.cli"]
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=300, check=False
+    assert SCRIPT.is_file() and os.access(SCRIPT, os.X_OK), (
+        f"{SCRIPT} is missing: `pip install -e .` (or `make test`) installs the command"
     )
+    return subprocess.run(
+        [str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_the_installed_command_is_this_package() -> None:
+    result = run("--help")
+    assert result.returncode == 0, result.stderr
+    for command in ("analyze", "assign", "serve"):
+        assert command in result.stdout, result.stdout
+    assert "segmentation.cli" in SCRIPT.read_text(), SCRIPT.read_text()
 
 
 @pytest.mark.parametrize(
