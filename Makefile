@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-test run test test-browser lint bench fuzz clean
+.PHONY: install install-test java run test test-browser lint bench bench-spark fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,17 +16,25 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,bench,spark]'
 	touch $@
+
+# pyspark needs a Java runtime: Debian's, installed when `java` is missing
+java:
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
 
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+$(VENV)/.installed-browser: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench,browser]'
+	touch $@
+
 run: install
 	$(BIN)/uvicorn main:app --host $(HOST) --port $(PORT)
 
-test: install-test
+test: install-test java
 	$(BIN)/ruff format --check src tests bench main.py
 	$(BIN)/ruff check src tests bench main.py
 	$(BIN)/mypy
@@ -36,8 +44,9 @@ test: install-test
 fuzz: install-test
 	FUZZ_SCALE=10 $(BIN)/pytest -p no:cacheprovider tests/e2e/test_openapi_fuzz.py
 
-# The report in a real headless Chromium (Debian's package; installed when missing).
-test-browser: install-test
+# The report and the dashboard in a real headless Chromium (Debian's package; installed when
+# missing), driven by Playwright for Python, which downloads no browser of its own.
+test-browser: $(VENV)/.installed-browser
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/pytest -m browser tests/browser
 
@@ -50,6 +59,10 @@ bench: install-test
 	$(BIN)/python -m bench.jobs
 	$(BIN)/python -m bench.quality
 	$(BIN)/python -m bench.algorithms
+
+# The Spark engine at local[2] on 1M, 3M and 10M generated customers (BENCH_SPARK_SIZES).
+bench-spark: install-test java
+	$(BIN)/python -m bench.spark
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -32,6 +32,7 @@ from segmentation.files import detect_kind, read_customers
 from segmentation.options import OPTIONS, AnalysisOptions, OptionSpec, describe_default
 from segmentation.pipeline.lineage import lineage_summary
 from segmentation.pipeline.search import format_score
+from segmentation.results import Analysis
 from segmentation.rfm import customers_from_transactions
 from segmentation.service import previous_of, records_of, write_results
 from segmentation.storage.model_file import load_fitted
@@ -71,7 +72,7 @@ class _ProgressBar:
 
 def _customers(args: argparse.Namespace) -> pd.DataFrame:
     """The file's rows, or with --transactions one row per customer derived from its orders."""
-    frame = _read(args.file)
+    frame = _read(Path(args.file))
     if not args.transactions:
         return frame
     if args.customer_id is None or args.date is None:
@@ -99,8 +100,28 @@ def _options(args: argparse.Namespace) -> AnalysisOptions:
     return AnalysisOptions(**values)
 
 
+def _analyze_on_spark(args: argparse.Namespace, options: AnalysisOptions) -> Analysis:
+    """--engine spark: DATA is any path or URI Spark reads; the driver holds a sample only."""
+    from segmentation import spark
+
+    if args.transactions or args.previous is not None:
+        raise SegmentationError("--engine spark takes neither --transactions nor --previous yet")
+    progress = _ProgressBar(sys.stderr.isatty() and not args.quiet)
+    analysis = spark.analyze(
+        args.file, spark=spark.session(args.spark_master), options=options,
+        progress=progress,
+    )  # fmt: skip
+    progress.done()
+    return analysis
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     options = _options(args)
+    if args.engine == "spark":
+        analysis = _analyze_on_spark(args, options)
+        written = write_results(analysis, [], args.out, args.file.rstrip("/").rsplit("/", 1)[-1])
+        _print_summary(analysis, args.out, written)
+        return 0
     previous = None
     if args.previous is not None:
         previous = previous_of(args.previous, Settings())
@@ -110,15 +131,19 @@ def run_analyze(args: argparse.Namespace) -> int:
     progress = _ProgressBar(sys.stderr.isatty() and not args.quiet)
     analysis = analyze(frame, options=options, progress=progress, previous=previous)
     progress.done()
-    written = write_results(analysis, records_of(frame), args.out, args.file.name)
+    written = write_results(analysis, records_of(frame), args.out, Path(args.file).name)
+    _print_summary(analysis, args.out, written)
+    return 0
+
+
+def _print_summary(analysis: Analysis, out: Path, written: Sequence[str]) -> None:
     summary = ", ".join(f"{s.name} ({s.size})" for s in analysis.segments)
     accuracy = format_score(analysis.accuracy)
     print(f"{len(analysis.segments)} segments: {summary}; accuracy {accuracy}")
     if analysis.lineage is not None:
         names = {s.segment_id: s.name for s in analysis.segments}
         print(lineage_summary(analysis.lineage, names))
-    print(f"written to {args.out}/: {', '.join(written)}")
-    return 0
+    print(f"written to {out}/: {', '.join(written)}")
 
 
 def run_assign(args: argparse.Namespace) -> int:
@@ -179,7 +204,10 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
 
     analyze_cmd = commands.add_parser("analyze", help="segment a customer file")
-    analyze_cmd.add_argument("file", type=Path, help="CSV (any delimiter), Parquet or JSON Lines")
+    analyze_cmd.add_argument(
+        "file", help="CSV (any delimiter), Parquet or JSON Lines (with --engine spark: any "
+        "path or URI Spark reads)",
+    )  # fmt: skip
     analyze_cmd.add_argument("--out", type=Path, required=True, help="folder for the results")
     for spec in OPTIONS:
         if spec.cli is not None:
@@ -189,6 +217,15 @@ def parser() -> argparse.ArgumentParser:
         help="the previous analysis of the same customers: an `analyze` results folder or "
         "the id of a stored analysis (SEGMENTATION_DATA_DIR); segments keep their ids and "
         "names, and analysis.json gets the lineage (migration and drift)",
+    )  # fmt: skip
+    analyze_cmd.add_argument(
+        "--engine", choices=("local", "spark"), default="local",
+        help="spark: DATA is any path or URI Spark reads (Parquet file or folder, CSV, JSON "
+        "Lines), analysed on Apache Spark (pip install 'segmentation[spark]')",
+    )  # fmt: skip
+    analyze_cmd.add_argument(
+        "--spark-master", default=None, metavar="URL",
+        help="with --engine spark: local[*] (default) or spark://host:7077",
     )  # fmt: skip
     analyze_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     orders = analyze_cmd.add_argument_group(

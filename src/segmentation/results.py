@@ -164,9 +164,18 @@ class Analysis:
     lineage: Lineage | None = None
     #: the first segment id never used in this analysis' lineage
     next_segment_id: int = 0
+    #: "local", or "spark" (segmentation.spark)
+    engine: str = "local"
+    #: labels, confidence, ambiguous and customer_ids hold a uniform sample of the customers
+    #: (the Spark engine); every customer's segment is in `assignments`
+    sample_only: bool = False
+    #: the Spark engine's per-customer segments, a lazy Spark DataFrame (None otherwise)
+    assignments: Any = None
 
     @property
     def n_customers(self) -> int:
+        if self.sample_only:
+            return self.data_quality.records
         return len(self.labels)
 
     def members(self, segment_id: int) -> np.ndarray:

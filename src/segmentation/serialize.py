@@ -218,6 +218,9 @@ def analysis_to_wire(
 ) -> dict[str, Any]:
     """The seed's response (clusters, featureImportance, accuracy) plus the additive keys."""
     clusters = []
+    # a Spark analysis holds only a sample of its customers: no per-customer lists
+    include_customers = include_customers and not analysis.sample_only
+    include_customer_scores = include_customer_scores and not analysis.sample_only
     for segment in analysis.segments:
         members = analysis.members(segment.segment_id)
         customers = [records[i] for i in members] if include_customers and records else []
@@ -234,6 +237,8 @@ def analysis_to_wire(
         "randomState": analysis.random_state,
         "options": analysis.options.to_wire(),
     }
+    if analysis.engine != "local":
+        payload["engine"] = analysis.engine
     if analysis.lineage is not None:
         names = {segment.segment_id: segment.name for segment in analysis.segments}
         payload["lineage"] = _lineage_to_wire(analysis.lineage, names)

@@ -339,14 +339,22 @@ def _markdown(source: str, n_customers: int, advice: Sequence[Recommendation]) -
 def write_results(
     analysis: Analysis, records: Sequence[Mapping[str, Any]], out: Path, source: str
 ) -> list[str]:
-    """An analysis as files in `out`: analysis.json, assignments.csv, recommendations.md,
-    report.html, the charts as PNG and the model that `assign` reads; returns their names."""
+    """An analysis as files in `out`: analysis.json, assignments.csv (a Spark analysis:
+    assignments/ as partitioned Parquet), recommendations.md, report.html, the charts as PNG
+    and the model that `assign` reads; returns their names."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "analysis.json").write_bytes(dumps(analysis_to_wire(analysis, records)))
-    names = {segment.segment_id: segment.name for segment in analysis.segments}
-    assignment_table(
-        analysis.labels, analysis.confidence, analysis.ambiguous, names, analysis.customer_ids
-    ).to_csv(out / "assignments.csv", index=False)
+    if analysis.assignments is not None:  # the Spark engine: written where the data lives
+        analysis.assignments.write.mode("overwrite").partitionBy("clusterId").parquet(
+            str(out / "assignments")
+        )
+        assignments = "assignments/ (Parquet, partitioned by clusterId)"
+    else:
+        names = {segment.segment_id: segment.name for segment in analysis.segments}
+        assignment_table(
+            analysis.labels, analysis.confidence, analysis.ambiguous, names, analysis.customer_ids
+        ).to_csv(out / "assignments.csv", index=False)
+        assignments = "assignments.csv"
     advice = recommend(analysis)
     (out / "recommendations.md").write_text(_markdown(source, analysis.n_customers, advice))
     save_fitted(fitted_of(analysis), out)
@@ -356,5 +364,5 @@ def write_results(
     (out / "report.html").write_text(
         render_report(analysis, advice, f"Customer segments — {source}")
     )
-    written = ["analysis.json", "assignments.csv", "recommendations.md", "report.html"]
+    written = ["analysis.json", assignments, "recommendations.md", "report.html"]
     return [*written, *(f"{name}.png" for name in charts.available()), "model.json", "model.npz"]

@@ -1,0 +1,150 @@
+"""Benchmark of the Spark engine: `make bench-spark` (`python -m bench.spark`).
+
+Generates 1M, 3M and 10M customers (8 numeric and 4 categorical fields, 6 true segments) as
+folders of Parquet files, runs `segmentation.spark.analyze` at local[2] on each, and prints
+the end-to-end time, the stage times, the driver's peak RSS (this Python process and the
+JVM it started, which in local mode also runs the executors) and the rows per second. The
+1M file also goes through the local engine for the ratio. Sizes: BENCH_SPARK_SIZES
+(comma-separated, default 1000000,3000000,10000000). Results: bench/results/spark.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+from sklearn.metrics import adjusted_rand_score
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CHUNK = 1_000_000
+MiB = 1024 * 1024
+N_SEGMENTS = 6
+CATEGORIES = {
+    "region": ["North", "South", "East", "West"],
+    "channel": ["web", "store", "app"],
+    "plan": ["basic", "plus", "premium"],
+    "segment_code": ["a", "b", "c", "d", "e"],
+}
+
+
+def _chunk(rows: int, start: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    truth = rng.integers(0, N_SEGMENTS, rows)
+    centres = np.random.default_rng(7).normal(0, 3, size=(N_SEGMENTS, 8))
+    values = centres[truth] + rng.normal(0, 1, size=(rows, 8))
+    frame = pd.DataFrame(values, columns=[f"x{i}" for i in range(8)])
+    frame.insert(0, "id", np.arange(start, start + rows))
+    level_rng = np.random.default_rng(11)
+    for name, levels in CATEGORIES.items():
+        # each segment leans to one level, the rest spread
+        lean = level_rng.integers(0, len(levels), N_SEGMENTS)
+        pick = np.where(rng.random(rows) < 0.6, lean[truth], rng.integers(0, len(levels), rows))
+        frame[name] = np.array(levels, dtype=object)[pick]
+    return frame, truth
+
+
+def generate(rows: int, folder: Path) -> np.ndarray:
+    """`rows` customers as Parquet files of 1M rows each; returns the true segments."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(rows)
+    truths = []
+    for part, start in enumerate(range(0, rows, CHUNK)):
+        frame, truth = _chunk(min(CHUNK, rows - start), start, rng)
+        frame.to_parquet(folder / f"part-{part:05d}.parquet", index=False)
+        truths.append(truth)
+    return np.concatenate(truths)
+
+
+class PeakRss:
+    """The peak resident memory of this process and its children, sampled every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.05):
+            total = me.memory_info().rss
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    from segmentation import analyze
+    from segmentation import spark as engine
+
+    sizes = [int(s) for s in os.environ.get("BENCH_SPARK_SIZES", "1000000,3000000,10000000")
+             .split(",")]  # fmt: skip
+    session = engine.session("local[2]", app_name="bench-spark")
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-spark-") as scratch:
+        for rows in sizes:
+            folder = Path(scratch) / f"customers-{rows}"
+            truth = generate(rows, folder)
+            with PeakRss() as rss:
+                started = time.perf_counter()
+                analysis = engine.analyze(str(folder), spark=session)
+                out = Path(scratch) / f"assignments-{rows}"
+                analysis.assignments.write.mode("overwrite").parquet(str(out))
+                seconds = time.perf_counter() - started
+            scored = pd.read_parquet(out, columns=["id", "clusterId"])
+            scored = scored.assign(id=scored["id"].astype(np.int64)).sort_values("id")
+            ari = adjusted_rand_score(truth, scored["clusterId"].to_numpy())
+            row: dict[str, Any] = {
+                "rows": rows, "seconds": round(seconds, 1),
+                "rowsPerSecond": round(rows / seconds), "peakRssMiB": round(rss.peak / MiB),
+                "segments": len(analysis.segments), "ari": round(ari, 3),
+                "stages": analysis.timings,
+            }  # fmt: skip
+            if rows == sizes[0]:
+                frame = pd.read_parquet(folder)
+                started = time.perf_counter()
+                local = analyze(frame)
+                row["localSeconds"] = round(time.perf_counter() - started, 1)
+                row["localAri"] = round(adjusted_rand_score(truth, local.labels), 3)
+                del frame, local
+            results.append(row)
+            print(json.dumps(row), flush=True)
+            del scored, truth
+    session.stop()
+    base = results[0]
+    for row in results:
+        print(
+            f"{row['rows']:>10,} customers: {row['seconds']:7.1f} s end to end, "
+            f"{row['rowsPerSecond']:>9,} rows/s, driver peak RSS {row['peakRssMiB']:,} MiB, "
+            f"{row['segments']} segments, ARI {row['ari']:.3f}; "
+            f"{row['seconds'] / base['seconds'] * base['rows'] / row['rows']:.2f}x the 1M "
+            "cost per row"
+        )
+    if "localSeconds" in base:
+        print(
+            f"local engine on {base['rows']:,}: {base['localSeconds']} s (ARI "
+            f"{base['localAri']}); Spark / local = {base['seconds'] / base['localSeconds']:.2f}"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "spark.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,454 @@
+"""The same analysis on Apache Spark, for customer bases past one machine.
+
+    from segmentation import spark
+    analysis = spark.analyze("s3a://bucket/customers/", spark=session, n_clusters=None)
+    analysis.assignments.write.parquet("s3a://bucket/segments/")
+
+What runs where. The driver never collects the full data:
+
+- over all rows, as Spark aggregations: the number of customers, missing values per field,
+  mean, standard deviation, skew and quartiles (`percentile_approx`) of numeric fields,
+  distinct counts of text fields;
+- on a uniform sample pulled to the driver (SPARK_SAMPLE_SIZE customers): the local core
+  chooses the fields' roles, the encoding, k and the algorithm, and measures stability,
+  importance and accuracy (said in `kSelection.method` and `accuracyMethod`);
+- over all rows again: when k-means is chosen, MLlib's `KMeans` refits the centres on every
+  customer's vector, encoded by the sample's encoder in `mapInPandas`, started from the
+  sample's centres' matches (aligned by `linear_sum_assignment`); then every customer is
+  scored where the data lives, in `mapInPandas`, by the same `assign` that scores new
+  customers locally, so a stored model scores identically in both engines;
+- the segments' sizes, shares, means and category shares come from Spark aggregations of
+  the scored rows; their names and characteristics from the sample's profile.
+
+`Analysis.labels`, `confidence`, `ambiguous` and `customer_ids` then hold the sample's
+customers (`sample_only`), and `Analysis.assignments` is the Spark DataFrame of every
+customer's segment (lazy: written by the caller).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from segmentation.analysis import Progress
+from segmentation.analysis import analyze as analyze_locally
+from segmentation.assign import FittedSegmentation, assign, fitted_of
+from segmentation.errors import InvalidInputError, Problem
+from segmentation.files import DELIMITERS, SNIFF_BYTES, detect_kind
+from segmentation.options import AnalysisOptions
+from segmentation.pipeline.models import CentroidModel
+from segmentation.results import Analysis, DataQuality, KSelection, Segment
+
+__all__ = ["SPARK_SAMPLE_SIZE", "analyze", "read", "session"]
+
+SPARK_SAMPLE_SIZE = 100_000
+KMEANS_MAX_ITER = 20
+LOCAL_DRIVER_MEMORY = "1g"
+# rows per pandas batch in mapInPandas: fewer, larger batches spread the per-batch checks
+ARROW_BATCH_ROWS = 100_000
+
+
+def session(master: str | None = None, app_name: str = "segmentation") -> Any:
+    """A SparkSession (`local[*]` unless a master URL is given), with Arrow transfers.
+    Local Python workers run this interpreter (where this package is installed); on a
+    cluster the executors need the package installed too (see the README)."""
+    from pyspark.sql import SparkSession
+
+    master = master or "local[*]"
+    builder = SparkSession.builder.master(master).appName(app_name)
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # the driver's JVM also runs the executors here: bounded, not a quarter of the RAM
+        builder = builder.config("spark.driver.memory", LOCAL_DRIVER_MEMORY)
+    return (
+        builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+        .getOrCreate()
+    )
+
+
+def _local_kind(path: Path) -> tuple[str, str]:
+    """(kind, CSV delimiter) of a local file or folder, by content like the local engine."""
+    if path.is_dir():
+        names = [p.name for p in path.iterdir() if not p.name.startswith((".", "_"))]
+        if any(n.endswith((".json", ".jsonl", ".ndjson")) for n in names):
+            return "jsonl", ","
+        return ("csv", ",") if any(n.endswith(".csv") for n in names) else ("parquet", ",")
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    kind = detect_kind(head, path.name)
+    delimiter = ","
+    if kind == "csv":
+        try:
+            text = head.decode("utf-8", errors="replace")
+            delimiter = csv.Sniffer().sniff(text.split("\n", 1)[0], DELIMITERS).delimiter
+        except csv.Error:
+            delimiter = ","
+    return kind, delimiter
+
+
+def read(spark: Any, source: Any) -> Any:
+    """A path or URI (Parquet file or folder, CSV, JSON Lines) as a Spark DataFrame; a
+    DataFrame is returned as it is. A missing or unreadable source is InvalidInputError."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+    from pyspark.sql import DataFrame
+
+    if isinstance(source, DataFrame):
+        return source
+    text = str(source)
+    local = "://" not in text or text.startswith("file://")
+    path = Path(text.removeprefix("file://"))
+    if local and not path.exists():
+        raise InvalidInputError(Problem(f"{text}: no such file or directory", field="source"))
+    kind, delimiter = _local_kind(path) if local else (_remote_kind(text), ",")
+    try:
+        if kind == "parquet":
+            frame = spark.read.parquet(text)
+        elif kind == "jsonl":
+            frame = spark.read.json(text)
+        else:
+            frame = spark.read.options(header=True, inferSchema=True, sep=delimiter).csv(text)
+        frame.schema  # noqa: B018  # resolves the schema: an unreadable file fails here
+    except (PySparkException, Py4JJavaError) as error:
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else "unreadable"
+        raise InvalidInputError(
+            Problem(f"{text} cannot be read as {kind}: {first}", field="source")
+        ) from None
+    return frame
+
+
+def _remote_kind(uri: str) -> str:
+    lowered = uri.lower().rstrip("/")
+    if lowered.endswith((".csv", ".csv.gz", ".tsv")):
+        return "csv"
+    if lowered.endswith((".json", ".jsonl", ".ndjson")):
+        return "jsonl"
+    return "parquet"
+
+
+def _column_stats(frame: Any) -> tuple[int, dict[str, int]]:
+    """The number of customers and the missing values per field, in one pass over all rows."""
+    from pyspark.sql import functions as sf
+
+    row = frame.agg(
+        sf.count(sf.lit(1)).alias("__rows"),
+        *[sf.count(sf.col(f"`{c}`")).alias(f"present_{i}") for i, c in enumerate(frame.columns)],
+    ).first()
+    rows = int(row["__rows"])
+    missing = {c: rows - int(row[f"present_{i}"]) for i, c in enumerate(frame.columns)}
+    return rows, missing
+
+
+def _numeric_summary(frame: Any, fields: list[str]) -> dict[str, dict[str, Any]]:
+    """Mean, standard deviation, skew and quartiles of numeric fields over all rows."""
+    from pyspark.sql import functions as sf
+
+    if not fields:
+        return {}
+    aggregates = []
+    for i, name in enumerate(fields):
+        column = sf.col(f"`{name}`").cast("double")
+        aggregates += [
+            sf.mean(column).alias(f"mean_{i}"),
+            sf.stddev(column).alias(f"sd_{i}"),
+            sf.skewness(column).alias(f"skew_{i}"),
+            sf.percentile_approx(column, [0.25, 0.5, 0.75], 1000).alias(f"q_{i}"),
+        ]
+    row = frame.agg(*aggregates).first()
+    return {
+        name: {
+            "mean": row[f"mean_{i}"],
+            "sd": row[f"sd_{i}"],
+            "skew": row[f"skew_{i}"],
+            "quartiles": list(row[f"q_{i}"] or []),
+        }
+        for i, name in enumerate(fields)
+    }
+
+
+def _sample(frame: Any, rows: int, size: int, seed: int) -> pd.DataFrame:
+    """A uniform sample of at most `size` customers, as pandas on the driver."""
+    fraction = min(1.0, 1.05 * size / max(rows, 1))
+    sampled = frame if fraction >= 1.0 else frame.sample(False, fraction, seed)
+    sample: pd.DataFrame = sampled.limit(size).toPandas()
+    return sample
+
+
+def _encoded(frame: Any, fitted: FittedSegmentation) -> Any:
+    """Every customer's feature vector (the sample's encoder), as an MLlib vector column."""
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as sf
+    from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
+
+    encoder = fitted.encoder
+    fields = [e.spec.name for e in encoder.encodings_]
+
+    def encode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from segmentation.pipeline.ingest import ingest
+
+        for batch in batches:
+            X = encoder.transform(ingest(batch, min_customers=1).frame)
+            yield pd.DataFrame({"features": list(X)})
+
+    schema = StructType([StructField("features", ArrayType(DoubleType()), False)])
+    vectors = frame.select(*[f"`{f}`" for f in fields]).mapInPandas(encode, schema)
+    return vectors.select(array_to_vector(sf.col("features")).alias("features"))
+
+
+def _refit_centres(frame: Any, fitted: FittedSegmentation, k: int, seed: int) -> np.ndarray:
+    """MLlib k-means over every customer, its centres in the sample's segment order."""
+    from pyspark.ml.clustering import KMeans
+
+    # encoded once and kept: each Lloyd iteration would otherwise re-run the Python encoder
+    vectors = _encoded(frame, fitted).persist()
+    try:
+        model = KMeans(k=k, seed=seed, maxIter=KMEANS_MAX_ITER, initMode="k-means||").fit(vectors)
+    finally:
+        vectors.unpersist()
+    centres = np.array([np.asarray(c, dtype=float) for c in model.clusterCenters()])
+    sample_centres = fitted.centers[:k]
+    cost = np.linalg.norm(sample_centres[:, None, :] - centres[None, :, :], axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    aligned = np.empty_like(centres)
+    aligned[rows] = centres[cols]
+    return aligned
+
+
+def _scored(frame: Any, fitted: FittedSegmentation, id_field: str | None) -> Any:
+    """Every customer's segment, confidence and ambiguity, computed by `assign` in
+    `mapInPandas`, with the raw feature fields kept for the segments' aggregates."""
+    from pyspark.sql.types import (
+        BooleanType,
+        DoubleType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
+
+    names = fitted.names
+    schema_fields = [StructField("clusterId", LongType(), False)]
+    schema_fields += [StructField("clusterName", StringType(), False)]
+    schema_fields += [StructField("confidence", DoubleType(), False)]
+    schema_fields += [StructField("ambiguous", BooleanType(), False)]
+    kept = [e.spec.name for e in fitted.encoder.encodings_]
+    types = dict(frame.dtypes)
+    for name in kept:
+        numeric = types[name] not in ("string", "boolean", "date", "timestamp")
+        schema_fields.append(StructField(name, DoubleType() if numeric else StringType(), True))
+    # ids keep their type: whole numbers stay numbers, anything else is text
+    id_type = LongType() if types.get(id_field or "") in ("bigint", "int", "smallint") else (
+        StringType()
+    )  # fmt: skip
+    id_schema = [StructField("id", id_type, True)] if id_field is not None else []
+    schema = StructType(id_schema + schema_fields)
+    numeric_fields = {f.name for f in schema_fields[4:] if isinstance(f.dataType, DoubleType)}
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            scored = assign(fitted, batch)
+            out: dict[str, Any] = {}
+            if id_field is not None:
+                ids = batch[id_field]
+                out["id"] = ids if isinstance(id_type, LongType) else (
+                    ids.astype(object).where(ids.notna(), None).map(
+                        lambda v: None if v is None else str(v)
+                    )
+                )  # fmt: skip
+            out["clusterId"] = scored.labels.astype(np.int64)
+            out["clusterName"] = [names[int(i)] for i in scored.labels]
+            out["confidence"] = np.round(scored.confidence, 4)
+            out["ambiguous"] = scored.ambiguous.astype(bool)
+            for name in kept:
+                column = batch[name]
+                out[name] = (
+                    pd.to_numeric(column, errors="coerce").astype(float)
+                    if name in numeric_fields
+                    else column.astype(object)
+                    .where(column.notna(), None)
+                    .map(lambda v: None if v is None else str(v))
+                )
+            yield pd.DataFrame(out)
+
+    return frame.mapInPandas(score, schema)
+
+
+def _segment_aggregates(
+    scored: Any, numeric: list[str], categorical: list[str]
+) -> tuple[
+    dict[int, int], dict[int, dict[str, float | None]], dict[int, dict[str, dict[str, float]]]
+]:
+    """Sizes, means and category shares per segment, over every scored customer."""
+    from pyspark.sql import functions as sf
+
+    rows = (
+        scored.groupBy("clusterId")
+        .agg(
+            sf.count(sf.lit(1)).alias("__size"),
+            *[sf.mean(sf.col(f"`{n}`")).alias(f"mean_{i}") for i, n in enumerate(numeric)],
+        )
+        .collect()
+    )
+    sizes = {int(r["clusterId"]): int(r["__size"]) for r in rows}
+    means = {
+        int(r["clusterId"]): {
+            n: (None if r[f"mean_{i}"] is None else float(f"{r[f'mean_{i}']:.6g}"))
+            for i, n in enumerate(numeric)
+        }
+        for r in rows
+    }
+    shares: dict[int, dict[str, dict[str, float]]] = {i: {} for i in sizes}
+    for name in categorical:
+        counts = scored.groupBy("clusterId", f"`{name}`").count().collect()
+        for r in counts:
+            segment, level = int(r["clusterId"]), r[name]
+            present = shares[segment].setdefault(name, {})
+            present["(missing)" if level is None else str(level)] = int(r["count"])
+        for segment in shares:
+            levels = shares[segment].get(name, {})
+            total = sum(levels.values()) or 1
+            shares[segment][name] = dict(
+                sorted(((k, round(v / total, 4)) for k, v in levels.items()), key=lambda kv: -kv[1])
+            )
+    return sizes, means, shares
+
+
+def _full_segments(
+    sample: Analysis,
+    sizes: Mapping[int, int],
+    means: Mapping[int, Mapping[str, float | None]],
+    shares: Mapping[int, Mapping[str, Mapping[str, float]]],
+) -> tuple[Segment, ...]:
+    total = sum(sizes.values()) or 1
+    segments = [
+        replace(
+            s,
+            size=sizes.get(s.segment_id, 0),
+            share=sizes.get(s.segment_id, 0) / total,
+            centroid={**s.centroid, **means.get(s.segment_id, {})},
+            categories={k: dict(v) for k, v in shares.get(s.segment_id, s.categories).items()},
+        )
+        for s in sample.segments
+    ]
+    return tuple(segments)
+
+
+def _note(method: str, sample_rows: int, rows: int) -> str:
+    return (
+        f"{method} (Spark engine: on a uniform sample of {sample_rows:,} of {rows:,} "
+        "customers; segments refitted and scored over every customer)"
+    )
+
+
+def analyze(
+    source: Any,
+    *,
+    spark: Any = None,
+    options: AnalysisOptions | None = None,
+    sample_size: int = SPARK_SAMPLE_SIZE,
+    max_fields: int | None = None,
+    progress: Progress | None = None,
+    **option_values: Any,
+) -> Analysis:
+    """Segment the customers of `source` (a path or URI Spark reads, or a Spark DataFrame)
+    with the same options and result type as `segmentation.analyze`; see the module
+    docstring for what runs where. `engine` is "spark"; `assignments` holds every
+    customer's segment as a Spark DataFrame."""
+    if options is None:
+        options = AnalysisOptions(**option_values)
+    elif option_values:
+        raise TypeError("give options= or option keywords, not both")
+    if options.previous_analysis_id is not None:
+        raise InvalidInputError(
+            Problem(
+                "the Spark engine does not follow a previous analysis yet",
+                field="previous_analysis_id",
+            )
+        )
+    spark = spark if spark is not None else session()
+    started = time.perf_counter()
+    laps: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        laps[stage] = round(now - started, 4)
+        started = now
+
+    frame = read(spark, source)
+    rows, missing = _column_stats(frame)
+    lap("spark-read-stats")
+    if rows < 2:
+        raise InvalidInputError(Problem(f"{rows} customers; at least 2 are needed"))
+    local = _sample(frame, rows, sample_size, options.random_state)
+    sample = analyze_locally(
+        local,
+        options=replace(options, include_customers=False),
+        max_fields=max_fields,
+        progress=progress,
+    )
+    lap("spark-sample-analysis")
+    fitted = fitted_of(sample)
+    regular = [s for s in sample.segments if not s.is_outliers]
+    # the sample is all the data below SPARK_SAMPLE_SIZE: a refit would find the same centres
+    refit = len(local) < rows
+    if refit and sample.algorithm == "kmeans" and isinstance(sample.model, CentroidModel):
+        centres = _refit_centres(frame, fitted, len(regular), options.random_state)
+        fitted = replace(fitted, model=CentroidModel(centres), centers=centres)
+    lap("spark-refit")
+    id_field = sample.encoder.schema.id_field
+    scored = _scored(frame, fitted, id_field).persist()
+    numeric = [n for n, v in sample.segments[0].centroid.items()]
+    categorical = list(sample.segments[0].categories)
+    sizes, means, shares = _segment_aggregates(scored, numeric, categorical)
+    numeric_summary = _numeric_summary(frame, numeric)
+    lap("spark-score-profile")
+    quality = sample.data_quality
+    fields = tuple(replace(f, missing=missing.get(f.name, f.missing)) for f in quality.fields)
+    summary_notes = tuple(
+        f"{name}: mean {s['mean']:.4g}, sd {s['sd']:.4g}, skew {s['skew']:.2f} over all "
+        f"{rows:,} customers"
+        for name, s in numeric_summary.items()
+        if s["mean"] is not None
+        and s["sd"] is not None
+        and s["skew"] is not None
+        and math.isfinite(s["skew"])
+        and abs(s["skew"]) > 2
+    )
+    selection = sample.k_selection
+    return replace(
+        sample,
+        segments=_full_segments(sample, sizes, means, shares),
+        model=fitted.model,
+        centers=fitted.centers,
+        data_quality=DataQuality(rows, fields, quality.warnings + summary_notes),
+        k_selection=KSelection(
+            _note(selection.method, len(local), rows),
+            selection.candidates,
+            selection.chosen,
+            selection.reason,
+            selection.sample_size,
+        ),
+        accuracy_method=_note(sample.accuracy_method, len(local), rows),
+        options=options,
+        engine="spark",
+        sample_only=True,
+        timings={**{f"sample-{k}": v for k, v in sample.timings.items()}, **laps},
+        assignments=scored.select(
+            *(["id"] if id_field else []), "clusterId", "clusterName", "confidence", "ambiguous"
+        ),
+    )
