@@ -158,7 +158,10 @@ def assign(
     if isinstance(fitted, Analysis):
         fitted = fitted_of(fitted)
     encoder = fitted.encoder
-    ingested = ingest(customers, min_customers=1)
+    learned = {
+        e.spec.name: "number" for e in encoder.encodings_ if e.spec.role is FieldRole.NUMERIC
+    }
+    ingested = ingest(customers, min_customers=1, expected_kinds=learned)
     frame = ingested.frame
     problems = _check_kinds(ingested, encoder)
     if problems:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import orjson
 
 from segmentation.assign import FittedSegmentation
-from segmentation.errors import InvalidInputError
+from segmentation.errors import InvalidInputError, Problem
 from segmentation.options import AnalysisOptions
 from segmentation.pipeline.ingest import NonFiniteNumber
 from segmentation.pipeline.lineage import FieldDrift, Lineage, SegmentEvent, Transition
@@ -44,15 +45,56 @@ __all__ = [
 ]
 
 
+# twenty digits in a row may be an integer beyond 64 bits, which orjson reads as a float
+LONG_DIGITS = re.compile(rb"\d{20}")
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _surrogate_problem(value: Any, path: tuple[Any, ...] = ()) -> Problem | None:
+    """Where a lone UTF-16 surrogate sits (a key or a text value), as record and field."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _located(
+                "holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text", path
+            )
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
+        value, list
+    ) else ()  # fmt: skip
+    for key, item in items:
+        if isinstance(key, str) and _surrogate_problem(key) is not None:
+            return _located("is a field name with a lone UTF-16 surrogate", (*path, key))
+        found = _surrogate_problem(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _located(message: str, path: tuple[Any, ...]) -> Problem:
+    if len(path) >= 2 and path[0] == "customerData" and isinstance(path[1], int):
+        # the record's field that holds the text, however deep inside it
+        return Problem(message, path[1], str(path[2]) if len(path) > 2 else None)
+    return Problem(message, field=".".join(str(p) for p in path) or None)
+
+
 def parse_json(body: bytes) -> Any:
     """JSON to Python; NaN/Infinity literals become `NonFiniteNumber` so they can be rejected
-    with the record and field that hold them (orjson, the fast path, refuses them outright)."""
+    with the record and field that hold them (orjson, the fast path, refuses them outright,
+    and the lone surrogates that Python's reader accepts are refused here, located)."""
+    if not LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(body, parse_constant=NonFiniteNumber)
+        parsed = json.loads(body, parse_constant=NonFiniteNumber)
+        if SURROGATE_ESCAPE.search(body):
+            problem = _surrogate_problem(parsed)
+            if problem is not None:
+                raise InvalidInputError(problem)
+        return parsed
     except ValueError as error:  # also UnicodeDecodeError and integers of > 4300 digits
         raise InvalidInputError(f"the body is not valid JSON: {error}") from None
     except RecursionError:

@@ -8,6 +8,7 @@ stages impute and report them.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -116,11 +117,26 @@ def describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_mixed_kinds(field: str, column: pd.Series, kinds: pd.Series) -> list[Problem]:
-    """Flag the records whose type differs from the field's majority type."""
+def _check_mixed_kinds(
+    field: str, column: pd.Series, kinds: pd.Series, expected: str | None = None
+) -> list[Problem]:
+    """Flag the records whose type differs from the field's majority type, or from the
+    `expected` one (the kind stored segments learned) when it is given."""
     counts = kinds[kinds.isin(list(KIND_WORDS))].value_counts()
     if len(counts) <= 1:
         return []
+    if expected is not None:
+        return [
+            Problem(
+                f"expected {KIND_WORDS[expected]}, as when the segments were learned, got "
+                f"{describe(column.iloc[position])}",
+                int(position),
+                field,
+            )
+            for position in np.flatnonzero((kinds != expected) & kinds.isin(list(KIND_WORDS)))[
+                :MAX_PROBLEMS
+            ]
+        ]
     majority = str(counts.index[0])
     problems = []
     for position in np.flatnonzero((kinds != majority) & kinds.isin(list(KIND_WORDS)))[
@@ -163,7 +179,9 @@ def _numbers(column: pd.Series) -> np.ndarray:
     return np.fromiter((_to_float(v) for v in column), dtype=float, count=len(column))
 
 
-def _clean_column(field: str, column: pd.Series) -> tuple[pd.Series | None, str, list[Problem]]:
+def _clean_column(
+    field: str, column: pd.Series, expected: str | None = None
+) -> tuple[pd.Series | None, str, list[Problem]]:
     """One column in its clean dtype, its kind (number/boolean/text/nested), and its problems."""
     if pd.api.types.is_bool_dtype(column.dtype):
         return column.astype(float), "boolean", []
@@ -179,7 +197,7 @@ def _clean_column(field: str, column: pd.Series) -> tuple[pd.Series | None, str,
         Problem(f"{describe(column.iloc[position])} is not a finite number", int(position), field)
         for position in np.flatnonzero(kinds == "nonfinite")[:MAX_PROBLEMS]
     ]
-    problems += _check_mixed_kinds(field, column, kinds)
+    problems += _check_mixed_kinds(field, column, kinds, expected)
     present = set(kinds.unique()) - {"null"}
     if problems:
         return None, "invalid", problems
@@ -225,28 +243,35 @@ def _check_echoed(field: str, column: pd.Series) -> list[Problem]:
     return problems
 
 
+def _json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _check_ids(frame: pd.DataFrame, id_field: str) -> list[Problem]:
     ids = frame[id_field]
     problems = [
         Problem(f"has no {id_field!r} while other records do", int(position), id_field)
         for position in np.flatnonzero(ids.isna().to_numpy())[:MAX_PROBLEMS]
     ]
-    duplicated = ids.duplicated(keep=False) & ids.notna()
+    # an object or array as id is compared by its JSON text (dicts cannot be hashed)
+    keys = ids.map(lambda v: _json_key(v) if isinstance(v, dict | list) else v)
+    duplicated = keys.duplicated(keep=False) & ids.notna()
     if duplicated.any():
         first_position: dict[Any, int] = {}
         for position in np.flatnonzero(duplicated.to_numpy()):
             value = ids.iloc[position]
-            if value in first_position:
+            key = keys.iloc[position]
+            if key in first_position:
                 problems.append(
                     Problem(
                         f"duplicate id {describe(value)}, also used by record "
-                        f"{first_position[value]}",
+                        f"{first_position[key]}",
                         int(position),
                         id_field,
                     )
                 )
             else:
-                first_position[value] = int(position)
+                first_position[key] = int(position)
             if len(problems) >= MAX_PROBLEMS:
                 break
     return problems
@@ -272,11 +297,16 @@ def _raw_frame(customers: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Data
 
 
 def ingest(
-    customers: pd.DataFrame | Sequence[Mapping[str, Any]], min_customers: int = 2
+    customers: pd.DataFrame | Sequence[Mapping[str, Any]],
+    min_customers: int = 2,
+    expected_kinds: Mapping[str, str] | None = None,
 ) -> IngestedCustomers:
     """Validate customers and return them as one frame with clean dtypes.
 
     Segmenting needs `min_customers=2`; scoring new customers into stored segments needs 1.
+    `expected_kinds` (field -> "number", "text" or "boolean"): a field mixing kinds names the
+    records that differ from this kind rather than from its majority (scoring new customers
+    against what stored segments learned).
 
     Raises `InvalidInputError` listing every problem found (up to 20 named), or
     `InsufficientDataError` when there are fewer than 2 customers.
@@ -313,7 +343,8 @@ other records, got '75,000'
             columns[field] = raw[field].astype(object).where(raw[field].notna(), None)
             problems += _check_echoed(field, raw[field])
             continue
-        cleaned, kind, field_problems = _clean_column(field, raw[field])
+        expected = (expected_kinds or {}).get(field)
+        cleaned, kind, field_problems = _clean_column(field, raw[field], expected)
         problems += field_problems
         if kind == "nested":
             nested_fields.append(field)
