@@ -33,7 +33,7 @@ from tests.e2e.conftest import REQUEST_TIMEOUT, analyze_ok, assert_error
 
 PROPERTY_SETTINGS = settings(
     derandomize=True,  # the same examples on every run and every machine
-    max_examples=50,
+    max_examples=30,
     deadline=None,  # a real server on two shared cores: no per-example timing
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -196,8 +196,9 @@ def assert_refusal(response: httpx.Response, records: Sequence[Any]) -> None:
         if record is not None:
             assert 0 <= record < len(records), error
             if isinstance(records[record], Mapping):
-                # a problem of a record is a problem of one of its (or its peers') fields
-                assert field in keys_sent(records), (error, keys_sent(records))
+                # a problem of one of its (or its peers') fields, or of the record as a whole
+                # (a field name that cannot be echoed back)
+                assert field is None or field in keys_sent(records), (error, keys_sent(records))
         elif field is not None:
             body_key = field.split(".")[0] in ("customerData", "options")
             assert body_key or field in keys_sent(records), error
@@ -260,10 +261,13 @@ def test_every_customer_of_a_200_comes_back_exactly_as_sent(
     if response.status_code == 200:
         assert_echoed(response.json(), customers)
         return
-    # Valid records are refused only when nothing in them can be segmented (every field
-    # constant, empty, an id or nested): a 422 about the data as a whole, never one record.
-    body = assert_error(response, 422, mentions=("no usable feature field",))
+    # Valid records are refused only for the data as a whole, never one record: nothing in
+    # them can be segmented (every field constant, empty, an id or nested), or the DBSCAN
+    # asked for finds only outliers (customers a few ulps apart give it eps=1e-09).
+    body = assert_error(response, 422)
     assert all(error["record"] is None for error in body["errors"]), body
+    whole_data = ("no usable feature field", "dbscan called every customer an outlier")
+    assert any(reason in body["detail"] for reason in whole_data), body["detail"]
 
 
 FAULTS: dict[str, Any] = {
