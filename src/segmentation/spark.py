@@ -28,8 +28,10 @@ customer's segment (lazy: written by the caller).
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -120,6 +122,7 @@ def read(spark: Any, source: Any) -> Any:
             frame = spark.read.parquet(text)
         elif kind == "jsonl":
             frame = spark.read.json(text)
+            check_mixed_kinds(frame, spark.read.text(text))
         else:
             frame = spark.read.options(header=True, inferSchema=True, sep=delimiter).csv(text)
         frame.schema  # noqa: B018  # resolves the schema: an unreadable file fails here
@@ -129,6 +132,58 @@ def read(spark: Any, source: Any) -> Any:
             Problem(f"{text} cannot be read as {kind}: {first}", field="source")
         ) from None
     return frame
+
+
+NUMBER_TEXT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+
+
+def _json_kinds(lines: Any, name: str) -> tuple[int, int]:
+    """How many JSON lines give `name` an unquoted number and how many a quoted string."""
+    from pyspark.sql import functions as sf
+
+    key = re.escape(json.dumps(name))
+    row = lines.agg(
+        sf.sum(sf.when(sf.col("value").rlike(key + r"\s*:\s*-?[0-9]"), 1).otherwise(0)),
+        sf.sum(sf.when(sf.col("value").rlike(key + r'\s*:\s*"'), 1).otherwise(0)),
+    ).first()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def check_mixed_kinds(frame: Any, lines: Any) -> None:
+    """JSON Lines whose field holds numbers in some records and text in others: Spark reads
+    the field as text; refused like the local engine does (the minority kind named). Text
+    that only looks numeric ("02134" beside "SW1A", both quoted) is text, as locally."""
+    from pyspark.sql import functions as sf
+
+    text_fields = [name for name, kind in frame.dtypes if kind == "string"]
+    if not text_fields:
+        return
+    aggregates = []
+    for i, name in enumerate(text_fields):
+        column = sf.col(f"`{name}`")
+        number = column.rlike(NUMBER_TEXT)
+        aggregates += [
+            sf.sum(sf.when(number, 1).otherwise(0)).alias(f"n_{i}"),
+            sf.sum(sf.when(column.isNotNull() & ~number, 1).otherwise(0)).alias(f"t_{i}"),
+            sf.first(sf.when(~number, column), ignorenulls=True).alias(f"ft_{i}"),
+            sf.first(sf.when(number, column), ignorenulls=True).alias(f"fn_{i}"),
+        ]
+    row = frame.agg(*aggregates).first()
+    problems = []
+    for i, name in enumerate(text_fields):
+        numbers, texts = int(row[f"n_{i}"] or 0), int(row[f"t_{i}"] or 0)
+        if numbers and texts:
+            numbers, texts = _json_kinds(lines, name)
+        if numbers and texts:
+            expected, count, got = (
+                ("a number", numbers, repr(row[f"ft_{i}"])) if numbers >= texts
+                else ("text", texts, row[f"fn_{i}"])
+            )  # fmt: skip
+            problems.append(
+                Problem(f"expected {expected} as in {count} other records, got {got}", field=name)
+            )
+    if problems:
+        raise InvalidInputError(problems)
 
 
 def _remote_kind(uri: str) -> str:

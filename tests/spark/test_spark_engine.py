@@ -136,6 +136,23 @@ def test_bad_input_is_named(session: Any, tmp_path: Path) -> None:
     assert str(spark_error.value) == str(local_error.value)
 
 
+def test_a_field_mixing_numbers_and_text_is_named(session: Any, tmp_path: Path) -> None:
+    rows = [{"id": i, "age": 20 + i % 50, "income": 1000 * i, "zip": f"{i % 90:05d}"}
+            for i in range(300)]  # fmt: skip
+    rows[17]["age"] = "unknown"
+    rows[40]["zip"] = "SW1A"  # quoted text that sometimes looks numeric stays text
+    path = tmp_path / "customers.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(InvalidInputError) as spark_error:
+        engine.analyze(str(path), spark=session)
+    with pytest.raises(InvalidInputError) as local_error:
+        analyze(rows)
+    assert [p.field for p in spark_error.value.problems] == ["age"]
+    local = local_error.value.problems[0]
+    assert local.field == "age" and local.record == 17
+    assert spark_error.value.problems[0].message == local.message
+
+
 def test_a_spark_dataframe_is_a_source(session: Any) -> None:
     frame = make_population(2_000, 3, random_state=2).frame
     analysis = engine.analyze(session.createDataFrame(frame), spark=session, n_clusters=3)
