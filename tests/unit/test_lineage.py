@@ -16,6 +16,7 @@ from segmentation.assign import fitted_of
 from segmentation.errors import InvalidInputError
 from segmentation.pipeline.lineage import (
     MATCH_JACCARD,
+    follow,
     match_by_centroids,
     match_by_customers,
     what_changed,
@@ -220,3 +221,29 @@ def test_previous_segmentation_of_an_analysis_carries_its_customers(months: list
     assert previous.analysis_id == "A"
     assert len(previous.labels) == first.n_customers
     assert previous.sizes == {s.segment_id: s.size for s in first.segments}
+
+
+def test_a_survivor_is_renamed_only_when_its_profile_moved(months: list) -> None:
+    _, first, _ = months[0]
+    previous = previous_segmentation(first)
+    positions = np.array([first.segments.index(s) for s in first.segments for _ in range(3)])
+    fresh = [s.name for s in first.segments]
+    fresh[0] = "Brand New Name"
+    standardized = [dict(s.standardized) for s in first.segments]
+
+    def follow_with(shift: float) -> tuple[list[str], dict[int, str]]:
+        moved = [dict(p) for p in standardized]
+        field = next(iter(moved[0]))
+        moved[0][field] += shift
+        followed = follow(
+            previous, positions=positions, customer_ids=[], centres_in_previous_space=
+            first.centers[: len(fresh)], fresh_names=fresh, standardized=moved, drift=[],
+        )  # fmt: skip
+        return followed.names, followed.lineage.renamed
+
+    # matched by centroids (no shared customers): every segment survives
+    names, renamed = follow_with(0.5)  # a small move: the name stays
+    assert names[0] == first.segments[0].name and renamed == {}
+    names, renamed = follow_with(1.5)  # past RENAME_SHIFT: the fresh name, and renamedFrom
+    assert names[0] == "Brand New Name"
+    assert renamed == {first.segments[0].segment_id: first.segments[0].name}
