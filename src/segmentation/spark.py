@@ -50,7 +50,7 @@ from segmentation.errors import InvalidInputError, Problem
 from segmentation.files import DELIMITERS, SNIFF_BYTES, detect_kind
 from segmentation.options import AnalysisOptions
 from segmentation.pipeline.models import CentroidModel
-from segmentation.results import Analysis, DataQuality, KSelection, Segment
+from segmentation.results import Analysis, DataQuality, Segment
 
 __all__ = ["SPARK_SAMPLE_SIZE", "analyze", "read", "session"]
 
@@ -409,6 +409,61 @@ def _note(method: str, sample_rows: int, rows: int) -> str:
     )
 
 
+class _Laps:
+    """Stage durations (seconds) of a Spark analysis, for `Analysis.timings`."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round(now - self.started, 4)
+        self.started = now
+
+
+def _skew_notes(summary: Mapping[str, Mapping[str, Any]], rows: int) -> tuple[str, ...]:
+    """A data-quality note for each strongly skewed numeric field, measured on every row."""
+    notes = []
+    for name, s in summary.items():
+        skew = s["skew"]
+        if s["mean"] is None or s["sd"] is None or skew is None or not math.isfinite(skew):
+            continue
+        if abs(skew) > 2:
+            notes.append(
+                f"{name}: mean {s['mean']:.4g}, sd {s['sd']:.4g}, skew {skew:.2f} over all "
+                f"{rows:,} customers"
+            )
+    return tuple(notes)
+
+
+def _full_fit(frame: Any, sample: Analysis, rows: int, sample_rows: int) -> FittedSegmentation:
+    """The sample's segmentation, its k-means centres refitted over every customer."""
+    fitted = fitted_of(sample)
+    regular = [s for s in sample.segments if not s.is_outliers]
+    # the sample is all the data below SPARK_SAMPLE_SIZE: a refit would find the same centres
+    refit = sample_rows < rows
+    if refit and sample.algorithm == "kmeans" and isinstance(sample.model, CentroidModel):
+        centres = _refit_centres(frame, fitted, len(regular), sample.random_state)
+        fitted = replace(fitted, model=CentroidModel(centres), centers=centres)
+    return fitted
+
+
+def _checked(options: AnalysisOptions | None, option_values: Mapping[str, Any]) -> AnalysisOptions:
+    if options is None:
+        options = AnalysisOptions(**option_values)
+    elif option_values:
+        raise TypeError("give options= or option keywords, not both")
+    if options.previous_analysis_id is not None:
+        raise InvalidInputError(
+            Problem(
+                "the Spark engine does not follow a previous analysis yet",
+                field="previous_analysis_id",
+            )
+        )
+    return options
+
+
 def analyze(
     source: Any,
     *,
@@ -423,27 +478,9 @@ def analyze(
     with the same options and result type as `segmentation.analyze`; see the module
     docstring for what runs where. `engine` is "spark"; `assignments` holds every
     customer's segment as a Spark DataFrame."""
-    if options is None:
-        options = AnalysisOptions(**option_values)
-    elif option_values:
-        raise TypeError("give options= or option keywords, not both")
-    if options.previous_analysis_id is not None:
-        raise InvalidInputError(
-            Problem(
-                "the Spark engine does not follow a previous analysis yet",
-                field="previous_analysis_id",
-            )
-        )
+    options = _checked(options, option_values)
     spark = spark if spark is not None else session()
-    started = time.perf_counter()
-    laps: dict[str, float] = {}
-
-    def lap(stage: str) -> None:
-        nonlocal started
-        now = time.perf_counter()
-        laps[stage] = round(now - started, 4)
-        started = now
-
+    lap = _Laps()
     frame = read(spark, source)
     rows, missing = _column_stats(frame)
     lap("spark-read-stats")
@@ -451,59 +488,31 @@ def analyze(
         raise InvalidInputError(Problem(f"{rows} customers; at least 2 are needed"))
     local = _sample(frame, rows, sample_size, options.random_state)
     sample = analyze_locally(
-        local,
-        options=replace(options, include_customers=False),
-        max_fields=max_fields,
+        local, options=replace(options, include_customers=False), max_fields=max_fields,
         progress=progress,
-    )
+    )  # fmt: skip
     lap("spark-sample-analysis")
-    fitted = fitted_of(sample)
-    regular = [s for s in sample.segments if not s.is_outliers]
-    # the sample is all the data below SPARK_SAMPLE_SIZE: a refit would find the same centres
-    refit = len(local) < rows
-    if refit and sample.algorithm == "kmeans" and isinstance(sample.model, CentroidModel):
-        centres = _refit_centres(frame, fitted, len(regular), options.random_state)
-        fitted = replace(fitted, model=CentroidModel(centres), centers=centres)
+    fitted = _full_fit(frame, sample, rows, len(local))
     lap("spark-refit")
     id_field = sample.encoder.schema.id_field
     scored = _scored(frame, fitted, id_field).persist()
-    numeric = [n for n, v in sample.segments[0].centroid.items()]
-    categorical = list(sample.segments[0].categories)
-    sizes, means, shares = _segment_aggregates(scored, numeric, categorical)
-    numeric_summary = _numeric_summary(frame, numeric)
+    numeric = list(sample.segments[0].centroid)
+    sizes, means, shares = _segment_aggregates(scored, numeric, list(sample.segments[0].categories))
+    notes = _skew_notes(_numeric_summary(frame, numeric), rows)
     lap("spark-score-profile")
-    quality = sample.data_quality
-    fields = tuple(replace(f, missing=missing.get(f.name, f.missing)) for f in quality.fields)
-    summary_notes = tuple(
-        f"{name}: mean {s['mean']:.4g}, sd {s['sd']:.4g}, skew {s['skew']:.2f} over all "
-        f"{rows:,} customers"
-        for name, s in numeric_summary.items()
-        if s["mean"] is not None
-        and s["sd"] is not None
-        and s["skew"] is not None
-        and math.isfinite(s["skew"])
-        and abs(s["skew"]) > 2
-    )
-    selection = sample.k_selection
+    quality, selection = sample.data_quality, sample.k_selection
     return replace(
         sample,
         segments=_full_segments(sample, sizes, means, shares),
-        model=fitted.model,
-        centers=fitted.centers,
-        data_quality=DataQuality(rows, fields, quality.warnings + summary_notes),
-        k_selection=KSelection(
-            _note(selection.method, len(local), rows),
-            selection.candidates,
-            selection.chosen,
-            selection.reason,
-            selection.sample_size,
+        model=fitted.model, centers=fitted.centers,
+        data_quality=DataQuality(
+            rows, tuple(replace(f, missing=missing.get(f.name, f.missing)) for f in quality.fields),
+            quality.warnings + notes,
         ),
+        k_selection=replace(selection, method=_note(selection.method, len(local), rows)),
         accuracy_method=_note(sample.accuracy_method, len(local), rows),
-        options=options,
-        engine="spark",
-        sample_only=True,
-        timings={**{f"sample-{k}": v for k, v in sample.timings.items()}, **laps},
-        assignments=scored.select(
-            *(["id"] if id_field else []), "clusterId", "clusterName", "confidence", "ambiguous"
-        ),
-    )
+        options=options, engine="spark", sample_only=True,
+        timings={**{f"sample-{k}": v for k, v in sample.timings.items()}, **lap.timings},
+        assignments=scored.select(*(["id"] if id_field else []), "clusterId", "clusterName",
+                                  "confidence", "ambiguous"),
+    )  # fmt: skip
