@@ -231,6 +231,9 @@ def _nested_problem(value: Any, depth: int = 0) -> str | None:
 
 def _check_echoed(field: str, column: pd.Series) -> list[Problem]:
     """Values kept only to be echoed (ids, nested objects) must still be valid JSON numbers."""
+    # whole numbers or text throughout (the usual id column): nothing to look inside
+    if pd.api.types.infer_dtype(column, skipna=True) in ("integer", "string", "empty"):
+        return []
     problems = []
     for position, value in enumerate(column):
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -254,7 +257,8 @@ def _check_ids(frame: pd.DataFrame, id_field: str) -> list[Problem]:
         for position in np.flatnonzero(ids.isna().to_numpy())[:MAX_PROBLEMS]
     ]
     # an object or array as id is compared by its JSON text (dicts cannot be hashed)
-    keys = ids.map(lambda v: _json_key(v) if isinstance(v, dict | list) else v)
+    plain = pd.api.types.infer_dtype(ids, skipna=True) in ("integer", "string", "empty")
+    keys = ids if plain else ids.map(lambda v: _json_key(v) if isinstance(v, dict | list) else v)
     duplicated = keys.duplicated(keep=False) & ids.notna()
     if duplicated.any():
         first_position: dict[Any, int] = {}
