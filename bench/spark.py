@@ -3,7 +3,8 @@
 Generates 1M, 3M and 10M customers (8 numeric and 4 categorical fields, 6 true segments) as
 folders of Parquet files, runs `segmentation.spark.analyze` at local[2] on each, and prints
 the end-to-end time, the stage times, the driver's peak RSS (this Python process and the
-JVM it started, which in local mode also runs the executors) and the rows per second. The
+JVM it started, which in local mode also runs the executors; the Python workers apart) and the
+rows per second. The
 1M file also goes through the local engine for the ratio. Sizes: BENCH_SPARK_SIZES
 (comma-separated, default 1000000,3000000,10000000). Results: bench/results/spark.json.
 """
@@ -63,23 +64,31 @@ def generate(rows: int, folder: Path) -> np.ndarray:
 
 
 class PeakRss:
-    """The peak resident memory of this process and its children, sampled every 50 ms."""
+    """Peak resident memory, sampled every 50 ms: the driver (this Python process and the JVM
+    it started) and, apart, the Python workers the JVM forks for mapInPandas (executor-side
+    work that runs on the cluster's machines outside local mode)."""
 
     def __init__(self) -> None:
         self.peak = 0
+        self.workers_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.wait(0.05):
-            total = me.memory_info().rss
+            driver, workers = me.memory_info().rss, 0
             for child in me.children(recursive=True):
                 try:
-                    total += child.memory_info().rss
+                    rss = child.memory_info().rss
+                    if "java" in child.name():
+                        driver += rss
+                    else:
+                        workers += rss
                 except psutil.Error:
                     continue
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, driver)
+            self.workers_peak = max(self.workers_peak, workers)
 
     def __enter__(self) -> PeakRss:
         self._thread.start()
@@ -114,6 +123,7 @@ def main() -> None:
             row: dict[str, Any] = {
                 "rows": rows, "seconds": round(seconds, 1),
                 "rowsPerSecond": round(rows / seconds), "peakRssMiB": round(rss.peak / MiB),
+                "workersPeakRssMiB": round(rss.workers_peak / MiB),
                 "segments": len(analysis.segments), "ari": round(ari, 3),
                 "stages": analysis.timings,
             }  # fmt: skip
@@ -132,7 +142,8 @@ def main() -> None:
     for row in results:
         print(
             f"{row['rows']:>10,} customers: {row['seconds']:7.1f} s end to end, "
-            f"{row['rowsPerSecond']:>9,} rows/s, driver peak RSS {row['peakRssMiB']:,} MiB, "
+            f"{row['rowsPerSecond']:>9,} rows/s, driver peak RSS {row['peakRssMiB']:,} MiB "
+            f"(Python workers {row['workersPeakRssMiB']:,} MiB), "
             f"{row['segments']} segments, ARI {row['ari']:.3f}; "
             f"{row['seconds'] / base['seconds'] * base['rows'] / row['rows']:.2f}x the 1M "
             "cost per row"

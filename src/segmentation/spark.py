@@ -264,12 +264,20 @@ def _encoded(frame: Any, fitted: FittedSegmentation) -> Any:
     return vectors.select(array_to_vector(sf.col("features")).alias("features"))
 
 
+def _disk() -> Any:
+    """Intermediate results kept on disk, not in the JVM's heap: the driver's memory stays
+    flat whatever the number of customers (in local mode the driver runs the executors)."""
+    from pyspark import StorageLevel
+
+    return StorageLevel.DISK_ONLY
+
+
 def _refit_centres(frame: Any, fitted: FittedSegmentation, k: int, seed: int) -> np.ndarray:
     """MLlib k-means over every customer, its centres in the sample's segment order."""
     from pyspark.ml.clustering import KMeans
 
     # encoded once and kept: each Lloyd iteration would otherwise re-run the Python encoder
-    vectors = _encoded(frame, fitted).persist()
+    vectors = _encoded(frame, fitted).persist(_disk())
     try:
         model = KMeans(k=k, seed=seed, maxIter=KMEANS_MAX_ITER, initMode="k-means||").fit(vectors)
     finally:
@@ -495,7 +503,7 @@ def analyze(
     fitted = _full_fit(frame, sample, rows, len(local))
     lap("spark-refit")
     id_field = sample.encoder.schema.id_field
-    scored = _scored(frame, fitted, id_field).persist()
+    scored = _scored(frame, fitted, id_field).persist(_disk())
     numeric = list(sample.segments[0].centroid)
     sizes, means, shares = _segment_aggregates(scored, numeric, list(sample.segments[0].categories))
     notes = _skew_notes(_numeric_summary(frame, numeric), rows)
