@@ -1,4 +1,5 @@
-"""The command line: `segmentation analyze | assign | serve`. It only parses and calls.
+"""The command line: `segmentation analyze | assign | serve | keys | audit`. It only parses and
+calls.
 
     segmentation analyze customers.csv --out results/ [--algorithm kmeans] [--k 5]
         [--features a,b] [--exclude c] [--random-state 0] [--previous DIR_OR_ID]
@@ -6,17 +7,26 @@
         (--amount Total | --quantity Quantity --price UnitPrice) [--invoice InvoiceNo] --out r/
     segmentation assign --analysis results/ new_customers.csv [--out scored.csv]
     segmentation serve [--host 127.0.0.1] [--port 8000]
+    segmentation keys create --tenant acme --name nightly-job --scope read|write|admin
+    segmentation keys list [--tenant acme]
+    segmentation keys revoke KEY_ID
+    segmentation audit [--tenant acme] [--since EPOCH_SECONDS] [--limit 100]
 
 `analyze` writes analysis.json (the /api/analyze response), assignments.csv (one row per
 customer), recommendations.md, report.html, the five charts as PNG and the fitted model
-(model.json, model.npz) that `assign` reads. Errors go to stderr with exit status 2 (bad
-input) or 1 (anything else).
+(model.json, model.npz) that `assign` reads. `keys` and `audit` work on the data folder
+(SEGMENTATION_DATA_DIR) of a server with SEGMENTATION_AUTH=keys, for any tenant: `keys create`
+prints the key once, on stdout alone (`KEY=$(segmentation keys create ...)`). Errors go to
+stderr with exit status 2 (bad input) or 1 (anything else).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import ipaddress
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +36,7 @@ import pandas as pd
 
 from segmentation.analysis import analyze
 from segmentation.assign import assign, assignment_table
+from segmentation.auth import ApiKey, AuditEvent, AuditLog, KeyStore, Scope
 from segmentation.config import Settings
 from segmentation.errors import SegmentationError
 from segmentation.files import detect_kind, read_customers
@@ -166,11 +177,96 @@ def run_assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if Settings().auth == "off" and not _loopback(args.host):
+        print(
+            f"warning: serving on {args.host} with SEGMENTATION_AUTH=off: anyone on the network "
+            "can read, score and delete customer data. Set SEGMENTATION_AUTH=keys and create "
+            "keys with `segmentation keys create`, or serve on 127.0.0.1.",
+            file=sys.stderr,
+            flush=True,
+        )
     uvicorn.run("segmentation.api.app:create_app", factory=True, host=args.host, port=args.port)
     return 0
+
+
+def _when(moment: float | None) -> str:
+    return "-" if moment is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(moment))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment or the password file
+        return "unknown"
+
+
+def _cli_event(event: str, key: ApiKey, command: str) -> AuditEvent:
+    """A key event of the CLI in the audit trail: no HTTP status; the client is the user."""
+    return AuditEvent(
+        at=time.time(), key_id=None, tenant=key.tenant, method="CLI",
+        path=f"segmentation keys {command}", status=None, client=f"cli:{_user()}",
+        event=event, target=key.key_id,
+    )  # fmt: skip
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    settings = Settings()
+    keys, audit = KeyStore(settings.data_dir), AuditLog(settings.data_dir, settings.audit_days)
+    if args.keys_command == "create":
+        new = keys.create(args.tenant, args.name, args.scope)
+        audit.record(_cli_event("key.created", new.key, "create"))
+        print(
+            f"created key {new.key.key_id} of tenant {new.key.tenant!r} ({new.key.scope.value}, "
+            f"{new.key.name!r}); it is shown this once, below, and only its hash is stored",
+            file=sys.stderr,
+        )
+        print(new.secret)
+    elif args.keys_command == "revoke":
+        revoked = keys.revoke(args.key_id)
+        audit.record(_cli_event("key.revoked", revoked, "revoke"))
+        print(f"revoked key {revoked.key_id} of tenant {revoked.tenant!r}")
+    else:
+        columns = ("id", "tenant", "name", "scope", "created", "last used", "revoked")
+        rows = [
+            (k.key_id, k.tenant, k.name, k.scope.value, _when(k.created_at),
+             _when(k.last_used_at), _when(k.revoked_at))
+            for k in keys.list(args.tenant)
+        ]  # fmt: skip
+        _print_table(columns, rows)
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    settings = Settings()
+    events = AuditLog(settings.data_dir, settings.audit_days).read(
+        args.tenant, args.since, args.limit
+    )
+    columns = ("time", "key", "tenant", "method", "path", "status", "client", "event", "target")
+    rows = [
+        (_when(e.at), e.key_id or "-", e.tenant or "-", e.method, e.path,
+         "-" if e.status is None else str(e.status), e.client or "-", e.event, e.target or "-")
+        for e in events
+    ]  # fmt: skip
+    _print_table(columns, rows)
+    return 0
+
+
+def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
+    for row in (columns, *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _fields(text: str) -> list[str]:
@@ -248,10 +344,41 @@ def parser() -> argparse.ArgumentParser:
     assign_cmd.set_defaults(run=run_assign)
 
     serve_cmd = commands.add_parser("serve", help="run the HTTP service")
-    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument(
+        "--host", default="127.0.0.1",
+        help="the address to bind (default 127.0.0.1; another one with SEGMENTATION_AUTH=off "
+        "lets anyone on the network in, and a warning says so)",
+    )  # fmt: skip
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.set_defaults(run=run_serve)
+    _add_keys_commands(commands)
     return root
+
+
+def _add_keys_commands(commands: Any) -> None:
+    keys_cmd = commands.add_parser(
+        "keys", help="API keys of SEGMENTATION_AUTH=keys (in SEGMENTATION_DATA_DIR)"
+    )
+    keys_commands = keys_cmd.add_subparsers(dest="keys_command", required=True)
+    create = keys_commands.add_parser("create", help="create a key; it is printed this once")
+    create.add_argument("--tenant", required=True, help="whose analyses and jobs the key sees")
+    create.add_argument("--name", required=True, help="what the key is for")
+    create.add_argument(
+        "--scope", required=True, choices=[s.value for s in Scope],
+        help="read: GET; write: read plus analyses, jobs, assign, advice, deletes; "
+        "admin: write plus keys and the audit trail",
+    )  # fmt: skip
+    listing = keys_commands.add_parser("list", help="id, tenant, name, scope, dates; no key")
+    listing.add_argument("--tenant", default=None, help="only this tenant's keys")
+    revoke = keys_commands.add_parser("revoke", help="revoke a key at once, for good")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    keys_cmd.set_defaults(run=run_keys)
+
+    audit_cmd = commands.add_parser("audit", help="the audit trail, newest first")
+    audit_cmd.add_argument("--tenant", default=None, help="only this tenant's rows")
+    audit_cmd.add_argument("--since", type=float, default=None, metavar="EPOCH_SECONDS")
+    audit_cmd.add_argument("--limit", type=int, default=100)
+    audit_cmd.set_defaults(run=run_audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

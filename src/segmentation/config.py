@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+import limits
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -68,6 +70,39 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(
         default=256, ge=1, description="Most recently used requests the cache answers."
     )
+
+    auth: Literal["off", "keys"] = Field(
+        default="off",
+        description="off: anyone who reaches the port may do anything (bind to 127.0.0.1); "
+        "keys: every route but /health, the docs and the dashboard's pages needs an API key.",
+    )
+    rate_limit: str = Field(
+        default="120/minute",
+        description="Requests per key (with auth=keys), as the `limits` package writes them: "
+        "'120/minute', '10 per 5 seconds'; beyond, 429 + Retry-After.",
+    )
+    rate_limit_analyze: str = Field(
+        default="20/minute",
+        description="POST /api/analyze and POST /api/jobs per key, on top of rate_limit.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the rate-limit windows are counted (a `limits` storage URI); "
+        "memory:// counts in the server process.",
+    )
+    audit_days: int = Field(
+        default=90, ge=1, description="Days the audit trail keeps its rows (auth=keys)."
+    )
+
+    @field_validator("rate_limit", "rate_limit_analyze")
+    @classmethod
+    def _a_rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse_many(value)
+        except ValueError as error:
+            message = f"{value!r} is not a rate limit such as '120/minute': {error}"
+            raise ValueError(message) from None
+        return value
 
     @property
     def cors_origin_list(self) -> list[str]:

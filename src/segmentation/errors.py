@@ -1,12 +1,18 @@
 """The errors the segmentation core and its service raise, all in one tree.
 
     SegmentationError
-    └── InvalidInputError          the caller's data or options cannot be segmented (HTTP 422)
-        └── InsufficientDataError  well-formed, but too little or too uniform to segment
+    ├── InvalidInputError          the caller's data or options cannot be segmented (HTTP 422)
+    │   └── InsufficientDataError  well-formed, but too little or too uniform to segment
+    └── OtherTenantError           mixed into an unknown-id error when the id is another
+                                   tenant's: the same 404, and a denial in the audit trail
     ServiceError                   the service, not the caller's data
     ├── ServiceBusyError           every worker is taken and the queue is full (503)
     ├── WorkerDiedError            the worker process died mid-request (500)
-    └── JobNotFinishedError        a job's result was asked for before it succeeded (409)
+    ├── JobNotFinishedError        a job's result was asked for before it succeeded (409)
+    └── AccessError                the caller may not do this (SEGMENTATION_AUTH=keys)
+        ├── AuthenticationError    no key, a wrong one or a revoked one (401)
+        ├── ScopeError             the key lacks the scope the route needs (403)
+        └── RateLimitedError       the key made too many requests (429)
 
 Each problem names the record (0-based position in the input) and the field at fault where
 there is one, and carries the offending value in its message. Errors are picklable so that they
@@ -18,10 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AccessError",
+    "AuthenticationError",
     "InsufficientDataError",
     "InvalidInputError",
     "JobNotFinishedError",
+    "OtherTenantError",
     "Problem",
+    "RateLimitedError",
+    "ScopeError",
     "SegmentationError",
     "ServiceBusyError",
     "ServiceError",
@@ -83,6 +94,14 @@ class NotAvailableError(SegmentationError):
     analysis): a 404 that says why."""
 
 
+class OtherTenantError(SegmentationError):
+    """Mixed into the "no such id" errors when the id exists but belongs to another tenant.
+
+    The caller gets exactly the answer an unknown id gets (the message is the unknown id's),
+    so that nobody learns what another tenant holds; only the audit trail tells the two apart.
+    """
+
+
 class ServiceError(Exception):
     """Base of the errors of the service itself (not of the caller's data)."""
 
@@ -115,3 +134,47 @@ class JobNotFinishedError(ServiceError):
     def __init__(self, job_id: str, status: str, error: str | None) -> None:
         reason = f": {error}" if error else ""
         super().__init__(f"job {job_id} is {status}{reason}; it has no result")
+
+
+class AccessError(ServiceError):
+    """The caller may not do this. No message ever holds the key that was sent."""
+
+
+class AuthenticationError(AccessError):
+    """No key, a key that matches none, or a revoked one (401 with WWW-Authenticate).
+
+    `key_id` and `tenant` name the stored key the sent one pointed at, when there is one (a
+    wrong secret, a revoked key): the audit trail records them; the message does not."""
+
+    def __init__(self, message: str, key_id: str | None = None, tenant: str | None = None) -> None:
+        super().__init__(message, key_id, tenant)  # pickles unchanged
+        self.message, self.key_id, self.tenant = message, key_id, tenant
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ScopeError(AccessError):
+    def __init__(self, needed: str, held: str) -> None:
+        super().__init__(needed, held)
+        self.needed, self.held = needed, held
+
+    def __str__(self) -> str:
+        return (
+            f"this needs the {self.needed!r} scope; the key has {self.held!r} "
+            "(scopes: read < write < admin)"
+        )
+
+
+class RateLimitedError(AccessError):
+    """Beyond a key's rate limit; `retry_after` is in seconds (sent as Retry-After)."""
+
+    def __init__(self, limit: str, setting: str, retry_after: int) -> None:
+        super().__init__(limit, setting, retry_after)
+        self.limit, self.setting, self.retry_after = limit, setting, retry_after
+
+    def __str__(self) -> str:
+        return (
+            f"the key's limit of {self.limit} is reached ({self.setting}); "
+            f"retry in {self.retry_after} s"
+        )

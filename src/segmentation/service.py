@@ -4,11 +4,16 @@ HTTP (in its worker processes), the job runner and the CLI all call this module,
 them repeats it. It reads requests as plain JSON values (no web framework, no pydantic): the
 same checks and the same messages whichever door a request came through. A service object is
 small and picklable, so a worker process receives it with each task.
+
+Every call that stores or names an analysis takes `tenant` (the tenant of the caller's API
+key; None with SEGMENTATION_AUTH=off and in the CLI, which then see every analysis): a tenant
+stores under its own name, reads only its own, and is never answered from another's cache.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,12 +124,17 @@ def _code_version() -> str:
 CODE_VERSION = _code_version()
 
 
-def cache_key(customers: Sequence[Any], options: AnalysisOptions) -> str:
-    """Same customers, same options (defaults filled in), same code: same key, whatever the
-    key order in the JSON."""
-    canonical = {"customerData": customers, "options": options.cache_fields()}
+def cache_key(customers: Sequence[Any], options: AnalysisOptions, tenant: str | None = None) -> str:
+    """Same customers, same options (defaults filled in), same code, same tenant: same key,
+    whatever the key order in the JSON."""
+    canonical: dict[str, Any] = {"customerData": customers, "options": options.cache_fields()}
+    if tenant is not None:  # without a tenant the key is what it was before tenants
+        canonical["tenant"] = tenant
     digest = hashlib.sha256(CODE_VERSION.encode())
-    digest.update(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS))
+    try:
+        digest.update(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS))
+    except TypeError:  # integers beyond 64 bits, which orjson refuses: the slow path
+        digest.update(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()
 
 
@@ -145,14 +155,18 @@ class SegmentationService:
     # -- analysing and storing -----------------------------------------------------------
 
     def run_analysis(
-        self, customers: Any, options: AnalysisOptions, progress: Progress | None = None
+        self,
+        customers: Any,
+        options: AnalysisOptions,
+        progress: Progress | None = None,
+        tenant: str | None = None,
     ) -> Analysis:
         """`analyze` with the service's limits, following `previousAnalysisId` when given
-        (UnknownAnalysisError if it is not stored); option problems named as a request names
-        them (`options.nClusters`)."""
+        (UnknownAnalysisError if it is not stored, or not the tenant's); option problems
+        named as a request names them (`options.nClusters`)."""
         previous = None
         if options.previous_analysis_id is not None:
-            previous = self.store.previous(options.previous_analysis_id)
+            previous = self.store.previous(options.previous_analysis_id, tenant)
         try:
             return analyze(
                 customers, options=options, max_fields=self.settings.max_fields,
@@ -167,6 +181,7 @@ class SegmentationService:
         records: Sequence[Mapping[str, Any]],
         options: AnalysisOptions,
         key: str | None = None,
+        tenant: str | None = None,
     ) -> tuple[str, bytes]:
         """Serialize the response once (with its new analysisId), store it with its summary,
         then keep the cache and the disk bounded; returns the id and the response."""
@@ -183,40 +198,44 @@ class SegmentationService:
                 "clusters": [{**c, "customers": []} for c in wire["clusters"]],
             }
         )
-        self.store.save(analysis_id, analysis, response, summary, analysis.customer_ids, key)
+        self.store.save(
+            analysis_id, analysis, response, summary, analysis.customer_ids, key, tenant
+        )
         if self.settings.cache:
             self.store.evict_cache(self.settings.cache_max_entries)
         self.store.enforce_retention(self.settings.max_stored_analyses)
         return analysis_id, response
 
-    def analyze_body(self, body: bytes) -> AnalyzeOutput:
+    def analyze_body(self, body: bytes, tenant: str | None = None) -> AnalyzeOutput:
         """An /api/analyze body in; the response, its Server-Timing and cache status out."""
         request = read_analyze_request(parse_json(body), self.settings.max_customers)
-        key = cache_key(request.customers, request.options) if self.settings.cache else None
+        key = None
+        if self.settings.cache:
+            key = cache_key(request.customers, request.options, tenant)
         if key is not None:
             started = time.perf_counter()
-            cached = self.store.cached(key)
+            cached = self.store.cached(key, tenant)
             if cached is not None:
                 try:
-                    stored = self.store.read_response(cached)
+                    stored = self.store.read_response(cached, tenant)
                 except UnknownAnalysisError:  # deleted since: computed anew
                     pass
                 else:
                     lookup = {"cache": time.perf_counter() - started}
                     return AnalyzeOutput(stored, server_timing(lookup), "hit")
-        analysis = self.run_analysis(request.customers, request.options)
-        _, response = self.store_analysis(analysis, request.customers, request.options, key)
+        analysis = self.run_analysis(request.customers, request.options, tenant=tenant)
+        _, response = self.store_analysis(analysis, request.customers, request.options, key, tenant)
         return AnalyzeOutput(response, server_timing(analysis.timings), "miss" if key else "off")
 
     # -- scoring -------------------------------------------------------------------------
 
-    def assign(self, analysis_id: str, customers: Any) -> Assignment:
-        return assign(self.store.fitted(analysis_id), customers)
+    def assign(self, analysis_id: str, customers: Any, tenant: str | None = None) -> Assignment:
+        return assign(self.store.fitted(analysis_id, tenant), customers)
 
-    def assign_body(self, analysis_id: str, body: bytes) -> bytes:
+    def assign_body(self, analysis_id: str, body: bytes, tenant: str | None = None) -> bytes:
         """An /api/analyses/{id}/assign body in, the scored customers out."""
         customers = read_customers_request(parse_json(body), self.settings.max_customers)
-        fitted = self.store.fitted(analysis_id)
+        fitted = self.store.fitted(analysis_id, tenant)
         scored = assign(fitted, customers)
         id_field = fitted.encoder.schema.id_field
         rows = []
@@ -236,13 +255,13 @@ class SegmentationService:
 
     # -- what a stored analysis shows ----------------------------------------------------
 
-    def analysis(self, analysis_id: str) -> Analysis:
-        return self.store.analysis(analysis_id)
+    def analysis(self, analysis_id: str, tenant: str | None = None) -> Analysis:
+        return self.store.analysis(analysis_id, tenant)
 
-    def lineage(self, analysis_id: str) -> dict[str, Any]:
+    def lineage(self, analysis_id: str, tenant: str | None = None) -> dict[str, Any]:
         """`GET /api/analyses/{id}/lineage`: the analysis and its ancestors, newest first,
         with their dates, sizes, segment names and what each refit reported."""
-        chain, missing = self.store.ancestors(analysis_id)
+        chain, missing = self.store.ancestors(analysis_id, tenant)
         rows = []
         for stored in chain:
             try:
@@ -275,9 +294,9 @@ class SegmentationService:
             )
         return {"analysisId": analysis_id, "chain": rows, "missingAnalysisId": missing}
 
-    def recommendations(self, analysis_id: str) -> list[Recommendation]:
+    def recommendations(self, analysis_id: str, tenant: str | None = None) -> list[Recommendation]:
         """The advice of a stored analysis: the same call the report makes."""
-        return recommend(self.store.analysis(analysis_id))
+        return recommend(self.store.analysis(analysis_id, tenant))
 
     @staticmethod
     def advise(
@@ -286,13 +305,16 @@ class SegmentationService:
         """Advice from the summaries a front end posts back."""
         return recommend(segments, accuracy=accuracy, axes=axes)
 
-    def report(self, analysis_id: str) -> str:
-        analysis = self.store.analysis(analysis_id)
+    def report(self, analysis_id: str, tenant: str | None = None) -> str:
+        analysis = self.store.analysis(analysis_id, tenant)
         title = f"Customer segments — analysis {analysis_id}"
         return render_report(analysis, recommend(analysis), title)
 
-    def chart(self, analysis_id: str, name: str, image_format: str) -> bytes:
-        return render(name, chart_data_of(self.store.analysis(analysis_id)), image_format)
+    def chart(
+        self, analysis_id: str, name: str, image_format: str, tenant: str | None = None
+    ) -> bytes:
+        analysis = self.store.analysis(analysis_id, tenant)
+        return render(name, chart_data_of(analysis), image_format)
 
 
 def _event_counts(lineage: Mapping[str, Any] | None) -> dict[str, int] | None:

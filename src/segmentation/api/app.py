@@ -8,6 +8,7 @@ whatever raised it: the core, the service, FastAPI's own validation or routing.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,8 +23,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from segmentation import __version__
+from segmentation.api import security
 from segmentation.api.errors import status_of
-from segmentation.api.routes import analyses, analyze, health, jobs, recommendations
+from segmentation.api.routes import (
+    admin,
+    analyses,
+    analyze,
+    dashboard,
+    health,
+    jobs,
+    recommendations,
+)
 from segmentation.api.schemas import (
     AnalyzeRequest,
     AssignRequest,
@@ -31,8 +41,17 @@ from segmentation.api.schemas import (
     RecommendationsRequest,
     TransactionsSpec,
 )
+from segmentation.auth import Access
 from segmentation.config import Settings
-from segmentation.errors import InvalidInputError, SegmentationError, ServiceBusyError, ServiceError
+from segmentation.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    OtherTenantError,
+    RateLimitedError,
+    SegmentationError,
+    ServiceBusyError,
+    ServiceError,
+)
 from segmentation.jobs.model import JobTransitionError
 from segmentation.jobs.runner import JobRunner
 from segmentation.jobs.store import JobStore
@@ -45,18 +64,30 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: an error quoting a lone surrogate a caller sent stays
+    valid JSON instead of failing to encode (a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 def _error(status: int, detail: str, errors: list[dict[str, Any]] | None = None,
            headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
     body = ErrorResponse.model_validate({"detail": detail, "errors": errors or []})
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return _AsciiJSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
     problems = error.problems if isinstance(error, InvalidInputError) else []
     errors = [{"record": p.record, "field": p.field, "message": p.message} for p in problems]
-    headers = (
-        {"Retry-After": str(error.retry_after)} if isinstance(error, ServiceBusyError) else None
-    )
+    headers = None
+    if isinstance(error, ServiceBusyError | RateLimitedError):
+        headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, AuthenticationError):
+        headers = {"WWW-Authenticate": security.WWW_AUTHENTICATE}
+    if isinstance(error, OtherTenantError):  # the same 404 as an unknown id; audited as denied
+        request.state.other_tenant = True
     return _error(status_of(error), str(error), errors, headers)
 
 
@@ -124,6 +155,20 @@ def _with_component_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _include_api(app: FastAPI, settings: Settings) -> None:
+    """The service's routes. With SEGMENTATION_AUTH=keys every one needs a key, the keys and
+    audit routes are served, and the audit trail is kept; /health, the docs and the
+    dashboard's pages and files stay public (the pages call the API with the key the user
+    gives them)."""
+    keys = settings.auth == "keys"
+    for module in (analyze, recommendations, analyses, jobs):
+        app.include_router(module.router, dependencies=security.KEY_CHECK if keys else None)
+    app.include_router(health.router)
+    if keys:
+        app.include_router(admin.router, dependencies=security.ADMIN_CHECK)
+        app.add_middleware(security.AuditMiddleware)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -137,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runner = JobRunner(service, JobStore(settings.data_dir))
         await runner.start()
         app.state.service, app.state.pool, app.state.jobs = service, pool, runner
+        app.state.access = Access.of(settings) if settings.auth == "keys" else None
         try:
             yield
         finally:
@@ -151,6 +197,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "definitions of accuracy, featureImportance, confidence and the choice of k."
         ),
         lifespan=lifespan,
+        # served by `dashboard.install` from vendored assets: the defaults load from a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(
@@ -166,10 +215,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http)
     app.add_exception_handler(Exception, _handle_unexpected)
-    for module in (analyze, recommendations, analyses, jobs, health):
-        app.include_router(module.router)
+    _include_api(app, settings)
+    dashboard.install(app)
     _with_component_schemas(
         app,
         [AnalyzeRequest, AssignRequest, RecommendationsRequest, TransactionsSpec, ErrorResponse],
     )
+    if settings.auth == "keys":
+        security.document_access(app)
     return app

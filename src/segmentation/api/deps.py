@@ -7,13 +7,25 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from segmentation.api.errors import PayloadTooLargeError, UnsupportedMediaError
+from segmentation.auth import Access, ApiKey
 from segmentation.config import Settings
+from segmentation.errors import AuthenticationError
 from segmentation.jobs.runner import JobRunner
 from segmentation.service import SegmentationService
 from segmentation.storage.store import AnalysisStore
 from segmentation.workers import ProcessPool
 
-__all__ = ["AppSettings", "Jobs", "JsonBody", "Pool", "Service", "Store"]
+__all__ = [
+    "AccessControl",
+    "AppSettings",
+    "Caller",
+    "Jobs",
+    "JsonBody",
+    "Pool",
+    "Service",
+    "Store",
+    "Tenant",
+]
 
 
 def get_settings(request: Request) -> Settings:
@@ -38,6 +50,28 @@ def get_store(request: Request) -> AnalysisStore:
 def get_jobs(request: Request) -> JobRunner:
     runner: JobRunner = request.app.state.jobs
     return runner
+
+
+def get_caller(request: Request) -> ApiKey:
+    """The key the request was admitted with (`security.require_key` put it there).
+
+    Fails closed: a route reached without the key check gets a 401, never every tenant."""
+    caller: ApiKey | None = getattr(request.state, "caller", None)
+    if caller is None:
+        raise AuthenticationError("an API key is required")
+    return caller
+
+
+def get_tenant(request: Request) -> str | None:
+    """The caller's tenant; None when SEGMENTATION_AUTH=off (then every analysis is one's own)."""
+    if get_settings(request).auth == "off":
+        return None
+    return get_caller(request).tenant
+
+
+def get_access(request: Request) -> Access:
+    access: Access = request.app.state.access
+    return access
 
 
 async def read_json_body(request: Request) -> bytes:
@@ -68,3 +102,6 @@ Pool = Annotated[ProcessPool, Depends(get_pool)]
 Service = Annotated[SegmentationService, Depends(get_service)]
 Store = Annotated[AnalysisStore, Depends(get_store)]
 JsonBody = Annotated[bytes, Depends(read_json_body)]
+Caller = Annotated[ApiKey, Depends(get_caller)]
+Tenant = Annotated[str | None, Depends(get_tenant)]
+AccessControl = Annotated[Access, Depends(get_access)]

@@ -6,17 +6,23 @@
         └── UnsupportedMediaError   415: the body is not JSON
 
 The service's errors map as: ServiceBusyError 503, WorkerDiedError 500, JobNotFinishedError
-409. Domain errors from the core map to 422; an unknown analysis or job id to 404; a job move
-the state machine forbids (cancelling a finished job) to 409.
+409. Domain errors from the core map to 422; an unknown analysis, job or key id to 404 (and so
+another tenant's); a job move the state machine forbids (cancelling a finished job) to 409.
+With SEGMENTATION_AUTH=keys: AuthenticationError 401, ScopeError 403, RateLimitedError 429.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from segmentation.auth import UnknownKeyError
 from segmentation.errors import (
+    AuthenticationError,
     InvalidInputError,
     JobNotFinishedError,
+    NotAvailableError,
+    RateLimitedError,
+    ScopeError,
     SegmentationError,
     ServiceBusyError,
     ServiceError,
@@ -58,7 +64,12 @@ STATUS = {
     ServiceBusyError: 503,
     WorkerDiedError: 500,
     UnknownAnalysisError: 404,
+    NotAvailableError: 404,
     UnknownJobError: 404,
+    UnknownKeyError: 404,
+    AuthenticationError: 401,
+    ScopeError: 403,
+    RateLimitedError: 429,
     JobNotFinishedError: 409,
     JobTransitionError: 409,
     InvalidInputError: 422,
@@ -78,7 +89,7 @@ DESCRIPTIONS = {
     400: "The request could not be read",
     401: "Missing, wrong or revoked API key",
     403: "The key lacks the scope this route needs",
-    404: "No such analysis or job",
+    404: "No such analysis, job or API key",
     405: "Method not allowed on this path; see Allow",
     409: "The job is not in a state that allows this",
     413: "Body larger than the configured limit",
@@ -92,6 +103,7 @@ DESCRIPTIONS = {
 
 # headers an error response carries, documented with it
 HEADERS = {
+    401: {"WWW-Authenticate": 'The scheme to authenticate with: Bearer realm="segmentation"'},
     405: {"Allow": "The methods this path serves, comma-separated"},
     429: {"Retry-After": "Seconds to wait before retrying"},
     503: {"Retry-After": "Seconds to wait before retrying"},

@@ -407,6 +407,39 @@ class LineageOut(_Out):
     nextClusterId: int
 
 
+class ChainSegmentOut(_Out):
+    clusterId: int
+    clusterName: str
+    size: int
+    renamedFrom: str | None = None
+
+
+class ChainLinkOut(_Out):
+    """One analysis of a lineage: when, how many customers, its segments, and what its refit
+    reported against the analysis before it (null for the first one)."""
+
+    analysisId: str
+    createdAt: float = Field(description="Seconds since the epoch.")
+    customers: int
+    algorithm: str
+    accuracy: float | None
+    previousAnalysisId: str | None
+    segments: list[ChainSegmentOut]
+    events: dict[str, int] | None = Field(description="How many segments of each event.")
+    moved: int | None
+    customersCompared: int | None
+
+
+class LineageChainOut(_Out):
+    """The analysis and its ancestors, newest first."""
+
+    analysisId: str
+    chain: list[ChainLinkOut]
+    missingAnalysisId: str | None = Field(
+        description="The first ancestor no longer stored (deleted), where the chain stops."
+    )
+
+
 class AnalysisResponse(_Out):
     clusters: list[ClusterOut]
     featureImportance: dict[str, float] = Field(description=IMPORTANCE_DOC)
@@ -505,3 +538,67 @@ class HealthOut(_Out):
     workers: int
     pending: int
     maxPending: int
+
+
+# --------------------------------------------------------------------------- keys and audit
+
+
+class KeyRequest(_Strict):
+    """A new API key, of the caller's own tenant (the CLI creates keys of any tenant)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "nightly-job", "scope": "read"}]}
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$",
+        description="What the key is for: one line, not only spaces.",
+    )
+    scope: Literal["read", "write", "admin"] = Field(
+        description="read: GET; write: read plus analyses, jobs, assign, advice and deletes; "
+        "admin: write plus keys and the audit trail."
+    )
+
+
+class KeyOut(_Out):
+    """A stored key: never the key itself."""
+
+    keyId: str
+    tenant: str
+    name: str
+    scope: Literal["read", "write", "admin"]
+    createdAt: float = Field(description="Seconds since the epoch.")
+    lastUsedAt: float | None = Field(description="Recorded to the minute; null: never used.")
+    revokedAt: float | None
+
+
+class KeyCreatedOut(KeyOut):
+    key: str = Field(description="The key, shown this once: only its hash is stored.")
+
+
+class KeysOut(_Out):
+    keys: list[KeyOut]
+
+
+class AuditEventOut(_Out):
+    eventId: int
+    at: float = Field(description="Seconds since the epoch.")
+    keyId: str | None = Field(description="The key that made the request (null: none matched).")
+    tenant: str | None
+    method: str = Field(description="The HTTP method, or CLI for the keys commands.")
+    path: str = Field(description="Without the query string.")
+    status: int | None = Field(description="The HTTP status (null for the CLI).")
+    client: str | None = Field(description="The client's address.")
+    event: str = Field(
+        description="write, key.created, key.revoked, denied.unauthenticated, denied.scope, "
+        "denied.rate-limit or denied.other-tenant"
+    )
+    target: str | None = Field(description="The key created or revoked.")
+
+
+class AuditOut(_Out):
+    """The caller's tenant's audit trail, newest first."""
+
+    events: list[AuditEventOut]

@@ -59,3 +59,5 @@ class Job:
     analysis_id: str | None
     input_name: str
     attempts: int
+    #: the tenant of the key that submitted it (None with SEGMENTATION_AUTH=off)
+    tenant: str | None = None

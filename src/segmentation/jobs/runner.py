@@ -81,14 +81,16 @@ def run_job(job_id: str, attempt: int, service: SegmentationService) -> str:
             raise JobCancelledError(f"job {job_id} attempt {attempt} stopped during {stage}")
 
     report("reading", 0.0)
-    customers, options = _read_input(jobs, jobs.get(job_id), service.settings.max_customers)
+    job = jobs.get(job_id)
+    customers, options = _read_input(jobs, job, service.settings.max_customers)
     report("features", READ_PROGRESS)
-    analysis = service.run_analysis(customers, options, progress=report)
+    # the job's analysis, and the previous one it follows, are its tenant's
+    analysis = service.run_analysis(customers, options, progress=report, tenant=job.tenant)
     # the echo of every customer is only built when the response carries it
     records: Any = customers if isinstance(customers, list) else []
     if options.include_customers and isinstance(customers, pd.DataFrame):
         records = records_of(customers)
-    analysis_id, _ = service.store_analysis(analysis, records, options)
+    analysis_id, _ = service.store_analysis(analysis, records, options, tenant=job.tenant)
     return analysis_id
 
 
@@ -154,16 +156,18 @@ class JobRunner:
         input_name: str,
         options: bytes | None,
         transactions: bytes | None = None,
+        tenant: str | None = None,
     ) -> Job:
-        """Queue a received input (call within `reservation`)."""
+        """Queue a received input (call within `reservation`) as the tenant's job."""
         job = await asyncio.to_thread(
-            self.jobs.create, input_file, input_name, options, transactions
+            self.jobs.create, input_file, input_name, options, transactions, tenant
         )
         self._waiting.add(job.job_id)
         self._queue.put_nowait(job.job_id)
         return job
 
-    async def cancel(self, job_id: str) -> Job:
+    async def cancel(self, job_id: str, tenant: str | None = None) -> Job:
+        await asyncio.to_thread(self.jobs.get, job_id, tenant)  # another tenant's: unknown
         job = await asyncio.to_thread(
             self.jobs.transition, job_id, JobStatus.CANCELLED, finished_at=time.time(),
             stage="cancelled",
@@ -200,7 +204,8 @@ class JobRunner:
             analysis_id = await self._pool.run(run_job, job_id, attempt, self.service)
         except JobCancelledError:
             return  # already marked cancelled by DELETE
-        except InvalidInputError as error:
+        except (InvalidInputError, UnknownAnalysisError) as error:
+            # an unknown previousAnalysisId, or another tenant's: the same words for both
             finish = {"error": f"the input cannot be analysed: {error}"}
         except WorkerDiedError:
             finish = {

@@ -2,10 +2,13 @@
 
 Every status change goes through `transition`, which applies `model.TRANSITIONS` inside one
 UPDATE (`... WHERE status IN (allowed sources)`): two processes can never both move a job.
+A job belongs to the tenant that submitted it: `get(job_id, tenant)` of another tenant's job
+raises exactly what an unknown id raises (ForeignJobError is an UnknownJobError).
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import time
@@ -13,11 +16,11 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from segmentation.errors import SegmentationError
+from segmentation.errors import OtherTenantError, SegmentationError
 from segmentation.jobs.model import TRANSITIONS, Job, JobStatus, JobTransitionError
 from segmentation.storage.database import check_id, connect, new_id
 
-__all__ = ["OPTIONS_FILE", "TRANSACTIONS_FILE", "JobStore", "UnknownJobError"]
+__all__ = ["OPTIONS_FILE", "TRANSACTIONS_FILE", "ForeignJobError", "JobStore", "UnknownJobError"]
 
 OPTIONS_FILE = "options.json"
 TRANSACTIONS_FILE = "transactions.json"
@@ -34,13 +37,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     analysis_id TEXT,
     input_name TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    tenant TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 """
 COLUMNS = (
     "id, status, stage, progress, created_at, started_at, finished_at, error, analysis_id, "
-    "input_name, attempts"
+    "input_name, attempts, tenant"
 )
 
 
@@ -51,6 +55,10 @@ class UnknownJobError(SegmentationError):
 
     def __str__(self) -> str:
         return f"no job with id {self.job_id!r}"
+
+
+class ForeignJobError(UnknownJobError, OtherTenantError):
+    """The job exists, for another tenant: to the caller it does not."""
 
 
 def _job(row: tuple[Any, ...]) -> Job:
@@ -64,6 +72,10 @@ class JobStore:
         self.folders.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             connection.executescript(SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(jobs)")}
+            if "tenant" not in columns:  # a data folder from before API keys
+                with contextlib.suppress(sqlite3.OperationalError):  # another process did it
+                    connection.execute("ALTER TABLE jobs ADD COLUMN tenant TEXT")
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.root)
@@ -78,6 +90,7 @@ class JobStore:
         input_name: str,
         options: bytes | None = None,
         transactions: bytes | None = None,
+        tenant: str | None = None,
     ) -> Job:
         """Move the input in first, then insert the row: a queued job always has its input."""
         job_id = new_id()
@@ -92,12 +105,13 @@ class JobStore:
         with self._connect() as connection:
             connection.execute(
                 f"INSERT INTO jobs ({COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, 0)",
-                (job_id, JobStatus.QUEUED.value, "queued", 0.0, now, input_name),
+                "VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, 0, ?)",
+                (job_id, JobStatus.QUEUED.value, "queued", 0.0, now, input_name, tenant),
             )
         return self.get(job_id)
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, tenant: str | None = None) -> Job:
+        """The job; UnknownJobError if there is none (or, for a tenant, none of its own)."""
         self.folder(job_id)  # validates the id's shape
         with self._connect() as connection:
             row = connection.execute(
@@ -105,7 +119,10 @@ class JobStore:
             ).fetchone()
         if row is None:
             raise UnknownJobError(job_id)
-        return _job(row)
+        job = _job(row)
+        if tenant is not None and job.tenant != tenant:
+            raise ForeignJobError(job_id)
+        return job
 
     def with_status(self, *statuses: JobStatus) -> list[Job]:
         marks = ", ".join("?" for _ in statuses)

@@ -40,7 +40,7 @@ def new_id() -> str:
 def check_id(value: str, field: str) -> None:
     """InvalidInputError unless `value` has the shape of an id (before any file is touched)."""
     if not ID_PATTERN.fullmatch(value):
-        noun = "a job id" if field == "jobId" else "an analysis id"
+        noun = {"jobId": "a job id", "keyId": "a key id"}.get(field, "an analysis id")
         raise InvalidInputError(
             Problem(f"{value[:40]!r} is not {noun} (22 characters of A-Z a-z 0-9 _ -)", field=field)
         )

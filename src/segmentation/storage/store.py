@@ -1,7 +1,7 @@
 """Stored analyses: one SQLite file for the index, one folder of files per analysis.
 
     <data dir>/segmentation.sqlite3        analyses: id, when, size, cache key, last use,
-                                           the previous analysis of a refit
+                                           the previous analysis of a refit, the tenant
     <data dir>/analyses/<id>/response.json the /api/analyze response, byte for byte
                             summary.json   the same without the customers (for advice, lists)
                             assignments.parquet  one row per customer
@@ -10,6 +10,10 @@
 
 A folder is written under a temporary name and renamed into place before its row is inserted,
 so a crash leaves either a complete analysis or none. See database.py for ids and SQLite.
+
+Every call that names an analysis takes `tenant`: None (SEGMENTATION_AUTH=off, the CLI) sees
+every analysis; a tenant sees only its own, and another tenant's id raises exactly what an
+unknown id raises (ForeignAnalysisError is an UnknownAnalysisError with the same message).
 """
 
 from __future__ import annotations
@@ -31,14 +35,14 @@ import pyarrow.parquet as pq
 
 from segmentation.analysis import previous_segmentation
 from segmentation.assign import FittedSegmentation, assignment_table, fitted_of
-from segmentation.errors import SegmentationError
+from segmentation.errors import OtherTenantError, SegmentationError
 from segmentation.pipeline.lineage import PreviousSegmentation
 from segmentation.results import Analysis, Projection
 from segmentation.serialize import analysis_from_wire
 from segmentation.storage.database import check_id, connect, new_id
 from segmentation.storage.model_file import load_fitted, save_fitted
 
-__all__ = ["AnalysisStore", "StoredAnalysis", "UnknownAnalysisError"]
+__all__ = ["AnalysisStore", "ForeignAnalysisError", "StoredAnalysis", "UnknownAnalysisError"]
 
 RESPONSE = "response.json"
 SUMMARY = "summary.json"
@@ -56,7 +60,8 @@ CREATE TABLE IF NOT EXISTS analyses (
     algorithm TEXT NOT NULL,
     accuracy REAL,
     response_bytes INTEGER NOT NULL,
-    previous_id TEXT
+    previous_id TEXT,
+    tenant TEXT
 );
 CREATE INDEX IF NOT EXISTS analyses_cache_key ON analyses (cache_key);
 CREATE INDEX IF NOT EXISTS analyses_created ON analyses (created_at);
@@ -64,7 +69,9 @@ CREATE INDEX IF NOT EXISTS analyses_last_used ON analyses (last_used_at);
 """
 
 
-_LISTED = "id, created_at, customers, segments, algorithm, accuracy, previous_id"
+_LISTED = "id, created_at, customers, segments, algorithm, accuracy, previous_id, tenant"
+# created after the columns a data folder from an older release lacks have been added
+TENANT_INDEX = "CREATE INDEX IF NOT EXISTS analyses_tenant ON analyses (tenant, created_at)"
 
 
 class UnknownAnalysisError(SegmentationError):
@@ -79,6 +86,10 @@ class UnknownAnalysisError(SegmentationError):
         return f"no analysis with id {self.analysis_id!r} is stored"
 
 
+class ForeignAnalysisError(UnknownAnalysisError, OtherTenantError):
+    """The analysis is stored, for another tenant: to the caller it does not exist."""
+
+
 @dataclass(frozen=True)
 class StoredAnalysis:
     analysis_id: str
@@ -88,6 +99,7 @@ class StoredAnalysis:
     algorithm: str
     accuracy: float | None
     previous_id: str | None = None
+    tenant: str | None = None
 
 
 class AnalysisStore:
@@ -101,22 +113,37 @@ class AnalysisStore:
         with self._connect() as connection:
             connection.executescript(SCHEMA)
             columns = {row[1] for row in connection.execute("PRAGMA table_info(analyses)")}
-            if "previous_id" not in columns:  # a data folder from before lineage
-                with contextlib.suppress(sqlite3.OperationalError):  # another process did it
-                    connection.execute("ALTER TABLE analyses ADD COLUMN previous_id TEXT")
+            for column in ("previous_id", "tenant"):  # a data folder from before lineage, keys
+                if column not in columns:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process did it
+                        connection.execute(f"ALTER TABLE analyses ADD COLUMN {column} TEXT")
+            connection.execute(TENANT_INDEX)
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.root)
 
     new_id = staticmethod(new_id)
 
-    def folder(self, analysis_id: str) -> Path:
-        """The folder of a stored analysis; UnknownAnalysisError if there is none."""
+    def folder(self, analysis_id: str, tenant: str | None = None) -> Path:
+        """The folder of a stored analysis; UnknownAnalysisError if there is none (or, for a
+        tenant, none of its own)."""
         check_id(analysis_id, "analysisId")
+        if tenant is not None:
+            self._check_tenant(analysis_id, tenant)
         folder = self.folders / analysis_id
         if not (folder / RESPONSE).exists():
             raise UnknownAnalysisError(analysis_id)
         return folder
+
+    def _check_tenant(self, analysis_id: str, tenant: str) -> None:
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT tenant FROM analyses WHERE id = ?", (analysis_id,)
+            ).fetchone()
+        if row is None:
+            raise UnknownAnalysisError(analysis_id)
+        if row[0] != tenant:
+            raise ForeignAnalysisError(analysis_id)
 
     def save(
         self,
@@ -126,6 +153,7 @@ class AnalysisStore:
         summary: bytes,
         customer_ids: Sequence[Any] | None,
         cache_key: str | None,
+        tenant: str | None = None,
     ) -> None:
         staging = self.folders / f".{analysis_id}.partial"
         staging.mkdir(parents=True)
@@ -143,22 +171,24 @@ class AnalysisStore:
         with self._connect() as connection:
             connection.execute(
                 "INSERT INTO analyses (id, created_at, last_used_at, cache_key, customers, "
-                "segments, algorithm, accuracy, response_bytes, previous_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "segments, algorithm, accuracy, response_bytes, previous_id, tenant) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     analysis_id, now, now, cache_key, analysis.n_customers,
                     len(analysis.segments), analysis.algorithm,
                     None if analysis.accuracy != analysis.accuracy else analysis.accuracy,
-                    len(response), analysis.options.previous_analysis_id,
+                    len(response), analysis.options.previous_analysis_id, tenant,
                 ),
             )  # fmt: skip
 
-    def cached(self, cache_key: str) -> str | None:
-        """The id of a stored analysis made from the same request, marked as just used."""
+    def cached(self, cache_key: str, tenant: str | None = None) -> str | None:
+        """The id of a stored analysis made from the same request, marked as just used. The
+        key of a tenant's request includes the tenant; the tenant is matched here as well."""
         with self._connect() as connection:
             row = connection.execute(
-                "SELECT id FROM analyses WHERE cache_key = ? ORDER BY created_at LIMIT 1",
-                (cache_key,),
+                "SELECT id FROM analyses WHERE cache_key = ? AND (? IS NULL OR tenant = ?) "
+                "ORDER BY created_at LIMIT 1",
+                (cache_key, tenant, tenant),
             ).fetchone()
             if row is None:
                 return None
@@ -197,23 +227,23 @@ class AnalysisStore:
                 self.delete(analysis_id)
         return len(doomed)
 
-    def response_path(self, analysis_id: str) -> Path:
-        return self.folder(analysis_id) / RESPONSE
+    def response_path(self, analysis_id: str, tenant: str | None = None) -> Path:
+        return self.folder(analysis_id, tenant) / RESPONSE
 
-    def summary(self, analysis_id: str) -> bytes:
+    def summary(self, analysis_id: str, tenant: str | None = None) -> bytes:
         try:
-            return (self.folder(analysis_id) / SUMMARY).read_bytes()
+            return (self.folder(analysis_id, tenant) / SUMMARY).read_bytes()
         except FileNotFoundError:  # deleted while being read
             raise UnknownAnalysisError(analysis_id) from None
 
-    def summary_dict(self, analysis_id: str) -> dict[str, Any]:
-        parsed: dict[str, Any] = orjson.loads(self.summary(analysis_id))
+    def summary_dict(self, analysis_id: str, tenant: str | None = None) -> dict[str, Any]:
+        parsed: dict[str, Any] = orjson.loads(self.summary(analysis_id, tenant))
         return parsed
 
-    def analysis(self, analysis_id: str) -> Analysis:
+    def analysis(self, analysis_id: str, tenant: str | None = None) -> Analysis:
         """A stored analysis as the core object (per-customer lists aside): what charts, the
         report and advice of a stored analysis are made from."""
-        folder = self.folder(analysis_id)
+        folder = self.folder(analysis_id, tenant)
         try:
             summary = orjson.loads((folder / SUMMARY).read_bytes())
             table = pq.read_table(folder / ASSIGNMENTS)
@@ -236,10 +266,10 @@ class AnalysisStore:
             projection=projection,
         )
 
-    def previous(self, analysis_id: str) -> PreviousSegmentation:
+    def previous(self, analysis_id: str, tenant: str | None = None) -> PreviousSegmentation:
         """A stored analysis as the previous one of a refit: its model and its customers'
         ids and segments (no summary, no projection)."""
-        folder = self.folder(analysis_id)
+        folder = self.folder(analysis_id, tenant)
         try:
             fitted = load_fitted(folder)
             table = pq.read_table(folder / ASSIGNMENTS)
@@ -251,10 +281,13 @@ class AnalysisStore:
             labels=table.column("clusterId").to_numpy(),
         )  # fmt: skip
 
-    def ancestors(self, analysis_id: str) -> tuple[list[StoredAnalysis], str | None]:
+    def ancestors(
+        self, analysis_id: str, tenant: str | None = None
+    ) -> tuple[list[StoredAnalysis], str | None]:
         """The analysis and the chain of its previous analyses, newest first, as far as they
-        are still stored; and the id of the first one no longer stored (None: complete)."""
-        self.folder(analysis_id)
+        are still stored (for a tenant, as its own); and the id of the first one no longer
+        stored (None: complete)."""
+        self.folder(analysis_id, tenant)
         chain: list[StoredAnalysis] = []
         current: str | None = analysis_id
         with self._connect() as connection:
@@ -262,28 +295,32 @@ class AnalysisStore:
                 row = connection.execute(
                     f"SELECT {_LISTED} FROM analyses WHERE id = ?", (current,)
                 ).fetchone()
-                if row is None:
+                if row is None or (tenant is not None and row[-1] != tenant):
                     return chain, current
                 chain.append(StoredAnalysis(*row))
                 current = chain[-1].previous_id
         return chain, None
 
-    def fitted(self, analysis_id: str) -> FittedSegmentation:
+    def fitted(self, analysis_id: str, tenant: str | None = None) -> FittedSegmentation:
         try:
-            return load_fitted(self.folder(analysis_id))
+            return load_fitted(self.folder(analysis_id, tenant))
         except FileNotFoundError:  # deleted while being read
             raise UnknownAnalysisError(analysis_id) from None
 
-    def list(self, limit: int = 50, offset: int = 0) -> list[StoredAnalysis]:
+    def list(
+        self, limit: int = 50, offset: int = 0, tenant: str | None = None
+    ) -> list[StoredAnalysis]:
+        """Newest first; a tenant's own only when `tenant` is given."""
         with self._connect() as connection:
             rows = connection.execute(
-                f"SELECT {_LISTED} FROM analyses ORDER BY created_at DESC LIMIT ? OFFSET ?",
-                (limit, offset),
+                f"SELECT {_LISTED} FROM analyses WHERE (? IS NULL OR tenant = ?) "
+                "ORDER BY created_at DESC LIMIT ? OFFSET ?",
+                (tenant, tenant, limit, offset),
             ).fetchall()
         return [StoredAnalysis(*row) for row in rows]
 
-    def delete(self, analysis_id: str) -> None:
-        folder = self.folder(analysis_id)
+    def delete(self, analysis_id: str, tenant: str | None = None) -> None:
+        folder = self.folder(analysis_id, tenant)
         with self._connect() as connection:
             connection.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,))
         # renamed first, so a reader sees the analysis whole or not at all; a concurrent
@@ -295,17 +332,17 @@ class AnalysisStore:
             raise UnknownAnalysisError(analysis_id) from None
         shutil.rmtree(doomed, ignore_errors=True)
 
-    def read_response(self, analysis_id: str) -> bytes:
+    def read_response(self, analysis_id: str, tenant: str | None = None) -> bytes:
         """The stored response; UnknownAnalysisError also when deleted while being read."""
         try:
-            return self.response_path(analysis_id).read_bytes()
+            return self.response_path(analysis_id, tenant).read_bytes()
         except FileNotFoundError:
             raise UnknownAnalysisError(analysis_id) from None
 
-    def open_file(self, analysis_id: str, name: str) -> BinaryIO:
+    def open_file(self, analysis_id: str, name: str, tenant: str | None = None) -> BinaryIO:
         """An open stored file: once open it stays readable even if the analysis is deleted."""
         try:
-            return (self.folder(analysis_id) / name).open("rb")
+            return (self.folder(analysis_id, tenant) / name).open("rb")
         except FileNotFoundError:
             raise UnknownAnalysisError(analysis_id) from None
 
@@ -315,7 +352,13 @@ def _assignments_frame(analysis: Analysis, customer_ids: Sequence[Any] | None) -
     if customer_ids is not None:
         ids = list(customer_ids)
         # one Parquet column has one type: ids of mixed types are kept as text
-        if len({type(v) for v in ids if v is not None}) > 1:
+        present = [v for v in ids if v is not None]
+        low, high = (min(present), max(present)) if present and all(
+            type(v) is int for v in present
+        ) else (0, 0)  # fmt: skip
+        wide = low < -(2**63) or high >= 2**64 or (low < 0 and high >= 2**63)
+        # integers no 64-bit type holds together (2**63 beside -1) are kept as text too
+        if len({type(v) for v in present}) > 1 or wide:
             ids = [None if v is None else str(v) for v in ids]
     names = {segment.segment_id: segment.name for segment in analysis.segments}
     return assignment_table(analysis.labels, analysis.confidence, analysis.ambiguous, names, ids)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from segmentation.api.deps import JsonBody, Pool, Service, Store
+from segmentation.api.deps import JsonBody, Pool, Service, Store, Tenant
 from segmentation.api.errors import documented
 from segmentation.api.schemas import (
     ID_REGEX,
@@ -23,6 +23,7 @@ from segmentation.api.schemas import (
     AnalysisResponse,
     AssignRequest,
     AssignResponse,
+    LineageChainOut,
 )
 from segmentation.api.wire import json_body
 from segmentation.charts import CHARTS, FORMATS
@@ -54,10 +55,11 @@ class ExportFormat(StrEnum):
 )
 async def list_analyses(
     store: Store,
+    tenant: Tenant,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> AnalysesOut:
-    rows = await run_in_threadpool(store.list, limit, offset)
+    rows = await run_in_threadpool(store.list, limit, offset, tenant)
     return AnalysesOut.model_validate(
         {
             "analyses": [
@@ -90,8 +92,8 @@ async def stream_file(handle: BinaryIO) -> AsyncIterator[bytes]:
     summary="A stored analysis, exactly as /api/analyze returned it",
     responses=documented(404, 422),
 )
-async def get_analysis(analysisId: AnalysisId, store: Store) -> StreamingResponse:
-    handle = await run_in_threadpool(store.open_file, analysisId, RESPONSE)
+async def get_analysis(analysisId: AnalysisId, store: Store, tenant: Tenant) -> StreamingResponse:
+    handle = await run_in_threadpool(store.open_file, analysisId, RESPONSE, tenant)
     return StreamingResponse(stream_file(handle), media_type="application/json")
 
 
@@ -101,8 +103,8 @@ async def get_analysis(analysisId: AnalysisId, store: Store) -> StreamingRespons
     summary="Delete an analysis",
     responses=documented(404, 422),
 )
-async def delete_analysis(analysisId: AnalysisId, store: Store) -> Response:
-    await run_in_threadpool(store.delete, analysisId)
+async def delete_analysis(analysisId: AnalysisId, store: Store, tenant: Tenant) -> Response:
+    await run_in_threadpool(store.delete, analysisId, tenant)
     return Response(status_code=204)
 
 
@@ -146,9 +148,10 @@ def _batches(handle: BinaryIO, export: ExportFormat) -> Iterator[bytes]:
 async def assignments(
     analysisId: AnalysisId,
     store: Store,
+    tenant: Tenant,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.csv,
 ) -> Response:
-    handle = await run_in_threadpool(store.open_file, analysisId, ASSIGNMENTS)
+    handle = await run_in_threadpool(store.open_file, analysisId, ASSIGNMENTS, tenant)
     filename = f"assignments-{analysisId}.{export_format.value}"
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if export_format is ExportFormat.parquet:
@@ -170,15 +173,16 @@ async def assignments(
     responses=documented(404, 413, 415, 422, 500, 503),
 )
 async def assign_customers(
-    analysisId: AnalysisId, body: JsonBody, pool: Pool, service: Service
+    analysisId: AnalysisId, body: JsonBody, pool: Pool, service: Service, tenant: Tenant
 ) -> Response:
-    content = await pool.run(service.assign_body, analysisId, body)
+    content = await pool.run(service.assign_body, analysisId, body, tenant)
     return Response(content, media_type="application/json")
 
 
 @router.get(
     "/api/analyses/{analysisId}/charts/{chart}.{image_format}",
-    summary="A chart of a stored analysis: projection, profiles, sizes, k-selection, silhouette",
+    summary="A chart of a stored analysis: projection, profiles, sizes, k-selection, "
+    "silhouette, migration (a refit only: 404 otherwise)",
     response_class=Response,
     responses={
         200: {
@@ -192,10 +196,27 @@ async def assign_customers(
     },
 )
 async def chart(
-    analysisId: AnalysisId, chart: ChartName, image_format: ImageFormat, service: Service
+    analysisId: AnalysisId,
+    chart: ChartName,
+    image_format: ImageFormat,
+    service: Service,
+    tenant: Tenant,
 ) -> Response:
-    image = await run_in_threadpool(service.chart, analysisId, chart.value, image_format.value)
+    image = await run_in_threadpool(
+        service.chart, analysisId, chart.value, image_format.value, tenant
+    )
     return Response(image, media_type=FORMATS[image_format.value])
+
+
+@router.get(
+    "/api/analyses/{analysisId}/lineage",
+    response_model=LineageChainOut,
+    summary="The chain of analyses this one refits (previousAnalysisId), newest first",
+    responses=documented(404, 422),
+)
+async def lineage(analysisId: AnalysisId, service: Service, tenant: Tenant) -> LineageChainOut:
+    chain = await run_in_threadpool(service.lineage, analysisId, tenant)
+    return LineageChainOut.model_validate(chain)
 
 
 @router.get(
@@ -204,5 +225,5 @@ async def chart(
     response_class=HTMLResponse,
     responses=documented(404, 422),
 )
-async def report(analysisId: AnalysisId, service: Service) -> HTMLResponse:
-    return HTMLResponse(await run_in_threadpool(service.report, analysisId))
+async def report(analysisId: AnalysisId, service: Service, tenant: Tenant) -> HTMLResponse:
+    return HTMLResponse(await run_in_threadpool(service.report, analysisId, tenant))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from segmentation.api.deps import JsonBody, Pool, Service
+from segmentation.api.deps import JsonBody, Pool, Service, Tenant
 from segmentation.api.errors import documented
 from segmentation.api.schemas import ACCURACY_DOC, AnalysisResponse, AnalyzeRequest
 from segmentation.api.wire import json_body
@@ -40,7 +40,9 @@ router = APIRouter(tags=["analysis"])
         **documented(404, 413, 415, 422, 500, 503),
     },
 )
-async def analyze_customers(body: JsonBody, pool: Pool, service: Service) -> Response:
-    output = await pool.run(service.analyze_body, body)
+async def analyze_customers(
+    body: JsonBody, pool: Pool, service: Service, tenant: Tenant
+) -> Response:
+    output = await pool.run(service.analyze_body, body, tenant)
     headers = {"X-Cache": output.cache, "Server-Timing": output.server_timing}
     return Response(output.body, media_type="application/json", headers=headers)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from segmentation.api.deps import AppSettings, Jobs, Store
+from segmentation.api.deps import AppSettings, Jobs, Store, Tenant
 from segmentation.api.errors import PayloadTooLargeError, UnsupportedMediaError, documented
 from segmentation.api.routes.analyses import stream_file
 from segmentation.api.schemas import ID_REGEX, AnalysisResponse, AnalyzeRequest, JobOut
@@ -48,7 +48,7 @@ OPTIONS_PART_BYTES = 1 << 20
 UPLOAD_SETTING = "SEGMENTATION_MAX_UPLOAD_BYTES"
 
 
-async def _receive_json(request: Request, runner: JobRunner, limit: int) -> Job:
+async def _receive_json(request: Request, runner: JobRunner, limit: int, tenant: str | None) -> Job:
     target = runner.jobs.staging_file(".json")
     try:
         received, start = 0, b""
@@ -63,12 +63,12 @@ async def _receive_json(request: Request, runner: JobRunner, limit: int) -> Job:
             raise InvalidInputError(
                 Problem('the body must be a JSON object: {"customerData": [...]}', field="body")
             )
-        return await runner.submit(target, JSON_INPUT, None)
+        return await runner.submit(target, JSON_INPUT, None, tenant=tenant)
     finally:
         target.unlink(missing_ok=True)  # gone already when submitted: the job owns it
 
 
-async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
+async def _receive_file(request: Request, runner: JobRunner, limit: int, tenant: str | None) -> Job:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + OPTIONS_PART_BYTES:
         raise PayloadTooLargeError(limit, UPLOAD_SETTING)
@@ -103,7 +103,9 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
         # the first rows (or the Parquet schema) now, so that a broken file is a 422 at once;
         # the worker reads the whole file
         await run_in_threadpool(check_customer_file, target, kind)
-        return await runner.submit(target, f"input.{kind}", options_bytes, transactions_bytes)
+        return await runner.submit(
+            target, f"input.{kind}", options_bytes, transactions_bytes, tenant
+        )
     finally:
         target.unlink(missing_ok=True)
 
@@ -158,14 +160,16 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int) -> Job:
         **documented(400, 413, 415, 422, 503),
     },
 )
-async def submit_job(request: Request, runner: Jobs, settings: AppSettings) -> JSONResponse:
+async def submit_job(
+    request: Request, runner: Jobs, settings: AppSettings, tenant: Tenant
+) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";")[0].strip().lower()
     async with runner.reservation():
         if media_type == "application/json" or media_type.endswith("+json"):
-            job = await _receive_json(request, runner, settings.max_upload_bytes)
+            job = await _receive_json(request, runner, settings.max_upload_bytes, tenant)
         elif media_type == "multipart/form-data":
-            job = await _receive_file(request, runner, settings.max_upload_bytes)
+            job = await _receive_file(request, runner, settings.max_upload_bytes, tenant)
         else:
             raise UnsupportedMediaError(content_type)
     location = f"/api/jobs/{job.job_id}"
@@ -181,8 +185,9 @@ JobId = Annotated[str, Path(pattern=ID_REGEX, description="22 characters of A-Z 
     summary="A job's status, stage, progress and timings",
     responses=documented(404, 422),
 )
-async def get_job(jobId: JobId, runner: Jobs) -> JobOut:
-    return JobOut.model_validate(job_to_wire(await run_in_threadpool(runner.jobs.get, jobId)))
+async def get_job(jobId: JobId, runner: Jobs, tenant: Tenant) -> JobOut:
+    job = await run_in_threadpool(runner.jobs.get, jobId, tenant)
+    return JobOut.model_validate(job_to_wire(job))
 
 
 @router.get(
@@ -191,12 +196,12 @@ async def get_job(jobId: JobId, runner: Jobs) -> JobOut:
     summary="The analysis of a finished job",
     responses=documented(404, 409, 422),
 )
-async def job_result(jobId: JobId, runner: Jobs, store: Store) -> StreamingResponse:
-    job = await run_in_threadpool(runner.jobs.get, jobId)
+async def job_result(jobId: JobId, runner: Jobs, store: Store, tenant: Tenant) -> StreamingResponse:
+    job = await run_in_threadpool(runner.jobs.get, jobId, tenant)
     if job.status is not JobStatus.SUCCEEDED or job.analysis_id is None:
         raise JobNotFinishedError(job.job_id, job.status.value, job.error)
     # an open file stays readable if the analysis is deleted meanwhile (no 500 half-way)
-    handle = await run_in_threadpool(store.open_file, job.analysis_id, RESPONSE)
+    handle = await run_in_threadpool(store.open_file, job.analysis_id, RESPONSE, tenant)
     return StreamingResponse(stream_file(handle), media_type="application/json")
 
 
@@ -206,5 +211,5 @@ async def job_result(jobId: JobId, runner: Jobs, store: Store) -> StreamingRespo
     summary="Cancel a queued or running job",
     responses=documented(404, 409, 422),
 )
-async def cancel_job(jobId: JobId, runner: Jobs) -> JobOut:
-    return JobOut.model_validate(job_to_wire(await runner.cancel(jobId)))
+async def cancel_job(jobId: JobId, runner: Jobs, tenant: Tenant) -> JobOut:
+    return JobOut.model_validate(job_to_wire(await runner.cancel(jobId, tenant)))

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from segmentation.api.convert import problems_from_validation, summaries_from_wire
-from segmentation.api.deps import JsonBody, Service
+from segmentation.api.deps import JsonBody, Service, Tenant
 from segmentation.api.errors import documented
 from segmentation.api.schemas import RecommendationsRequest, RecommendationsResponse
 from segmentation.api.wire import json_body
@@ -18,14 +18,14 @@ from segmentation.service import SegmentationService
 router = APIRouter(tags=["recommendations"])
 
 
-def _advice(body: bytes, service: SegmentationService) -> list[Recommendation]:
+def _advice(body: bytes, service: SegmentationService, tenant: str | None) -> list[Recommendation]:
     try:
         request = RecommendationsRequest.model_validate(parse_json(body))
     except ValidationError as error:
         raise problems_from_validation(error) from None
     if request.analysisId is not None:
         # a stored analysis: the same call its report makes
-        return service.recommendations(request.analysisId)
+        return service.recommendations(request.analysisId, tenant)
     assert request.analysis is not None  # the schema admits exactly one of the two
     analysis = request.analysis
     return service.advise(
@@ -46,7 +46,9 @@ def _advice(body: bytes, service: SegmentationService) -> list[Recommendation]:
     openapi_extra=json_body(RecommendationsRequest),
     responses=documented(404, 413, 415, 422),
 )
-async def recommendations(body: JsonBody, service: Service) -> RecommendationsResponse:
+async def recommendations(
+    body: JsonBody, service: Service, tenant: Tenant
+) -> RecommendationsResponse:
     # parsing a posted-back analysis with all its customers can take 100 ms: off the loop
-    advice = await run_in_threadpool(_advice, body, service)
+    advice = await run_in_threadpool(_advice, body, service, tenant)
     return RecommendationsResponse.model_validate(recommendations_to_wire(advice))
