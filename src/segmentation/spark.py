@@ -265,11 +265,11 @@ def _encoded(frame: Any, fitted: FittedSegmentation) -> Any:
 
 
 def _disk() -> Any:
-    """Intermediate results kept on disk, not in the JVM's heap: the driver's memory stays
-    flat whatever the number of customers (in local mode the driver runs the executors)."""
+    """Intermediate results kept in memory as far as it goes, spilled to disk beyond: the
+    driver's heap stays bounded whatever the number of customers."""
     from pyspark import StorageLevel
 
-    return StorageLevel.DISK_ONLY
+    return StorageLevel.MEMORY_AND_DISK
 
 
 def _refit_centres(frame: Any, fitted: FittedSegmentation, k: int, seed: int) -> np.ndarray:
@@ -445,15 +445,31 @@ def _skew_notes(summary: Mapping[str, Mapping[str, Any]], rows: int) -> tuple[st
     return tuple(notes)
 
 
-def _full_fit(frame: Any, sample: Analysis, rows: int, sample_rows: int) -> FittedSegmentation:
-    """The sample's segmentation, its k-means centres refitted over every customer."""
+# MLlib's centres replace the sample's unless they fit the sample this much worse (k-means||
+# can land in another local optimum than the sample's well-chosen one)
+REFIT_TOLERANCE = 0.02
+
+
+def _inertia(X: np.ndarray, centres: np.ndarray) -> float:
+    squared = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    return float(squared.min(axis=1).sum())
+
+
+def _full_fit(frame: Any, sample: Analysis, local: pd.DataFrame, rows: int) -> FittedSegmentation:
+    """The sample's segmentation, its k-means centres refitted over every customer by MLlib
+    when they are the same solution (checked on the sample: within REFIT_TOLERANCE of the
+    sample's own inertia)."""
+    from segmentation.pipeline.ingest import ingest
+
     fitted = fitted_of(sample)
     regular = [s for s in sample.segments if not s.is_outliers]
     # the sample is all the data below SPARK_SAMPLE_SIZE: a refit would find the same centres
-    refit = sample_rows < rows
+    refit = len(local) < rows
     if refit and sample.algorithm == "kmeans" and isinstance(sample.model, CentroidModel):
         centres = _refit_centres(frame, fitted, len(regular), sample.random_state)
-        fitted = replace(fitted, model=CentroidModel(centres), centers=centres)
+        X = fitted.encoder.transform(ingest(local).frame)
+        if _inertia(X, centres) <= (1 + REFIT_TOLERANCE) * _inertia(X, sample.model.centers):
+            fitted = replace(fitted, model=CentroidModel(centres), centers=centres)
     return fitted
 
 
@@ -500,7 +516,7 @@ def analyze(
         progress=progress,
     )  # fmt: skip
     lap("spark-sample-analysis")
-    fitted = _full_fit(frame, sample, rows, len(local))
+    fitted = _full_fit(frame, sample, local, rows)
     lap("spark-refit")
     id_field = sample.encoder.schema.id_field
     scored = _scored(frame, fitted, id_field).persist(_disk())
