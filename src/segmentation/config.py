@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(
         default=256, ge=1, description="Most recently used requests the cache answers."
     )
+    spark_master: str | None = Field(
+        default=None,
+        description="Spark master URL (local[2], spark://host:7077) for jobs with "
+        '"engine": "spark"; unset, such jobs are refused (422).',
+    )
 
     auth: Literal["off", "keys"] = Field(
         default="off",

@@ -47,11 +47,51 @@ __all__ = [
     "previous_of",
     "read_analyze_request",
     "read_customers_request",
+    "read_spark_job",
     "records_of",
     "write_results",
 ]
 
 Progress = Callable[[str, float], None]
+
+
+SPARK_MASTER_UNSET = Problem(
+    'jobs with "engine": "spark" need SEGMENTATION_SPARK_MASTER (a Spark master URL such as '
+    "local[2] or spark://host:7077); it is not set on this server",
+    field="engine",
+)
+
+
+@dataclass(frozen=True)
+class SparkJobRequest:
+    """A `POST /api/jobs` body naming data for the Spark engine: `{"source": "<path or
+    URI>", "engine": "spark", "options": {...}}`."""
+
+    source: str
+    options: AnalysisOptions
+
+
+def read_spark_job(payload: Any, spark_master: str | None) -> SparkJobRequest:
+    """The body checked: its keys, the engine, the source, the options, and the setting."""
+    if not isinstance(payload, Mapping):
+        raise InvalidInputError('the body must be a JSON object: {"source": ..., "engine": ...}')
+    allowed = ("source", "engine", "options")
+    problems = [
+        Problem(f"unknown key {k!r}; a Spark job takes 'source', 'engine', 'options'", field=k)
+        for k in payload
+        if k not in allowed
+    ]
+    if payload.get("engine") != "spark":
+        problems.append(Problem('must be "spark" for a job that names a source', field="engine"))
+    source = payload.get("source")
+    if not isinstance(source, str) or not source.strip():
+        problems.append(Problem("must be a path or URI the Spark cluster reads", field="source"))
+    if problems:
+        raise InvalidInputError(problems)
+    if spark_master is None:
+        raise InvalidInputError(SPARK_MASTER_UNSET)
+    assert isinstance(source, str)
+    return SparkJobRequest(source, AnalysisOptions.from_wire(payload.get("options")))
 
 
 @dataclass(frozen=True)
@@ -171,6 +211,24 @@ class SegmentationService:
             return analyze(
                 customers, options=options, max_fields=self.settings.max_fields,
                 progress=progress, previous=previous,
+            )  # fmt: skip
+        except InvalidInputError as error:
+            raise on_the_wire(error) from None
+
+    def run_spark_analysis(
+        self, source: str, options: AnalysisOptions, progress: Progress | None = None
+    ) -> Analysis:
+        """The Spark engine on `source` (a path or URI the cluster reads), at
+        SEGMENTATION_SPARK_MASTER; the session is kept for the worker's next job."""
+        from segmentation import spark
+
+        if self.settings.spark_master is None:
+            raise InvalidInputError(SPARK_MASTER_UNSET)
+        session = spark.session(self.settings.spark_master)
+        try:
+            return spark.analyze(
+                source, spark=session, options=options, max_fields=self.settings.max_fields,
+                progress=progress,
             )  # fmt: skip
         except InvalidInputError as error:
             raise on_the_wire(error) from None

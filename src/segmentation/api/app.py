@@ -39,6 +39,7 @@ from segmentation.api.schemas import (
     AssignRequest,
     ErrorResponse,
     RecommendationsRequest,
+    SparkJobRequest,
     TransactionsSpec,
 )
 from segmentation.auth import Access
@@ -219,7 +220,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dashboard.install(app)
     _with_component_schemas(
         app,
-        [AnalyzeRequest, AssignRequest, RecommendationsRequest, TransactionsSpec, ErrorResponse],
+        [
+            AnalyzeRequest,
+            AssignRequest,
+            RecommendationsRequest,
+            TransactionsSpec,
+            ErrorResponse,
+            SparkJobRequest,
+        ],
     )
     if settings.auth == "keys":
         security.document_access(app)

@@ -176,6 +176,17 @@ class AssignRequest(_Strict):
     )
 
 
+class SparkJobRequest(_Strict):
+    """A job for the Spark engine: data the cluster reads (needs SEGMENTATION_SPARK_MASTER)."""
+
+    source: str = Field(
+        min_length=1,
+        description="A path or URI Spark reads: a Parquet file or folder, CSV, JSON Lines.",
+    )
+    engine: Literal["spark"]
+    options: AnalyzeOptions = Field(default_factory=AnalyzeOptions)
+
+
 class TransactionsSpec(_Strict):
     """With a job's file of orders: the columns to derive one row per customer from (RFM)."""
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,12 @@ from segmentation.jobs.store import OPTIONS_FILE, TRANSACTIONS_FILE, JobStore
 from segmentation.options import AnalysisOptions
 from segmentation.rfm import TransactionColumns
 from segmentation.serialize import parse_json
-from segmentation.service import SegmentationService, read_analyze_request, records_of
+from segmentation.service import (
+    SegmentationService,
+    read_analyze_request,
+    read_spark_job,
+    records_of,
+)
 from segmentation.storage.store import UnknownAnalysisError
 from segmentation.workers import ProcessPool
 
@@ -44,6 +49,7 @@ logger = logging.getLogger(__name__)
 # a job interrupted by a server stop runs once more; interrupted again, it fails
 MAX_ATTEMPTS = 2
 JSON_INPUT = "input.json"
+SPARK_INPUT = "source.json"  # a Spark job's body: the source it names and its options
 READ_PROGRESS = 0.05  # reading is done; features begin
 
 
@@ -70,6 +76,18 @@ def _read_input(jobs: JobStore, job: Job, max_customers: int) -> tuple[Any, Anal
     return customers, options
 
 
+def _run_spark_job(
+    path: Path, service: SegmentationService, report: Callable[[str, float], None],
+    tenant: str | None,
+) -> str:  # fmt: skip
+    """A job that names its data for the Spark engine: analysed on the cluster, stored like
+    any other analysis (its assignments written by Spark)."""
+    request = read_spark_job(parse_json(path.read_bytes()), service.settings.spark_master)
+    analysis = service.run_spark_analysis(request.source, request.options, progress=report)
+    analysis_id, _ = service.store_analysis(analysis, [], request.options, tenant=tenant)
+    return analysis_id
+
+
 def run_job(job_id: str, attempt: int, service: SegmentationService) -> str:
     """Runs in a worker process: read the input, analyse with progress reports, store the
     analysis; returns its id. Raises InvalidInputError for bad input, JobCancelledError when
@@ -82,6 +100,8 @@ def run_job(job_id: str, attempt: int, service: SegmentationService) -> str:
 
     report("reading", 0.0)
     job = jobs.get(job_id)
+    if job.input_name == SPARK_INPUT:
+        return _run_spark_job(jobs.input_path(job), service, report, job.tenant)
     customers, options = _read_input(jobs, job, service.settings.max_customers)
     report("features", READ_PROGRESS)
     # the job's analysis, and the previous one it follows, are its tenant's

@@ -160,7 +160,14 @@ class AnalysisStore:
         (staging / RESPONSE).write_bytes(response)
         (staging / SUMMARY).write_bytes(summary)
         save_fitted(fitted_of(analysis), staging)
-        _assignments_frame(analysis, customer_ids).to_parquet(staging / ASSIGNMENTS, index=False)
+        if analysis.assignments is not None:  # the Spark engine: written by Spark, one file
+            from segmentation.spark import write_single_parquet
+
+            write_single_parquet(analysis.assignments, staging / ASSIGNMENTS)
+        else:
+            _assignments_frame(analysis, customer_ids).to_parquet(
+                staging / ASSIGNMENTS, index=False
+            )
         view = analysis.projection
         np.savez(
             staging / PROJECTION, points=view.points, labels=view.labels, centers=view.centers,

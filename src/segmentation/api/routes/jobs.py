@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -12,14 +13,21 @@ from starlette.concurrency import run_in_threadpool
 from segmentation.api.deps import AppSettings, Jobs, Store, Tenant
 from segmentation.api.errors import PayloadTooLargeError, UnsupportedMediaError, documented
 from segmentation.api.routes.analyses import stream_file
-from segmentation.api.schemas import ID_REGEX, AnalysisResponse, AnalyzeRequest, JobOut
+from segmentation.api.schemas import (
+    ID_REGEX,
+    AnalysisResponse,
+    AnalyzeRequest,
+    JobOut,
+    SparkJobRequest,
+)
 from segmentation.errors import InvalidInputError, JobNotFinishedError, Problem
 from segmentation.files import check_customer_file, detect_kind
 from segmentation.jobs.model import Job, JobStatus
-from segmentation.jobs.runner import JSON_INPUT, JobRunner
+from segmentation.jobs.runner import JSON_INPUT, SPARK_INPUT, JobRunner
 from segmentation.options import AnalysisOptions
 from segmentation.rfm import TransactionColumns
 from segmentation.serialize import parse_json
+from segmentation.service import read_spark_job
 from segmentation.storage.store import RESPONSE
 
 router = APIRouter(tags=["jobs"])
@@ -48,6 +56,18 @@ OPTIONS_PART_BYTES = 1 << 20
 UPLOAD_SETTING = "SEGMENTATION_MAX_UPLOAD_BYTES"
 
 
+# a Spark job's body names its data and is small; a customers body is read by the worker
+SPARK_BODY_BYTES = 1 << 20
+
+
+def _names_a_source(path: FilePath) -> bool:
+    try:
+        payload = parse_json(path.read_bytes())
+    except InvalidInputError:  # not JSON: the worker says so, as for any JSON job
+        return False
+    return isinstance(payload, dict) and "source" in payload and "customerData" not in payload
+
+
 async def _receive_json(request: Request, runner: JobRunner, limit: int, tenant: str | None) -> Job:
     target = runner.jobs.staging_file(".json")
     try:
@@ -63,7 +83,13 @@ async def _receive_json(request: Request, runner: JobRunner, limit: int, tenant:
             raise InvalidInputError(
                 Problem('the body must be a JSON object: {"customerData": [...]}', field="body")
             )
-        return await runner.submit(target, JSON_INPUT, None, tenant=tenant)
+        name = JSON_INPUT
+        if received <= SPARK_BODY_BYTES and await asyncio.to_thread(_names_a_source, target):
+            # a Spark job names its data: checked now (the setting too), a 422 at once
+            payload = parse_json(await asyncio.to_thread(target.read_bytes))
+            read_spark_job(payload, runner.settings.spark_master)
+            name = SPARK_INPUT
+        return await runner.submit(target, name, None, tenant=tenant)
     finally:
         target.unlink(missing_ok=True)  # gone already when submitted: the job owns it
 
@@ -113,13 +139,16 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int, tenant:
 @router.post(
     "/api/jobs",
     status_code=202,
-    summary="Analyse asynchronously: the /api/analyze body, or a CSV/Parquet/JSON Lines file",
+    summary="Analyse asynchronously: the /api/analyze body, a CSV/Parquet/JSON Lines file, or "
+    "a source for the Spark engine",
     description=(
         "Send the /api/analyze JSON body, or multipart/form-data with a `file` part (CSV with "
         "any delimiter, UTF-8 or Latin-1, optionally xz/gzip/bz2-compressed; Parquet; JSON "
         "Lines), an optional `options` part holding the options JSON and, for a file of orders, "
         "a `transactions` part (customerId, date, amount or quantity and price, invoice, asOf) "
-        "to derive one row per customer first. Answers 202 with the job and its Location."
+        'to derive one row per customer first. Or `{"source": "<path or URI>", '
+        '"engine": "spark", "options": {...}}` for the Spark engine (422 unless the '
+        "server sets SEGMENTATION_SPARK_MASTER). Answers 202 with the job and its Location."
     ),
     response_model=JobOut,
     openapi_extra={
@@ -127,7 +156,12 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int, tenant:
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{AnalyzeRequest.__name__}"}
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": f"#/components/schemas/{AnalyzeRequest.__name__}"},
+                            {"$ref": f"#/components/schemas/{SparkJobRequest.__name__}"},
+                        ]
+                    }
                 },
                 "multipart/form-data": {
                     "schema": {
