@@ -29,7 +29,9 @@ from segmentation.charts import chart_data_of, render
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.options import AnalysisOptions, on_the_wire
+from segmentation.pipeline.ingest import ingest
 from segmentation.pipeline.lineage import PreviousSegmentation
+from segmentation.pipeline.schema import infer_schema
 from segmentation.recommend import Recommendation, SegmentSummary, recommend
 from segmentation.report import render_report
 from segmentation.results import Analysis
@@ -54,6 +56,9 @@ __all__ = [
 
 Progress = Callable[[str, float], None]
 
+
+# a preview reads a file's first rows: more is refused rather than analysed for nothing
+FIELD_PREVIEW_CUSTOMERS = 10_000
 
 SPARK_MASTER_UNSET = Problem(
     'jobs with "engine": "spark" need SEGMENTATION_SPARK_MASTER (a Spark master URL such as '
@@ -284,6 +289,19 @@ class SegmentationService:
         analysis = self.run_analysis(request.customers, request.options, tenant=tenant)
         _, response = self.store_analysis(analysis, request.customers, request.options, key, tenant)
         return AnalyzeOutput(response, server_timing(analysis.timings), "miss" if key else "off")
+
+    # -- fields before a run -------------------------------------------------------------
+
+    def field_roles(self, body: bytes) -> bytes:
+        """`POST /api/fields`: the role the analysis would give each field of these
+        customers (a file's first rows), and why a field would be ignored."""
+        customers = read_customers_request(parse_json(body), FIELD_PREVIEW_CUSTOMERS)
+        schema = infer_schema(ingest(customers, min_customers=1))
+        fields = [
+            {"field": spec.name, "role": spec.role.value, "reason": spec.reason or None}
+            for spec in schema.fields
+        ]
+        return dumps({"customers": len(customers), "fields": fields})
 
     # -- scoring -------------------------------------------------------------------------
 

@@ -72,6 +72,12 @@ def test_upload_watch_the_job_and_land_on_every_segment(
     page.wait_for_selector("#fields-table tbody tr")
     fields = page.locator("#fields-table tbody th").all_inner_texts()
     assert fields == MALL_FIELDS
+    # the roles the service gives these rows (POST /api/fields), before the run
+    roles = dict(zip(fields, page.locator("#fields-table tbody td.role").all_inner_texts(),
+                     strict=True))  # fmt: skip
+    assert roles["CustomerID"].startswith("the customer id")
+    assert roles["Gender"] == "category"
+    assert roles["Annual Income (k$)"] == roles["Age"] == "number"
     shot(page, artifacts, "new-analysis")
     progress: list[tuple[str, float]] = []
     page.expose_function("recordProgress", lambda text, value: progress.append((text, value)))

@@ -375,3 +375,26 @@ def test_too_few_customers_for_stability_get_a_null_accuracy_and_no_nan(
     ).json()
     for sentence in _sentences(payload) + advice["recommendations"]:
         assert "nan" not in re.findall(r"[a-z]+", sentence.lower()), sentence
+
+
+def test_field_roles_before_a_run(base_url: str) -> None:
+    """POST /api/fields: the role each field of a file's first rows would get."""
+    rows = [
+        {"id": i, "age": str(20 + i % 40), "region": ("North", "South")[i % 2], "code": f"X{i}",
+         "flag": i % 2 == 0, "constant": 1}
+        for i in range(50)
+    ]  # fmt: skip
+    response = httpx.post(f"{base_url}/api/fields", json={"customerData": rows}, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    roles = {f["field"]: f["role"] for f in body["fields"]}
+    assert body["customers"] == 50
+    assert roles == {"id": "id", "age": "numeric", "region": "categorical", "code": "ignored",
+                     "flag": "boolean", "constant": "ignored"}  # fmt: skip
+    reasons = {f["field"]: f["reason"] for f in body["fields"]}
+    assert "same value" in reasons["constant"]
+    bad = httpx.post(
+        f"{base_url}/api/fields", content=b'{"customerData": [{"a": NaN}]}',
+        headers={"Content-Type": "application/json"}, timeout=30,
+    )  # fmt: skip
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "a"

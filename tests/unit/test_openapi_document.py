@@ -341,3 +341,23 @@ def test_405_allows_exactly_the_documented_methods(path: str) -> None:
     documented = {method.upper() for method in DOCUMENT["paths"][path]}
     assert set(response.headers["allow"].split(", ")) == documented
     assert set(response.json()) == {"detail", "errors"}
+
+
+def test_every_reference_resolves() -> None:
+    """A `$ref` to a schema the document does not publish breaks every generated client."""
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(DOCUMENT)
+    schemas = DOCUMENT["components"]["schemas"]
+    missing = sorted({r for r in refs if r.split("/")[-1] not in schemas})
+    assert refs and not missing, missing

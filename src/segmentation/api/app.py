@@ -38,6 +38,7 @@ from segmentation.api.schemas import (
     AnalyzeRequest,
     AssignRequest,
     ErrorResponse,
+    FieldsRequest,
     RecommendationsRequest,
     SparkJobRequest,
     TransactionsSpec,
@@ -170,6 +171,13 @@ def _include_api(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(security.AuditMiddleware)
 
 
+# request bodies read as raw JSON (no pydantic parameter), published as components
+REQUEST_SCHEMAS: list[type[BaseModel]] = [
+    AnalyzeRequest, AssignRequest, RecommendationsRequest, TransactionsSpec, ErrorResponse,
+    SparkJobRequest, FieldsRequest,
+]  # fmt: skip
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -218,17 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _handle_unexpected)
     _include_api(app, settings)
     dashboard.install(app)
-    _with_component_schemas(
-        app,
-        [
-            AnalyzeRequest,
-            AssignRequest,
-            RecommendationsRequest,
-            TransactionsSpec,
-            ErrorResponse,
-            SparkJobRequest,
-        ],
-    )
+    _with_component_schemas(app, REQUEST_SCHEMAS)
     if settings.auth == "keys":
         security.document_access(app)
     return app

@@ -176,6 +176,25 @@ class AssignRequest(_Strict):
     )
 
 
+class FieldsRequest(_Strict):
+    """The first rows of a file (at most 10,000), to see each field's role before a run."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"customerData": EXAMPLE_CUSTOMERS}]})
+
+    customerData: list[Customer] = Field(min_length=1, max_length=10_000)
+
+
+class FieldRoleOut(_Out):
+    field: str
+    role: Literal["id", "numeric", "boolean", "categorical", "date", "ignored"]
+    reason: str | None = Field(description="Why the field is the id or is ignored.")
+
+
+class FieldsOut(_Out):
+    customers: int
+    fields: list[FieldRoleOut]
+
+
 class SparkJobRequest(_Strict):
     """A job for the Spark engine: data the cluster reads (needs SEGMENTATION_SPARK_MASTER)."""
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
 
 from segmentation.api.deps import JsonBody, Pool, Service, Tenant
 from segmentation.api.errors import documented
-from segmentation.api.schemas import ACCURACY_DOC, AnalysisResponse, AnalyzeRequest
+from segmentation.api.schemas import (
+    ACCURACY_DOC,
+    AnalysisResponse,
+    AnalyzeRequest,
+    FieldsOut,
+    FieldsRequest,
+)
 from segmentation.api.wire import json_body
 
 router = APIRouter(tags=["analysis"])
@@ -46,3 +53,15 @@ async def analyze_customers(
     output = await pool.run(service.analyze_body, body, tenant)
     headers = {"X-Cache": output.cache, "Server-Timing": output.server_timing}
     return Response(output.body, media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/api/fields",
+    response_model=FieldsOut,
+    summary="The role each field would get (a file's first rows), before an analysis",
+    openapi_extra=json_body(FieldsRequest),
+    responses=documented(413, 415, 422),
+)
+async def field_roles(body: JsonBody, service: Service) -> Response:
+    content = await run_in_threadpool(service.field_roles, body)
+    return Response(content, media_type="application/json")

@@ -2,7 +2,7 @@
 // (POST /api/jobs), followed until it ends (GET /api/jobs/{id}), cancellable (DELETE).
 
 import {
-  ApiError, apiJson, clearError, count, element, labelCells, rememberSource, showError, sourceName,
+  ApiError, apiJson, clearError, postJson, count, element, labelCells, rememberSource, showError, sourceName,
   when,
 } from "./api.js";
 import { UnreadableHere, describeValues, parseRecords, readText } from "./files.js";
@@ -31,13 +31,35 @@ let detectedFields = null; // null: the browser could not read the header
 
 // --- the file and its fields ------------------------------------------------------------------
 
-function fieldRow(field, values) {
+const ROLE_WORDS = {
+  id: "the customer id (not a feature)", numeric: "number", boolean: "true / false",
+  categorical: "category", date: "date", ignored: "ignored",
+};
+
+function roleText(role) {
+  if (!role) return "decided when it runs";
+  const words = ROLE_WORDS[role.role] || role.role;
+  return role.reason && role.role === "ignored" ? `${words}: ${role.reason}` : words;
+}
+
+// the role the service would give each field, from the rows read here (POST /api/fields)
+async function rolesOf(rows) {
+  try {
+    const answer = await postJson("/api/fields", { customerData: rows });
+    return Object.fromEntries(answer.fields.map((f) => [f.field, f]));
+  } catch {
+    return {};
+  }
+}
+
+function fieldRow(field, values, role) {
   const box = element("input", { type: "checkbox", checked: true, id: `use-${CSS.escape(field)}`, value: field });
   box.className = "use-field";
   const label = element("label", { htmlFor: box.id, className: "visually-hidden" }, `Use ${field}`);
   return element("tr", {},
     element("td", {}, box, label),
     element("th", { scope: "row" }, field),
+    element("td", { className: "role" }, roleText(role)),
     element("td", {}, values.looks),
     element("td", { className: "examples" }, values.examples));
 }
@@ -52,14 +74,17 @@ async function preview(file) {
     const parsed = parseRecords(await readText(file, PREVIEW_CHARS), PREVIEW_ROWS);
     if (!parsed.fields.length) throw new Error("no header row was found");
     detectedFields = parsed.fields;
-    for (const field of parsed.fields) tbody.append(fieldRow(field, describeValues(parsed.rows, field)));
+    const roles = await rolesOf(parsed.rows);
+    for (const field of parsed.fields) {
+      tbody.append(fieldRow(field, describeValues(parsed.rows, field), roles[field]));
+    }
     labelCells($("fields-table"));
     $("fields-table").hidden = false;
     $("exclude-typed").hidden = true;
     $("fields-note").textContent =
       `${parsed.kind}: ${parsed.fields.length} fields, read from the first ${count(parsed.rows.length)} rows in this browser. ` +
-      "Untick a field to leave it out. The service decides each field's role (id, number, category, date, or ignored with the reason) " +
-      "when the analysis runs; the analysis page lists them under Data quality.";
+      "Untick a field to leave it out. Each field's role is the one the service gives it on these rows; " +
+      "the analysis decides on every row, and its page lists the roles under Data quality.";
   } catch (error) {
     $("fields-table").hidden = true;
     $("exclude-typed").hidden = false;
