@@ -302,6 +302,8 @@ NAMED_ROUTES = [
     ("POST", "/api/recommendations", {"analysisId": "{a}"}),
     ("POST", "/api/analyze",
      {"customerData": small_customers(12), "options": {"previousAnalysisId": "{a}"}}),
+    ("POST", "/api/jobs",
+     {"customerData": small_customers(12), "options": {"previousAnalysisId": "{a}"}}),
     ("GET", "/api/jobs/{j}", None),
     ("GET", "/api/jobs/{j}/result", None),
     ("DELETE", "/api/jobs/{j}", None),

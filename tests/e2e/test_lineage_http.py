@@ -162,6 +162,12 @@ def test_previous_errors(base_url: str) -> None:
     records = make_population(200, 3, random_state=5).records()
     unknown = analyze(base_url, records, previousAnalysisId="A" * 22)
     assert_error(unknown, 404, mentions=["AAAAAAAAAAAAAAAAAAAAAA"])
+    job = httpx.post(
+        f"{base_url}/api/jobs",
+        json={"customerData": records, "options": {"previousAnalysisId": "A" * 22}},
+        timeout=60,
+    )  # a 404 at submission, not a job that fails later
+    assert_error(job, 404, mentions=["AAAAAAAAAAAAAAAAAAAAAA"])
     malformed = analyze(base_url, records, previousAnalysisId="../etc")
     assert_error(malformed, 422, field="previousAnalysisId")
     first = analyze_ok(base_url, records, includeCustomers=False)

@@ -146,6 +146,7 @@ def test_queued_work_documents_503_with_retry_after_and_dead_workers_500(
     [
         # options.previousAnalysisId naming no stored analysis
         ("post", "/api/analyze", 404),
+        ("post", "/api/jobs", 404),
         # analysisId naming no stored analysis
         ("post", "/api/recommendations", 404),
         # the result of a job that has not succeeded

@@ -60,12 +60,24 @@ UPLOAD_SETTING = "SEGMENTATION_MAX_UPLOAD_BYTES"
 SPARK_BODY_BYTES = 1 << 20
 
 
-def _names_a_source(path: FilePath) -> bool:
+def _small_body(path: FilePath) -> dict[str, Any] | None:
+    """A small JSON object body, read now for what can be checked at once; None for anything
+    else (not JSON, or large: the worker reads and checks it, as for any JSON job)."""
+    if path.stat().st_size > SPARK_BODY_BYTES:
+        return None
     try:
         payload = parse_json(path.read_bytes())
-    except InvalidInputError:  # not JSON: the worker says so, as for any JSON job
-        return False
-    return isinstance(payload, dict) and "source" in payload and "customerData" not in payload
+    except InvalidInputError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+async def _check_previous(options: Any, runner: JobRunner, tenant: str | None) -> None:
+    """An options.previousAnalysisId that names no stored analysis (of this tenant) is a 404
+    at submission, as on /api/analyze, not a job that fails later."""
+    previous = options.get("previousAnalysisId") if isinstance(options, dict) else None
+    if isinstance(previous, str):
+        await run_in_threadpool(runner.service.store.folder, previous, tenant)
 
 
 async def _receive_json(request: Request, runner: JobRunner, limit: int, tenant: str | None) -> Job:
@@ -84,11 +96,13 @@ async def _receive_json(request: Request, runner: JobRunner, limit: int, tenant:
                 Problem('the body must be a JSON object: {"customerData": [...]}', field="body")
             )
         name = JSON_INPUT
-        if received <= SPARK_BODY_BYTES and await asyncio.to_thread(_names_a_source, target):
-            # a Spark job names its data: checked now (the setting too), a 422 at once
-            payload = parse_json(await asyncio.to_thread(target.read_bytes))
-            read_spark_job(payload, runner.settings.spark_master)
-            name = SPARK_INPUT
+        payload = await asyncio.to_thread(_small_body, target)
+        if payload is not None:
+            await _check_previous(payload.get("options"), runner, tenant)
+            if "source" in payload and "customerData" not in payload:
+                # a Spark job names its data: checked now (the setting too), a 422 at once
+                read_spark_job(payload, runner.settings.spark_master)
+                name = SPARK_INPUT
         return await runner.submit(target, name, None, tenant=tenant)
     finally:
         target.unlink(missing_ok=True)  # gone already when submitted: the job owns it
@@ -108,7 +122,9 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int, tenant:
     options_bytes = None
     if options is not None and options.strip():
         options_bytes = options.encode()
-        AnalysisOptions.from_wire(parse_json(options_bytes))  # checked now: a 422 at once
+        parsed_options = parse_json(options_bytes)
+        AnalysisOptions.from_wire(parsed_options)  # checked now: a 422 at once
+        await _check_previous(parsed_options, runner, tenant)
     transactions = form.get("transactions")
     transactions_bytes = None
     if isinstance(transactions, str) and transactions.strip():
@@ -191,7 +207,7 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int, tenant:
             },
         },
         # 400: a multipart body that cannot be parsed (Starlette's form parser)
-        **documented(400, 413, 415, 422, 503),
+        **documented(400, 404, 413, 415, 422, 503),
     },
 )
 async def submit_job(
