@@ -73,6 +73,9 @@ def test_upload_watch_the_job_and_land_on_every_segment(
     fields = page.locator("#fields-table tbody th").all_inner_texts()
     assert fields == MALL_FIELDS
     # the roles the service gives these rows (POST /api/fields), before the run
+    page.wait_for_function(
+        "[...document.querySelectorAll('#fields-table td.role')].every(c => c.textContent !== '…')"
+    )
     roles = dict(zip(fields, page.locator("#fields-table tbody td.role").all_inner_texts(),
                      strict=True))  # fmt: skip
     assert roles["CustomerID"].startswith("the customer id")

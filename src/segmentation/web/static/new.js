@@ -37,6 +37,7 @@ const ROLE_WORDS = {
 };
 
 function roleText(role) {
+  if (role === undefined) return "…";
   if (!role) return "decided when it runs";
   const words = ROLE_WORDS[role.role] || role.role;
   return role.reason && role.role === "ignored" ? `${words}: ${role.reason}` : words;
@@ -46,9 +47,11 @@ function roleText(role) {
 async function rolesOf(rows) {
   try {
     const answer = await postJson("/api/fields", { customerData: rows });
-    return Object.fromEntries(answer.fields.map((f) => [f.field, f]));
+    return new Proxy(Object.fromEntries(answer.fields.map((f) => [f.field, f])), {
+      get: (known, field) => known[field] ?? null,
+    });
   } catch {
-    return {};
+    return new Proxy({}, { get: () => null });
   }
 }
 
@@ -74,10 +77,14 @@ async function preview(file) {
     const parsed = parseRecords(await readText(file, PREVIEW_CHARS), PREVIEW_ROWS);
     if (!parsed.fields.length) throw new Error("no header row was found");
     detectedFields = parsed.fields;
-    const roles = await rolesOf(parsed.rows);
-    for (const field of parsed.fields) {
-      tbody.append(fieldRow(field, describeValues(parsed.rows, field), roles[field]));
-    }
+    for (const field of parsed.fields) tbody.append(fieldRow(field, describeValues(parsed.rows, field)));
+    // the roles arrive after the rows are listed: the form never waits for them
+    rolesOf(parsed.rows).then((roles) => {
+      for (const row of tbody.querySelectorAll("tr")) {
+        const field = row.querySelector("th").textContent;
+        row.querySelector("td.role").textContent = roleText(roles[field]);
+      }
+    });
     labelCells($("fields-table"));
     $("fields-table").hidden = false;
     $("exclude-typed").hidden = true;
