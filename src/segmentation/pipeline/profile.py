@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,15 @@ from segmentation.pipeline.schema import (
     axis_of,
 )
 
-__all__ = ["Evidence", "SegmentProfile", "format_number", "profile_segments"]
+__all__ = [
+    "Evidence",
+    "FieldSummary",
+    "SegmentProfile",
+    "describe",
+    "format_number",
+    "profile_segments",
+    "summarize",
+]
 
 MIN_EFFECT_SD = 0.5
 MIN_SHARE_LIFT = 1.3
@@ -112,19 +121,20 @@ def _share_phrase(spec: FieldSpec, level: str | None, seg: float, overall: float
     return f"{seg:.0%} {level} ({label(spec.name)}) vs {overall:.0%} overall"
 
 
-def _welch_p(values: np.ndarray, members: np.ndarray) -> float:
-    """Two-sided p-value of Welch's t-test, segment against everyone else."""
-    inside, outside = values[members], values[~members]
-    inside, outside = inside[~np.isnan(inside)], outside[~np.isnan(outside)]
-    if len(inside) < 2 or len(outside) < 2:
+def _welch_p(
+    mean_in: float, var_in: float, n_in: int, mean_out: float, var_out: float, n_out: int
+) -> float:
+    """Two-sided p-value of Welch's t-test, segment against everyone else, from each side's
+    count, mean and variance (ddof=1)."""
+    if n_in < 2 or n_out < 2:
         return 1.0
-    var_in, var_out = inside.var(ddof=1) / len(inside), outside.var(ddof=1) / len(outside)
+    var_in, var_out = max(var_in, 0.0) / n_in, max(var_out, 0.0) / n_out
     spread = var_in + var_out
     if spread <= 0:
-        return 0.0 if inside.mean() != outside.mean() else 1.0
-    t = (inside.mean() - outside.mean()) / math.sqrt(spread)
+        return 0.0 if mean_in != mean_out else 1.0
+    t = (mean_in - mean_out) / math.sqrt(spread)
     # Welch-Satterthwaite degrees of freedom: small segments get the t distribution's tails
-    dof = spread**2 / (var_in**2 / (len(inside) - 1) + var_out**2 / (len(outside) - 1))
+    dof = spread**2 / (var_in**2 / (n_in - 1) + var_out**2 / (n_out - 1))
     return float(2 * stats.t.sf(abs(t), dof))
 
 
@@ -132,7 +142,7 @@ def _proportion_p(hits_in: float, n_in: int, hits_out: float, n_out: int) -> flo
     if n_in == 0 or n_out == 0:
         return 1.0
     pooled = (hits_in + hits_out) / (n_in + n_out)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_in + 1 / n_out))
+    spread = math.sqrt(max(pooled * (1 - pooled), 0.0) * (1 / n_in + 1 / n_out))
     if spread == 0:
         return 1.0
     z = (hits_in / n_in - hits_out / n_out) / spread
@@ -143,97 +153,173 @@ def _cohens_h(p1: float, p2: float) -> float:
     return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
 
 
-class _FieldStats:
-    """Per-field numbers computed once for all segments."""
+@dataclass(frozen=True)
+class FieldSummary:
+    """What a segment's characteristics are tested on, for one field, per segment id.
 
-    def __init__(self, frame: pd.DataFrame, spec: FieldSpec, segment_ids: np.ndarray) -> None:
-        self.spec = spec
-        self.segment_ids = segment_ids
-        if spec.role is FieldRole.CATEGORICAL:
-            column = frame[spec.name].astype(object).where(frame[spec.name].notna(), MISSING_LEVEL)
-            self.text: np.ndarray = column.map(str).to_numpy()
-            shares = pd.Series(self.text).value_counts(normalize=True)
-            self.overall_shares = {str(level): float(share) for level, share in shares.items()}
-        else:
-            self.values = numeric_values(frame, spec)
-            present = self.values[~np.isnan(self.values)]
-            self.overall_mean = float(present.mean()) if present.size else math.nan
-            self.overall_sd = float(present.std()) if present.size else 0.0
-            self.non_negative = bool(present.size and present.min() >= 0)
+    A numeric, boolean or date field: the count, mean and variance (ddof=1) of its present
+    values. A categorical field: the count of each level (missing values as MISSING_LEVEL).
+    Sufficient statistics, so that an engine which aggregates where the data lives (Spark)
+    tests every customer with the same code as the local one (`summarize`).
+    """
 
-    def evidence(self, segment: int) -> list[Evidence]:
-        members = self.segment_ids == segment
-        n_in, n_out = int(members.sum()), int((~members).sum())
-        spec = self.spec
-        if spec.role is FieldRole.CATEGORICAL:
-            found = []
-            inside = pd.Series(self.text[members]).value_counts()
-            for level, count in inside.items():
-                seg_share = count / n_in
-                overall = float(self.overall_shares[str(level)])
-                out_hits = overall * len(self.text) - count
-                h = _cohens_h(seg_share, overall)
-                if (
-                    seg_share - overall >= MIN_SHARE_POINTS
-                    and seg_share >= MIN_SHARE_LIFT * overall
-                    and _proportion_p(count, n_in, out_hits, n_out) < MAX_P_VALUE
-                ):
-                    found.append(
-                        Evidence(spec.name, "share", seg_share, overall, h, 0.0, str(level),
-                                 _share_phrase(spec, str(level), seg_share, overall))
-                    )  # fmt: skip
-            return found
-        values = self.values
-        seg_values = values[members]
-        seg_values = seg_values[~np.isnan(seg_values)]
-        if not seg_values.size or self.overall_sd == 0:
-            return []
-        seg_mean = float(seg_values.mean())
-        if spec.role is FieldRole.BOOLEAN:
-            n_present = int((~np.isnan(values)).sum())
-            h = _cohens_h(min(max(seg_mean, 0.0), 1.0), min(max(self.overall_mean, 0.0), 1.0))
-            out_hits = self.overall_mean * n_present - seg_mean * seg_values.size
-            p = _proportion_p(seg_mean * seg_values.size, seg_values.size, out_hits,
-                              n_present - seg_values.size)  # fmt: skip
-            if (
-                abs(seg_mean - self.overall_mean) >= MIN_SHARE_POINTS
-                and p < MAX_P_VALUE
-                and (
-                    seg_mean >= MIN_SHARE_LIFT * self.overall_mean
-                    or (1 - seg_mean) >= MIN_SHARE_LIFT * (1 - self.overall_mean)
-                )
-            ):
-                phrase = _share_phrase(spec, None, seg_mean, self.overall_mean)
-                return [
-                    Evidence(spec.name, "share", seg_mean, self.overall_mean, h, p, None, phrase)
-                ]
-            return []
-        effect = (seg_mean - self.overall_mean) / self.overall_sd
-        p = _welch_p(values, members)
-        if abs(effect) >= MIN_EFFECT_SD and p < MAX_P_VALUE:
-            kind = "date" if spec.role is FieldRole.DATE else "mean"
-            phrase = _mean_phrase(spec, seg_mean, self.overall_mean, self.non_negative)
-            return [Evidence(spec.name, kind, seg_mean, self.overall_mean, effect, p, None, phrase)]
-        return []
+    spec: FieldSpec
+    count: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    minimum: float = math.nan
+    levels: dict[str, np.ndarray] | None = None
 
-    def standardized(self, segment: int) -> float:
-        """Segment mean minus overall mean in overall SDs (shares for categories: not used)."""
-        if self.spec.role is FieldRole.CATEGORICAL or self.overall_sd == 0:
-            return 0.0
-        seg_values = self.values[self.segment_ids == segment]
-        seg_values = seg_values[~np.isnan(seg_values)]
-        if not seg_values.size:
-            return 0.0
-        return float((seg_values.mean() - self.overall_mean) / self.overall_sd)
+    @classmethod
+    def of_levels(cls, spec: FieldSpec, levels: dict[str, np.ndarray]) -> FieldSummary:
+        size = np.sum(list(levels.values()), axis=0) if levels else np.zeros(0)
+        empty = np.full(len(size), math.nan)
+        return cls(spec, np.asarray(size, dtype=np.int64), empty, empty, levels=levels)
 
-    def centroid(self, segment: int) -> float | None:
-        seg_values = self.values[self.segment_ids == segment]
-        seg_values = seg_values[~np.isnan(seg_values)]
-        return float(f"{seg_values.mean():.6g}") if seg_values.size else None
+    @property
+    def total(self) -> int:
+        return int(self.count.sum())
+
+    @property
+    def overall_mean(self) -> float:
+        present = self.count > 0
+        total = self.count[present].sum()
+        return (
+            float((self.count[present] * self.mean[present]).sum() / total) if total else math.nan
+        )
+
+    @property
+    def _overall_m2(self) -> float:
+        """The sum of squared deviations from the overall mean (Chan's pooled formula)."""
+        present = self.count > 0
+        within = np.where(self.count[present] > 1, self.var[present], 0.0)
+        spread = (self.mean[present] - self.overall_mean) ** 2
+        return float(((self.count[present] - 1) * within + self.count[present] * spread).sum())
+
+    @property
+    def overall_sd(self) -> float:
+        """The population standard deviation of every present value (ddof=0)."""
+        return math.sqrt(max(self._overall_m2, 0.0) / self.total) if self.total else 0.0
+
+    def outside(self, segment: int) -> tuple[float, float, int]:
+        """Mean, variance (ddof=1) and count of the present values outside `segment`."""
+        n_in, n_out = int(self.count[segment]), self.total - int(self.count[segment])
+        if n_out == 0:
+            return math.nan, math.nan, 0
+        mu = self.overall_mean
+        mean_in = float(self.mean[segment]) if n_in else 0.0
+        var_in = float(self.var[segment]) if n_in > 1 else 0.0
+        mean_out = (self.total * mu - n_in * mean_in) / n_out
+        m2_out = (
+            self._overall_m2 - (n_in - 1) * var_in * (n_in > 1)
+            - n_in * (mean_in - mu) ** 2 - n_out * (mean_out - mu) ** 2
+        )  # fmt: skip
+        return mean_out, max(m2_out, 0.0) / (n_out - 1) if n_out > 1 else 0.0, n_out
 
     def shares(self, segment: int) -> dict[str, float]:
-        inside = pd.Series(self.text[self.segment_ids == segment]).value_counts(normalize=True)
-        return {str(level): round(float(share), 4) for level, share in inside.items()}
+        assert self.levels is not None
+        size = int(self.count[segment])
+        counts = sorted(
+            ((level, int(c[segment])) for level, c in self.levels.items() if c[segment]),
+            key=lambda kv: -kv[1],
+        )
+        return {level: round(c / size, 4) for level, c in counts} if size else {}
+
+    def standardized(self, segment: int) -> float:
+        """Segment mean minus overall mean in overall SDs (0 for categories: not used)."""
+        sd = self.overall_sd
+        if self.levels is not None or sd == 0 or not self.count[segment]:
+            return 0.0
+        return float((self.mean[segment] - self.overall_mean) / sd)
+
+    def centroid(self, segment: int) -> float | None:
+        return float(f"{self.mean[segment]:.6g}") if self.count[segment] else None
+
+    def evidence(self, segment: int) -> list[Evidence]:
+        spec = self.spec
+        if self.levels is not None:
+            return self._share_evidence(segment)
+        n_in = int(self.count[segment])
+        sd, overall = self.overall_sd, self.overall_mean
+        if not n_in or sd == 0:
+            return []
+        seg_mean = float(self.mean[segment])
+        if spec.role is FieldRole.BOOLEAN:
+            h = _cohens_h(min(max(seg_mean, 0.0), 1.0), min(max(overall, 0.0), 1.0))
+            out_hits = overall * self.total - seg_mean * n_in
+            p = _proportion_p(seg_mean * n_in, n_in, out_hits, self.total - n_in)
+            if (
+                abs(seg_mean - overall) >= MIN_SHARE_POINTS
+                and p < MAX_P_VALUE
+                and (
+                    seg_mean >= MIN_SHARE_LIFT * overall
+                    or (1 - seg_mean) >= MIN_SHARE_LIFT * (1 - overall)
+                )
+            ):
+                phrase = _share_phrase(spec, None, seg_mean, overall)
+                return [Evidence(spec.name, "share", seg_mean, overall, h, p, None, phrase)]
+            return []
+        effect = (seg_mean - overall) / sd
+        mean_out, var_out, n_out = self.outside(segment)
+        p = _welch_p(seg_mean, float(self.var[segment]), n_in, mean_out, var_out, n_out)
+        if abs(effect) >= MIN_EFFECT_SD and p < MAX_P_VALUE:
+            kind = "date" if spec.role is FieldRole.DATE else "mean"
+            non_negative = bool(self.minimum >= 0)
+            phrase = _mean_phrase(spec, seg_mean, overall, non_negative)
+            return [Evidence(spec.name, kind, seg_mean, overall, effect, p, None, phrase)]
+        return []
+
+    def _share_evidence(self, segment: int) -> list[Evidence]:
+        assert self.levels is not None
+        spec, n_in = self.spec, int(self.count[segment])
+        total = self.total
+        found = []
+        for level in self.shares(segment):
+            count = int(self.levels[level][segment])
+            seg_share = count / n_in
+            overall = float(self.levels[level].sum() / total)
+            h = _cohens_h(seg_share, overall)
+            if (
+                seg_share - overall >= MIN_SHARE_POINTS
+                and seg_share >= MIN_SHARE_LIFT * overall
+                and _proportion_p(count, n_in, overall * total - count, total - n_in) < MAX_P_VALUE
+            ):
+                phrase = _share_phrase(spec, level, seg_share, overall)
+                found.append(
+                    Evidence(spec.name, "share", seg_share, overall, h, 0.0, level, phrase)
+                )
+        return found
+
+
+def category_text(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A categorical field as text, missing values as MISSING_LEVEL."""
+    column = frame[name].astype(object).where(frame[name].notna(), MISSING_LEVEL)
+    text: np.ndarray = column.map(str).to_numpy()
+    return text
+
+
+def summarize(
+    frame: pd.DataFrame, spec: FieldSpec, segment_ids: np.ndarray, n_segments: int
+) -> tuple[FieldSummary, np.ndarray | None]:
+    """A field's FieldSummary over the customers of `frame`, in one vectorised pass, and its
+    values as float64 (None for a categorical field)."""
+    if spec.role is FieldRole.CATEGORICAL:
+        codes, uniques = pd.factorize(category_text(frame, spec.name))
+        cells = np.bincount(segment_ids * len(uniques) + codes, minlength=n_segments * len(uniques))
+        table = cells.reshape(n_segments, len(uniques))
+        return FieldSummary.of_levels(
+            spec, {str(level): table[:, j] for j, level in enumerate(uniques)}
+        ), None
+    values = numeric_values(frame, spec)
+    present = ~np.isnan(values)
+    ids, kept = segment_ids[present], values[present]
+    count = np.bincount(ids, minlength=n_segments)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(ids, weights=kept, minlength=n_segments) / count
+        squares = np.bincount(ids, weights=(kept - mean[ids]) ** 2, minlength=n_segments)
+        var = np.where(count > 1, squares / np.maximum(count - 1, 1), math.nan)
+    minimum = float(kept.min()) if kept.size else math.nan
+    return FieldSummary(spec, count, mean, var, minimum), values
 
 
 # Names by (income level, spend level), and by (value level, frequency level).
@@ -277,34 +363,38 @@ class _AxisScores:
     """
 
     def __init__(
-        self, stats_by_field: list[_FieldStats], axes: dict[str, str], segment_ids: np.ndarray
+        self,
+        summaries: dict[str, FieldSummary],
+        values: dict[str, np.ndarray],
+        axes: dict[str, str],
+        segment_ids: np.ndarray,
+        n_segments: int,
     ) -> None:
-        self.segment_ids = segment_ids
-        by_name = {s.spec.name: s for s in stats_by_field}
-        self.totals: dict[str, tuple[np.ndarray, float, float]] = {}
-        self.averaged: dict[str, list[_FieldStats]] = {}
+        self.totals: dict[str, FieldSummary] = {}
+        self.averaged: dict[str, list[FieldSummary]] = {}
         for axis, fields in axis_fields(axes).items():
-            members = [by_name[f] for f in fields]
+            members = [summaries[f] for f in fields]
             if axis in ADDITIVE_AXES:
                 total = np.zeros(len(segment_ids))
                 for member in members:
-                    total += np.where(np.isnan(member.values), member.overall_mean, member.values)
-                self.totals[axis] = (total, float(total.mean()), float(total.std()))
+                    own = values[member.spec.name]
+                    total += np.where(np.isnan(own), member.overall_mean, own)
+                spec = FieldSpec(axis, FieldRole.NUMERIC)
+                self.totals[axis], _ = summarize(
+                    pd.DataFrame({axis: total}), spec, segment_ids, n_segments
+                )
             else:
                 self.averaged[axis] = members
 
     def __call__(self, segment: int) -> dict[str, float]:
-        scores = {}
-        inside = self.segment_ids == segment
-        for axis, (total, mean, sd) in self.totals.items():
-            scores[axis] = float((total[inside].mean() - mean) / sd) if sd > 0 else 0.0
+        scores = {axis: total.standardized(segment) for axis, total in self.totals.items()}
         for axis, members in self.averaged.items():
             zs = []
-            for field_stats in members:
-                z = field_stats.standardized(segment)
-                if axis == "age" and "birth" in field_stats.spec.name.lower():
+            for member in members:
+                z = member.standardized(segment)
+                if axis == "age" and "birth" in member.spec.name.lower():
                     z = -z  # a later birth year is a younger customer
-                if axis == "recency" and field_stats.spec.role is FieldRole.DATE:
+                if axis == "recency" and member.spec.role is FieldRole.DATE:
                     z = -z  # a later last-purchase date is a more recent customer
                 zs.append(z)
             scores[axis] = float(np.mean(zs))
@@ -442,6 +532,36 @@ def _no_difference(standardized: dict[str, float], size: int) -> str:
     return f"Close to the average on every field{detail}"
 
 
+def describe(
+    summaries: Sequence[FieldSummary], segment: int, size: int
+) -> tuple[tuple[Evidence, ...], tuple[str, ...], dict[str, float]]:
+    """A segment's evidence (largest difference first), its characteristics (the phrases of
+    at most MAX_CHARACTERISTICS of it, or why there is none) and its standardized means."""
+    evidence = sorted(
+        (item for summary in summaries for item in summary.evidence(segment)),
+        key=lambda e: -abs(e.effect),
+    )
+    standardized = {s.spec.name: s.standardized(segment) for s in summaries}
+    characteristics = [e.phrase for e in evidence[:MAX_CHARACTERISTICS]]
+    if not characteristics:
+        characteristics = [_no_difference(standardized, size)]
+    return tuple(evidence), tuple(characteristics), standardized
+
+
+def centroid_of(summaries: Sequence[FieldSummary], segment: int) -> dict[str, float | None]:
+    """The segment's mean of each numeric and boolean field, in the field's units."""
+    return {
+        s.spec.name: s.centroid(segment)
+        for s in summaries
+        if s.spec.role in (FieldRole.NUMERIC, FieldRole.BOOLEAN)
+    }
+
+
+def categories_of(summaries: Sequence[FieldSummary], segment: int) -> dict[str, dict[str, float]]:
+    """The segment's share of each level of each categorical field, largest first."""
+    return {s.spec.name: s.shares(segment) for s in summaries if s.levels is not None}
+
+
 def profile_segments(
     frame: pd.DataFrame,
     schema: Schema,
@@ -451,46 +571,41 @@ def profile_segments(
 ) -> tuple[list[SegmentProfile], dict[str, str]]:
     """One profile per segment 0..n_segments-1 (the outlier segment, if any, is named Outliers),
     and the business axis of each field that has one (see `schema.axis_of`)."""
-    stats_by_field = [_FieldStats(frame, spec, segment_ids) for spec in schema.features]
+    summaries, values = [], {}
+    for spec in schema.features:
+        summary, own = summarize(frame, spec, segment_ids, n_segments)
+        summaries.append(summary)
+        if own is not None:
+            values[spec.name] = own
     axes = {}
-    for field_stats in stats_by_field:
-        values = getattr(field_stats, "values", None)
-        axis = field_axis(field_stats.spec, values)
+    for summary in summaries:
+        axis = field_axis(summary.spec, values.get(summary.spec.name))
         if axis is not None:
-            axes[field_stats.spec.name] = axis
-    axis_scores = _AxisScores(stats_by_field, axes, segment_ids)
-    names, evidence_lists, partial = [], [], []
+            axes[summary.spec.name] = axis
+    by_name = {s.spec.name: s for s in summaries}
+    axis_scores = _AxisScores(by_name, values, axes, segment_ids, n_segments)
+    sizes = np.bincount(segment_ids, minlength=n_segments)
+    names, described = [], []
     for segment in range(n_segments):
-        evidence = [item for s in stats_by_field for item in s.evidence(segment)]
-        evidence.sort(key=lambda e: -abs(e.effect))
-        centroid = {
-            s.spec.name: s.centroid(segment)
-            for s in stats_by_field
-            if s.spec.role in (FieldRole.NUMERIC, FieldRole.BOOLEAN)
-        }
-        categories = {
-            s.spec.name: s.shares(segment)
-            for s in stats_by_field
-            if s.spec.role is FieldRole.CATEGORICAL
-        }
-        standardized = {s.spec.name: s.standardized(segment) for s in stats_by_field}
+        evidence, characteristics, standardized = describe(summaries, segment, int(sizes[segment]))
         if segment == outlier_segment:
-            name = OUTLIERS_NAME
+            names.append(OUTLIERS_NAME)
         else:
-            name = _business_name(axis_scores(segment), evidence) or (_field_name(evidence))
-        characteristics = [e.phrase for e in evidence[:MAX_CHARACTERISTICS]]
-        if not characteristics:
-            characteristics = [_no_difference(standardized, int((segment_ids == segment).sum()))]
-        names.append(name)
-        evidence_lists.append(evidence)
-        partial.append(
-            (centroid, categories, tuple(characteristics), tuple(evidence), standardized)
+            names.append(
+                _business_name(axis_scores(segment), list(evidence)) or _field_name(list(evidence))
+            )
+        described.append((evidence, characteristics, standardized))
+    names = _make_unique(names, [list(d[0]) for d in described], [d[2] for d in described])
+    return [
+        SegmentProfile(
+            name,
+            centroid_of(summaries, segment),
+            categories_of(summaries, segment),
+            characteristics,
+            evidence,
+            standardized,
         )
-    names = _make_unique(names, evidence_lists, [p[4] for p in partial])
-    profiles = [
-        SegmentProfile(name, centroid, categories, characteristics, evidence, standardized)
-        for name, (centroid, categories, characteristics, evidence, standardized) in zip(
-            names, partial, strict=True
+        for segment, (name, (evidence, characteristics, standardized)) in enumerate(
+            zip(names, described, strict=True)
         )
-    ]
-    return profiles, axes
+    ], axes
