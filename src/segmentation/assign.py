@@ -61,13 +61,15 @@ class FittedSegmentation:
 @dataclass(frozen=True)
 class Assignment:
     """Per new customer: segment id (`clusterId`), confidence and the ambiguous flag; the
-    name of each segment id; and warnings."""
+    name of each segment id; warnings; and the customers as ingested (what an engine that
+    profiles the scored customers where they live reads their fields from)."""
 
     labels: np.ndarray
     confidence: np.ndarray
     ambiguous: np.ndarray
     segment_names: dict[int, str]
     warnings: tuple[str, ...]
+    customers: pd.DataFrame | None = None
 
 
 def assignment_table(
@@ -185,4 +187,5 @@ def assign(
         ambiguous=(scores < AMBIGUOUS_BELOW) & (raw != NOISE),
         segment_names=fitted.names,
         warnings=tuple(warnings),
+        customers=frame,
     )

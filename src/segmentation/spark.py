@@ -50,7 +50,16 @@ from segmentation.assign import FittedSegmentation, assign, fitted_of
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.files import DELIMITERS, SNIFF_BYTES, detect_kind
 from segmentation.options import AnalysisOptions
+from segmentation.pipeline.features import numeric_values
 from segmentation.pipeline.models import CentroidModel
+from segmentation.pipeline.profile import (
+    FieldSummary,
+    categories_of,
+    category_text,
+    centroid_of,
+    describe,
+)
+from segmentation.pipeline.schema import FieldRole, FieldSpec
 from segmentation.results import Analysis, DataQuality, Segment
 
 __all__ = ["SPARK_SAMPLE_SIZE", "analyze", "read", "session"]
@@ -295,7 +304,9 @@ def _refit_centres(frame: Any, fitted: FittedSegmentation, k: int, seed: int) ->
 
 def _scored(frame: Any, fitted: FittedSegmentation, id_field: str | None) -> Any:
     """Every customer's segment, confidence and ambiguity, computed by `assign` in
-    `mapInPandas`, with the raw feature fields kept for the segments' aggregates."""
+    `mapInPandas`, with the fields the segments were learned on as the profile reads them
+    (numbers, booleans and dates as float64, categories as text) for the segments'
+    aggregates."""
     from pyspark.sql.types import (
         BooleanType,
         DoubleType,
@@ -306,26 +317,27 @@ def _scored(frame: Any, fitted: FittedSegmentation, id_field: str | None) -> Any
     )
 
     names = fitted.names
+    specs = [e.spec for e in fitted.encoder.encodings_]
     schema_fields = [StructField("clusterId", LongType(), False)]
     schema_fields += [StructField("clusterName", StringType(), False)]
     schema_fields += [StructField("confidence", DoubleType(), False)]
     schema_fields += [StructField("ambiguous", BooleanType(), False)]
-    kept = [e.spec.name for e in fitted.encoder.encodings_]
+    for spec in specs:
+        text = spec.role is FieldRole.CATEGORICAL
+        schema_fields.append(StructField(spec.name, StringType() if text else DoubleType(), True))
     types = dict(frame.dtypes)
-    for name in kept:
-        numeric = types[name] not in ("string", "boolean", "date", "timestamp")
-        schema_fields.append(StructField(name, DoubleType() if numeric else StringType(), True))
     # ids keep their type: whole numbers stay numbers, anything else is text
     id_type = LongType() if types.get(id_field or "") in ("bigint", "int", "smallint") else (
         StringType()
     )  # fmt: skip
     id_schema = [StructField("id", id_type, True)] if id_field is not None else []
     schema = StructType(id_schema + schema_fields)
-    numeric_fields = {f.name for f in schema_fields[4:] if isinstance(f.dataType, DoubleType)}
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             scored = assign(fitted, batch)
+            customers = scored.customers
+            assert customers is not None
             out: dict[str, Any] = {}
             if id_field is not None:
                 ids = batch[id_field]
@@ -338,77 +350,92 @@ def _scored(frame: Any, fitted: FittedSegmentation, id_field: str | None) -> Any
             out["clusterName"] = [names[int(i)] for i in scored.labels]
             out["confidence"] = np.round(scored.confidence, 4)
             out["ambiguous"] = scored.ambiguous.astype(bool)
-            for name in kept:
-                column = batch[name]
-                out[name] = (
-                    pd.to_numeric(column, errors="coerce").astype(float)
-                    if name in numeric_fields
-                    else column.astype(object)
-                    .where(column.notna(), None)
-                    .map(lambda v: None if v is None else str(v))
+            for spec in specs:
+                out[spec.name] = (
+                    category_text(customers, spec.name)
+                    if spec.role is FieldRole.CATEGORICAL
+                    else numeric_values(customers, spec)
                 )
             yield pd.DataFrame(out)
 
     return frame.mapInPandas(score, schema)
 
 
-def _segment_aggregates(
-    scored: Any, numeric: list[str], categorical: list[str]
-) -> tuple[
-    dict[int, int], dict[int, dict[str, float | None]], dict[int, dict[str, dict[str, float]]]
-]:
-    """Sizes, means and category shares per segment, over every scored customer."""
+def _segment_summaries(
+    scored: Any, specs: list[FieldSpec], segment_ids: list[int]
+) -> tuple[np.ndarray, list[FieldSummary]]:
+    """Each segment's size, and each field's FieldSummary (counts, means, variances, level
+    counts per segment), as Spark aggregations over every scored customer; indexed by the
+    segments' positions (the order of `segment_ids`)."""
     from pyspark.sql import functions as sf
 
-    rows = (
-        scored.groupBy("clusterId")
-        .agg(
-            sf.count(sf.lit(1)).alias("__size"),
-            *[sf.mean(sf.col(f"`{n}`")).alias(f"mean_{i}") for i, n in enumerate(numeric)],
+    position = {segment: i for i, segment in enumerate(segment_ids)}
+    n = len(segment_ids)
+    numeric = [s for s in specs if s.role is not FieldRole.CATEGORICAL]
+    aggregates = [sf.count(sf.lit(1)).alias("__size")]
+    for i, spec in enumerate(numeric):
+        column = sf.col(f"`{spec.name}`")
+        aggregates += [
+            sf.count(column).alias(f"n_{i}"),
+            sf.mean(column).alias(f"mean_{i}"),
+            sf.var_samp(column).alias(f"var_{i}"),
+            sf.min(column).alias(f"min_{i}"),
+        ]
+    rows = scored.groupBy("clusterId").agg(*aggregates).collect()
+    sizes = np.zeros(n, dtype=np.int64)
+    counts, means, variances = np.zeros((3, len(numeric), n))
+    variances[:] = means[:] = math.nan
+    minima = np.full(len(numeric), math.inf)
+    for row in rows:
+        at = position[int(row["clusterId"])]
+        sizes[at] = int(row["__size"])
+        for i in range(len(numeric)):
+            counts[i, at] = int(row[f"n_{i}"])
+            means[i, at] = math.nan if row[f"mean_{i}"] is None else row[f"mean_{i}"]
+            variances[i, at] = math.nan if row[f"var_{i}"] is None else row[f"var_{i}"]
+            if row[f"min_{i}"] is not None:
+                minima[i] = min(minima[i], row[f"min_{i}"])
+    summaries = {
+        spec.name: FieldSummary(
+            spec,
+            counts[i].astype(np.int64),
+            means[i],
+            variances[i],
+            float(minima[i]) if math.isfinite(minima[i]) else math.nan,
         )
-        .collect()
-    )
-    sizes = {int(r["clusterId"]): int(r["__size"]) for r in rows}
-    means = {
-        int(r["clusterId"]): {
-            n: (None if r[f"mean_{i}"] is None else float(f"{r[f'mean_{i}']:.6g}"))
-            for i, n in enumerate(numeric)
-        }
-        for r in rows
+        for i, spec in enumerate(numeric)
     }
-    shares: dict[int, dict[str, dict[str, float]]] = {i: {} for i in sizes}
-    for name in categorical:
-        counts = scored.groupBy("clusterId", f"`{name}`").count().collect()
-        for r in counts:
-            segment, level = int(r["clusterId"]), r[name]
-            present = shares[segment].setdefault(name, {})
-            present["(missing)" if level is None else str(level)] = int(r["count"])
-        for segment in shares:
-            levels = shares[segment].get(name, {})
-            total = sum(levels.values()) or 1
-            shares[segment][name] = dict(
-                sorted(((k, round(v / total, 4)) for k, v in levels.items()), key=lambda kv: -kv[1])
-            )
-    return sizes, means, shares
+    for spec in specs:
+        if spec.role is not FieldRole.CATEGORICAL:
+            continue
+        levels: dict[str, np.ndarray] = {}
+        for row in scored.groupBy("clusterId", f"`{spec.name}`").count().collect():
+            cells = levels.setdefault(str(row[spec.name]), np.zeros(n, dtype=np.int64))
+            cells[position[int(row["clusterId"])]] = int(row["count"])
+        summaries[spec.name] = FieldSummary.of_levels(spec, levels)
+    return sizes, [summaries[s.name] for s in specs]
 
 
 def _full_segments(
-    sample: Analysis,
-    sizes: Mapping[int, int],
-    means: Mapping[int, Mapping[str, float | None]],
-    shares: Mapping[int, Mapping[str, Mapping[str, float]]],
+    sample: Analysis, sizes: np.ndarray, summaries: list[FieldSummary]
 ) -> tuple[Segment, ...]:
-    total = sum(sizes.values()) or 1
-    segments = [
-        replace(
-            s,
-            size=sizes.get(s.segment_id, 0),
-            share=sizes.get(s.segment_id, 0) / total,
-            centroid={**s.centroid, **means.get(s.segment_id, {})},
-            categories={k: dict(v) for k, v in shares.get(s.segment_id, s.categories).items()},
+    """The sample's segments with their sizes, means, shares, characteristics and
+    standardized differences measured on every customer (names stay the sample's)."""
+    total = int(sizes.sum()) or 1
+    segments = []
+    for at, segment in enumerate(sample.segments):
+        _, characteristics, standardized = describe(summaries, at, int(sizes[at]))
+        segments.append(
+            replace(
+                segment,
+                size=int(sizes[at]),
+                share=float(sizes[at] / total),
+                centroid=centroid_of(summaries, at),
+                categories=categories_of(summaries, at),
+                characteristics=characteristics,
+                standardized=standardized,
+            )
         )
-        for s in sample.segments
-    ]
     return tuple(segments)
 
 
@@ -450,9 +477,10 @@ def _skew_notes(summary: Mapping[str, Mapping[str, Any]], rows: int) -> tuple[st
         if s["mean"] is None or s["sd"] is None or skew is None or not math.isfinite(skew):
             continue
         if abs(skew) > 2:
+            quartiles = "/".join(f"{q:.4g}" for q in s["quartiles"])
             notes.append(
-                f"{name}: mean {s['mean']:.4g}, sd {s['sd']:.4g}, skew {skew:.2f} over all "
-                f"{rows:,} customers"
+                f"{name}: mean {s['mean']:.4g}, sd {s['sd']:.4g}, skew {skew:.2f}, quartiles "
+                f"{quartiles} over all {rows:,} customers"
             )
     return tuple(notes)
 
@@ -532,14 +560,15 @@ def analyze(
     lap("spark-refit")
     id_field = sample.encoder.schema.id_field
     scored = _scored(frame, fitted, id_field).persist(_disk())
-    numeric = list(sample.segments[0].centroid)
-    sizes, means, shares = _segment_aggregates(scored, numeric, list(sample.segments[0].categories))
+    specs = [e.spec for e in fitted.encoder.encodings_]
+    sizes, summaries = _segment_summaries(scored, specs, [s.segment_id for s in sample.segments])
+    numeric = [s.name for s in specs if s.role is FieldRole.NUMERIC]
     notes = _skew_notes(_numeric_summary(frame, numeric), rows)
     lap("spark-score-profile")
     quality, selection = sample.data_quality, sample.k_selection
     return replace(
         sample,
-        segments=_full_segments(sample, sizes, means, shares),
+        segments=_full_segments(sample, sizes, summaries),
         model=fitted.model, centers=fitted.centers,
         data_quality=DataQuality(
             rows, tuple(replace(f, missing=missing.get(f.name, f.missing)) for f in quality.fields),

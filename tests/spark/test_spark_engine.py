@@ -19,6 +19,8 @@ from sklearn.metrics import adjusted_rand_score
 from segmentation import analyze
 from segmentation.assign import assign, fitted_of
 from segmentation.errors import InvalidInputError
+from segmentation.pipeline.ingest import ingest
+from segmentation.pipeline.profile import profile_segments
 from segmentation.storage.model_file import load_fitted, save_fitted
 from segmentation.synthetic import make_population
 
@@ -81,6 +83,28 @@ def test_parity_centroids_within_two_percent_of_each_sd(parity: dict[str, Any]) 
             sd = float(frame[field].std())
             assert value is not None and twin.centroid[field] is not None
             assert abs(twin.centroid[field] - value) <= 0.02 * sd, (segment.name, field)
+
+
+def test_characteristics_are_tested_on_every_customer(parity: dict[str, Any]) -> None:
+    """Sizes, means, shares, standardized differences and characteristics over all 200,000
+    customers: what the local profile says of the same customers under Spark's segments."""
+    distributed, frame, scored = parity["spark"], parity["frame"], parity["scored"]
+    by_id = dict(zip(scored["id"], scored["clusterId"], strict=True))
+    position = {s.segment_id: i for i, s in enumerate(distributed.segments)}
+    labels = np.array([position[by_id[i]] for i in frame["id"]])
+    ingested = ingest(frame)
+    profiles, _ = profile_segments(
+        ingested.frame, distributed.encoder.schema, labels, len(distributed.segments)
+    )
+    assert len(distributed.labels) < PARITY_CUSTOMERS  # the sample's, not these
+    for segment, expected in zip(distributed.segments, profiles, strict=True):
+        assert segment.size == int((labels == position[segment.segment_id]).sum())
+        assert segment.characteristics == expected.characteristics
+        assert segment.categories == expected.categories
+        for field, value in expected.centroid.items():
+            assert segment.centroid[field] == pytest.approx(value, rel=1e-5), field
+        for field, value in expected.standardized.items():
+            assert segment.standardized[field] == pytest.approx(value, abs=1e-9), field
 
 
 def test_stored_model_scores_held_out_customers_alike(parity: dict[str, Any]) -> None:
