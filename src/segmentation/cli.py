@@ -41,7 +41,7 @@ from segmentation.config import Settings
 from segmentation.errors import SegmentationError
 from segmentation.files import detect_kind, read_customers
 from segmentation.options import OPTIONS, AnalysisOptions, OptionSpec, describe_default
-from segmentation.pipeline.lineage import lineage_summary
+from segmentation.pipeline.lineage import PreviousSegmentation, lineage_summary
 from segmentation.pipeline.search import format_score
 from segmentation.results import Analysis
 from segmentation.rfm import customers_from_transactions
@@ -111,16 +111,18 @@ def _options(args: argparse.Namespace) -> AnalysisOptions:
     return AnalysisOptions(**values)
 
 
-def _analyze_on_spark(args: argparse.Namespace, options: AnalysisOptions) -> Analysis:
+def _analyze_on_spark(
+    args: argparse.Namespace, options: AnalysisOptions, previous: PreviousSegmentation | None
+) -> Analysis:
     """--engine spark: DATA is any path or URI Spark reads; the driver holds a sample only."""
     from segmentation import spark
 
-    if args.transactions or args.previous is not None:
-        raise SegmentationError("--engine spark takes neither --transactions nor --previous yet")
+    if args.transactions:
+        raise SegmentationError("--engine spark does not take --transactions yet")
     progress = _ProgressBar(sys.stderr.isatty() and not args.quiet)
     analysis = spark.analyze(
         args.file, spark=spark.session(args.spark_master), options=options,
-        progress=progress,
+        progress=progress, previous=previous,
     )  # fmt: skip
     progress.done()
     return analysis
@@ -128,16 +130,16 @@ def _analyze_on_spark(args: argparse.Namespace, options: AnalysisOptions) -> Ana
 
 def run_analyze(args: argparse.Namespace) -> int:
     options = _options(args)
-    if args.engine == "spark":
-        analysis = _analyze_on_spark(args, options)
-        written = write_results(analysis, [], args.out, args.file.rstrip("/").rsplit("/", 1)[-1])
-        _print_summary(analysis, args.out, written)
-        return 0
     previous = None
     if args.previous is not None:
         previous = previous_of(args.previous, Settings())
         if not Path(args.previous).is_dir():
             options = replace(options, previous_analysis_id=args.previous)
+    if args.engine == "spark":
+        analysis = _analyze_on_spark(args, options, previous)
+        written = write_results(analysis, [], args.out, args.file.rstrip("/").rsplit("/", 1)[-1])
+        _print_summary(analysis, args.out, written)
+        return 0
     frame = _customers(args)
     progress = _ProgressBar(sys.stderr.isatty() and not args.quiet)
     analysis = analyze(frame, options=options, progress=progress, previous=previous)

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow.parquet as pq
 
 from segmentation.analysis import analyze, previous_segmentation
 from segmentation.assign import Assignment, assign, assignment_table, fitted_of
@@ -221,19 +223,27 @@ class SegmentationService:
             raise on_the_wire(error) from None
 
     def run_spark_analysis(
-        self, source: str, options: AnalysisOptions, progress: Progress | None = None
+        self,
+        source: str,
+        options: AnalysisOptions,
+        progress: Progress | None = None,
+        tenant: str | None = None,
     ) -> Analysis:
         """The Spark engine on `source` (a path or URI the cluster reads), at
-        SEGMENTATION_SPARK_MASTER; the session is kept for the worker's next job."""
+        SEGMENTATION_SPARK_MASTER, following `previousAnalysisId` as `run_analysis` does;
+        the session is kept for the worker's next job."""
         from segmentation import spark
 
         if self.settings.spark_master is None:
             raise InvalidInputError(SPARK_MASTER_UNSET)
+        previous = None
+        if options.previous_analysis_id is not None:
+            previous = self.store.previous(options.previous_analysis_id, tenant)
         session = spark.session(self.settings.spark_master)
         try:
             return spark.analyze(
                 source, spark=session, options=options, max_fields=self.settings.max_fields,
-                progress=progress,
+                progress=progress, previous=previous,
             )  # fmt: skip
         except InvalidInputError as error:
             raise on_the_wire(error) from None
@@ -417,9 +427,14 @@ def previous_of(reference: str, settings: Settings) -> PreviousSegmentation:
             )
         fitted = load_fitted(folder)
         ids = labels = None
+        table = None
         if (folder / "assignments.csv").is_file():
             table = pd.read_csv(folder / "assignments.csv")
-            labels = table["clusterId"].to_numpy()
+        elif (folder / "assignments").is_dir():  # the Spark engine's, partitioned by clusterId
+            columns = ["id", "clusterId"] if fitted.encoder.schema.id_field else ["clusterId"]
+            table = pq.read_table(folder / "assignments", columns=columns).to_pandas()
+        if table is not None:
+            labels = table["clusterId"].to_numpy(dtype=np.int64)
             ids = table["id"].tolist() if "id" in table else None
         return previous_segmentation(
             fitted, analysis_id=str(folder), customer_ids=ids, labels=labels

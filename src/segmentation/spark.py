@@ -51,6 +51,7 @@ from segmentation.errors import InvalidInputError, Problem
 from segmentation.files import DELIMITERS, SNIFF_BYTES, detect_kind
 from segmentation.options import AnalysisOptions
 from segmentation.pipeline.features import numeric_values
+from segmentation.pipeline.lineage import PreviousSegmentation
 from segmentation.pipeline.models import CentroidModel
 from segmentation.pipeline.profile import (
     FieldSummary,
@@ -518,13 +519,6 @@ def _checked(options: AnalysisOptions | None, option_values: Mapping[str, Any]) 
         options = AnalysisOptions(**option_values)
     elif option_values:
         raise TypeError("give options= or option keywords, not both")
-    if options.previous_analysis_id is not None:
-        raise InvalidInputError(
-            Problem(
-                "the Spark engine does not follow a previous analysis yet",
-                field="previous_analysis_id",
-            )
-        )
     return options
 
 
@@ -536,12 +530,17 @@ def analyze(
     sample_size: int = SPARK_SAMPLE_SIZE,
     max_fields: int | None = None,
     progress: Progress | None = None,
+    previous: PreviousSegmentation | Analysis | FittedSegmentation | None = None,
     **option_values: Any,
 ) -> Analysis:
     """Segment the customers of `source` (a path or URI Spark reads, or a Spark DataFrame)
     with the same options and result type as `segmentation.analyze`; see the module
     docstring for what runs where. `engine` is "spark"; `assignments` holds every
-    customer's segment as a Spark DataFrame."""
+    customer's segment as a Spark DataFrame.
+
+    With `previous`, segments keep their ids and names as locally: they are matched on the
+    sample (by the sample's customers, or by centroids), so `lineage` counts the sample's
+    customers; the refit over every customer keeps the sample's segments in their order."""
     options = _checked(options, option_values)
     spark = spark if spark is not None else session()
     lap = _Laps()
@@ -553,7 +552,7 @@ def analyze(
     local = _sample(frame, rows, sample_size, options.random_state)
     sample = analyze_locally(
         local, options=replace(options, include_customers=False), max_fields=max_fields,
-        progress=progress,
+        progress=progress, previous=previous,
     )  # fmt: skip
     lap("spark-sample-analysis")
     fitted = _full_fit(frame, sample, local, rows)
@@ -577,6 +576,8 @@ def analyze(
         k_selection=replace(selection, method=_note(selection.method, len(local), rows)),
         accuracy_method=_note(sample.accuracy_method, len(local), rows),
         options=options, engine="spark", sample_only=True,
+        # each sample customer's previous segment: every customer's is not in the driver
+        lineage=None if sample.lineage is None else replace(sample.lineage, previous_labels=None),
         timings={**{f"sample-{k}": v for k, v in sample.timings.items()}, **lap.timings},
         assignments=scored.select(*(["id"] if id_field else []), "clusterId", "clusterName",
                                   "confidence", "ambiguous"),

@@ -143,6 +143,20 @@ def test_cli_writes_the_same_outputs(session: Any, tmp_path: Path) -> None:
                  "projection.png", "k-selection.png"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     assert sum(c["size"] for c in document["clusters"]) == 3_000
+    # the next month's refit follows this folder (its Parquet assignments): ids and names kept
+    population.frame.iloc[::-1].to_csv(tmp_path / "next.csv", index=False)
+    result = subprocess.run(
+        [str(SCRIPT), "analyze", str(tmp_path / "next.csv"), "--engine", "spark",
+         "--spark-master", "local[2]", "--previous", str(out), "--out", str(tmp_path / "next"),
+         "--quiet"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    refit = json.loads((tmp_path / "next" / "analysis.json").read_text())
+    assert refit["lineage"]["matchedBy"] == "customers"
+    assert {e["event"] for e in refit["lineage"]["segments"]} == {"survived"}
+    names = {c["clusterId"]: c["clusterName"] for c in document["clusters"]}
+    assert {c["clusterId"]: c["clusterName"] for c in refit["clusters"]} == names
 
 
 def test_bad_input_is_named(session: Any, tmp_path: Path) -> None:

@@ -87,6 +87,22 @@ def test_a_spark_job_is_stored_like_any_analysis(spark_server: str, source: tupl
         f"{base}/assign", json={"customerData": population.records()[:50]}, timeout=60
     )
     assert scored.status_code == 200 and len(scored.json()["assignments"]) == 50
+    # a refit of the same customers follows the stored analysis: every segment survives
+    refit = httpx.post(
+        f"{spark_server}/api/jobs",
+        json={"source": str(path), "engine": "spark",
+              "options": {"nClusters": 3, "previousAnalysisId": analysis_id}},
+        timeout=60,
+    )  # fmt: skip
+    assert refit.status_code == 202, refit.text
+    job = _finished(spark_server, refit.json()["jobId"])
+    assert job["status"] == "succeeded", job
+    again = httpx.get(f"{spark_server}/api/jobs/{job['jobId']}/result", timeout=60).json()
+    lineage = again["lineage"]
+    assert lineage["previousAnalysisId"] == analysis_id and lineage["matchedBy"] == "customers"
+    assert {e["event"] for e in lineage["segments"]} == {"survived"}
+    before = {c["clusterId"]: c["clusterName"] for c in result["clusters"]}
+    assert {c["clusterId"]: c["clusterName"] for c in again["clusters"]} == before
 
 
 def test_a_spark_job_with_a_missing_source_fails_in_words(spark_server: str, tmp_path) -> None:

@@ -83,7 +83,10 @@ def _run_spark_job(
     """A job that names its data for the Spark engine: analysed on the cluster, stored like
     any other analysis (its assignments written by Spark)."""
     request = read_spark_job(parse_json(path.read_bytes()), service.settings.spark_master)
-    analysis = service.run_spark_analysis(request.source, request.options, progress=report)
+    # the previous analysis it follows is its tenant's, as for any job
+    analysis = service.run_spark_analysis(
+        request.source, request.options, progress=report, tenant=tenant
+    )
     analysis_id, _ = service.store_analysis(analysis, [], request.options, tenant=tenant)
     return analysis_id
 
