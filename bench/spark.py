@@ -2,10 +2,11 @@
 
 Generates 1M, 3M and 10M customers (8 numeric and 4 categorical fields, 6 true segments) as
 folders of Parquet files, runs `segmentation.spark.analyze` at local[2] on each, and prints
-the end-to-end time, the stage times, the driver's peak RSS (this Python process and the
-JVM it started, which in local mode also runs the executors; the Python workers apart) and the
-rows per second. The
-1M file also goes through the local engine for the ratio. Sizes: BENCH_SPARK_SIZES
+the end-to-end time, the stage times, the driver's peak RSS and the rows per second. Each
+run is a process of its own, as a scheduled job is: the driver is that Python process and
+the JVM it starts (which in local mode also runs the executors); the Python workers the JVM
+forks for mapInPandas are measured apart. The 1M file also goes through the local engine
+for the ratio. Sizes: BENCH_SPARK_SIZES
 (comma-separated, default 1000000,3000000,10000000). Results: bench/results/spark.json.
 """
 
@@ -17,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -66,30 +66,40 @@ def generate(rows: int, folder: Path) -> np.ndarray:
 
 
 class PeakRss:
-    """Peak resident memory, sampled every 50 ms: the driver (this Python process and the JVM
-    it started) and, apart, the Python workers the JVM forks for mapInPandas (executor-side
-    work that runs on the cluster's machines outside local mode)."""
+    """Peak resident memory of a process tree, sampled every 50 ms: the driver (the process
+    and the JVM it started) and, apart, the Python workers the JVM forks for mapInPandas
+    (executor-side work that runs on the cluster's machines outside local mode)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
         self.peak = 0
         self.workers_peak = 0
+        self.python_peak = self.jvm_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        me = psutil.Process()
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
         while not self._stop.wait(0.05):
-            driver, workers = me.memory_info().rss, 0
-            for child in me.children(recursive=True):
+            try:
+                python, jvm, workers = root.memory_info().rss, 0, 0
+                children = root.children(recursive=True)
+            except psutil.Error:
+                return
+            for child in children:
                 try:
                     rss = child.memory_info().rss
                     if "java" in child.name():
-                        driver += rss
+                        jvm += rss
                     else:
                         workers += rss
                 except psutil.Error:
                     continue
-            self.peak = max(self.peak, driver)
+            self.python_peak, self.jvm_peak = max(self.python_peak, python), max(self.jvm_peak, jvm)
+            self.peak = max(self.peak, python + jvm)
             self.workers_peak = max(self.workers_peak, workers)
 
     def __enter__(self) -> PeakRss:
@@ -99,6 +109,35 @@ class PeakRss:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+SPARK_RUN = """
+import json, sys, time
+from segmentation import spark
+started = time.perf_counter()
+session = spark.session("local[2]", app_name="bench-spark")
+jvm = time.perf_counter() - started
+started = time.perf_counter()
+analysis = spark.analyze(sys.argv[1], spark=session)
+analysis.assignments.write.mode("overwrite").parquet(sys.argv[2])
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "jvmStartSeconds": round(jvm, 1),
+                  "segments": len(analysis.segments), "stages": analysis.timings}))
+session.stop()
+"""
+
+
+def _spark_run(folder: Path, out: Path) -> tuple[dict[str, Any], PeakRss]:
+    """The Spark engine on `folder` in a process of its own, its memory watched."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", SPARK_RUN, str(folder), str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    with PeakRss(child.pid) as rss:
+        stdout, _ = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"the Spark run on {folder} failed ({child.returncode})")
+    return json.loads(stdout.strip().splitlines()[-1]), rss
 
 
 LOCAL_RUN = """
@@ -125,22 +164,16 @@ def _local_run(folder: Path, truth: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> None:
-    from segmentation import spark as engine
-
     sizes = [int(s) for s in os.environ.get("BENCH_SPARK_SIZES", "1000000,3000000,10000000")
              .split(",")]  # fmt: skip
-    session = engine.session("local[2]", app_name="bench-spark")
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as scratch:
         for rows in sizes:
             folder = Path(scratch) / f"customers-{rows}"
             truth = generate(rows, folder)
-            with PeakRss() as rss:
-                started = time.perf_counter()
-                analysis = engine.analyze(str(folder), spark=session)
-                out = Path(scratch) / f"assignments-{rows}"
-                analysis.assignments.write.mode("overwrite").parquet(str(out))
-                seconds = time.perf_counter() - started
+            out = Path(scratch) / f"assignments-{rows}"
+            run, rss = _spark_run(folder, out)
+            seconds = run["seconds"]
             scored = pd.read_parquet(out, columns=["id", "clusterId"])
             scored = scored.assign(id=scored["id"].astype(np.int64)).sort_values("id")
             ari = adjusted_rand_score(truth, scored["clusterId"].to_numpy())
@@ -148,8 +181,10 @@ def main() -> None:
                 "rows": rows, "seconds": round(seconds, 1),
                 "rowsPerSecond": round(rows / seconds), "peakRssMiB": round(rss.peak / MiB),
                 "workersPeakRssMiB": round(rss.workers_peak / MiB),
-                "segments": len(analysis.segments), "ari": round(ari, 3),
-                "stages": analysis.timings,
+                "driverPythonPeakRssMiB": round(rss.python_peak / MiB),
+                "driverJvmPeakRssMiB": round(rss.jvm_peak / MiB),
+                "segments": run["segments"], "ari": round(ari, 3),
+                "jvmStartSeconds": run["jvmStartSeconds"], "stages": run["stages"],
             }  # fmt: skip
             if rows == sizes[0]:
                 # in a process of its own: the driver's peak memory stays the Spark engine's
@@ -157,7 +192,6 @@ def main() -> None:
             results.append(row)
             print(json.dumps(row), flush=True)
             del scored, truth
-    session.stop()
     base = results[0]
     for row in results:
         print(

@@ -45,8 +45,10 @@ __all__ = [
 ]
 
 
-# twenty digits in a row may be an integer beyond 64 bits, which orjson reads as a float
-LONG_DIGITS = re.compile(rb"\d{20}")
+# twenty digits in a row may be an integer beyond 64 bits, which orjson reads as a float;
+# found by mapping every digit to 0 (bytes.translate and `in` are C loops: 20x a regex)
+ALL_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+TWENTY_DIGITS = b"0" * 20
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -83,7 +85,7 @@ def parse_json(body: bytes) -> Any:
     """JSON to Python; NaN/Infinity literals become `NonFiniteNumber` so they can be rejected
     with the record and field that hold them (orjson, the fast path, refuses them outright,
     and the lone surrogates that Python's reader accepts are refused here, located)."""
-    if not LONG_DIGITS.search(body):
+    if TWENTY_DIGITS not in body.translate(ALL_DIGITS_TO_ZERO):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

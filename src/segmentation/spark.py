@@ -67,7 +67,11 @@ __all__ = ["SPARK_SAMPLE_SIZE", "analyze", "read", "session"]
 
 SPARK_SAMPLE_SIZE = 100_000
 KMEANS_MAX_ITER = 20
-LOCAL_DRIVER_MEMORY = "1g"
+# local mode: the driver's JVM also runs the executors; with DISK_ONLY persistence a 768 MiB
+# heap holds 10M customers, and the serial collector keeps the JVM's own overhead small
+# (at 3M: 1.86 GiB driver peak against 2.05 GiB with a 1 GiB heap and the default G1)
+LOCAL_DRIVER_MEMORY = "768m"
+LOCAL_DRIVER_JAVA_OPTIONS = "-XX:+UseSerialGC"
 # rows per pandas batch in mapInPandas: fewer, larger batches spread the per-batch checks
 ARROW_BATCH_ROWS = 100_000
 
@@ -83,7 +87,9 @@ def session(master: str | None = None, app_name: str = "segmentation") -> Any:
     if master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # the driver's JVM also runs the executors here: bounded, not a quarter of the RAM
-        builder = builder.config("spark.driver.memory", LOCAL_DRIVER_MEMORY)
+        builder = builder.config("spark.driver.memory", LOCAL_DRIVER_MEMORY).config(
+            "spark.driver.extraJavaOptions", LOCAL_DRIVER_JAVA_OPTIONS
+        )
     return (
         builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")

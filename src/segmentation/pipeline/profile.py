@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from segmentation.pipeline.features import MISSING_LEVEL, numeric_values
 from segmentation.pipeline.schema import (
@@ -135,7 +135,8 @@ def _welch_p(
     t = (mean_in - mean_out) / math.sqrt(spread)
     # Welch-Satterthwaite degrees of freedom: small segments get the t distribution's tails
     dof = spread**2 / (var_in**2 / (n_in - 1) + var_out**2 / (n_out - 1))
-    return float(2 * stats.t.sf(abs(t), dof))
+    # Student's t CDF itself: scipy.stats' distribution objects cost 100x the call
+    return float(2 * special.stdtr(dof, -abs(t)))
 
 
 def _proportion_p(hits_in: float, n_in: int, hits_out: float, n_out: int) -> float:
@@ -146,7 +147,7 @@ def _proportion_p(hits_in: float, n_in: int, hits_out: float, n_out: int) -> flo
     if spread == 0:
         return 1.0
     z = (hits_in / n_in - hits_out / n_out) / spread
-    return float(2 * stats.norm.sf(abs(z)))
+    return float(2 * special.ndtr(-abs(z)))
 
 
 def _cohens_h(p1: float, p2: float) -> float:
