@@ -55,6 +55,7 @@ lint: install-test
 	$(BIN)/ruff check src tests bench main.py
 
 bench: install-test
+	$(BIN)/python -m bench.floor
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.jobs
 	$(BIN)/python -m bench.quality

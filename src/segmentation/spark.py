@@ -7,8 +7,7 @@
 What runs where. The driver never collects the full data:
 
 - over all rows, as Spark aggregations: the number of customers, missing values per field,
-  mean, standard deviation, skew and quartiles (`percentile_approx`) of numeric fields,
-  distinct counts of text fields;
+  mean, standard deviation, skew and quartiles (`percentile_approx`) of numeric fields;
 - on a uniform sample pulled to the driver (SPARK_SAMPLE_SIZE customers): the local core
   chooses the fields' roles, the encoding, k and the algorithm, and measures stability,
   importance and accuracy (said in `kSelection.method` and `accuracyMethod`);
@@ -17,8 +16,12 @@ What runs where. The driver never collects the full data:
   sample's centres' matches (aligned by `linear_sum_assignment`); then every customer is
   scored where the data lives, in `mapInPandas`, by the same `assign` that scores new
   customers locally, so a stored model scores identically in both engines;
-- the segments' sizes, shares, means and category shares come from Spark aggregations of
-  the scored rows; their names and characteristics from the sample's profile.
+- per segment, Spark aggregates every scored customer's fields into the sufficient
+  statistics the local profile tests (`FieldSummary`: counts, means, variances, the
+  count of every category level, rare ones included), so sizes, shares, means, category shares and the characteristics' significance
+  tests use every customer; the names are the sample's profile's;
+- with `previous`, the sample follows the earlier analysis (ids and names kept, `lineage`
+  measured on the sample's customers), and every customer is scored into those segments.
 
 `Analysis.labels`, `confidence`, `ambiguous` and `customer_ids` then hold the sample's
 customers (`sample_only`), and `Analysis.assignments` is the Spark DataFrame of every
