@@ -18,8 +18,9 @@ What runs where. The driver never collects the full data:
   customers locally, so a stored model scores identically in both engines;
 - per segment, Spark aggregates every scored customer's fields into the sufficient
   statistics the local profile tests (`FieldSummary`: counts, means, variances, the
-  count of every category level, rare ones included), so sizes, shares, means, category shares and the characteristics' significance
-  tests use every customer; the names are the sample's profile's;
+  count of every category level, rare ones included), so sizes, shares, means, category
+  shares and the characteristics' significance tests use every customer; the names are the
+  sample's profile's;
 - with `previous`, the sample follows the earlier analysis (ids and names kept, `lineage`
   measured on the sample's customers), and every customer is scored into those segments.
 
