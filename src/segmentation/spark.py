@@ -54,13 +54,12 @@ from segmentation.assign import FittedSegmentation, assign, fitted_of
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.files import DELIMITERS, SNIFF_BYTES, detect_kind
 from segmentation.options import AnalysisOptions
-from segmentation.pipeline.features import numeric_values
+from segmentation.pipeline.features import category_text, numeric_values
 from segmentation.pipeline.lineage import PreviousSegmentation
 from segmentation.pipeline.models import CentroidModel
 from segmentation.pipeline.profile import (
     FieldSummary,
     categories_of,
-    category_text,
     centroid_of,
     describe,
 )
@@ -363,7 +362,7 @@ def _scored(frame: Any, fitted: FittedSegmentation, id_field: str | None) -> Any
             out["ambiguous"] = scored.ambiguous.astype(bool)
             for spec in specs:
                 out[spec.name] = (
-                    category_text(customers, spec.name)
+                    category_text(customers[spec.name])
                     if spec.role is FieldRole.CATEGORICAL
                     else numeric_values(customers, spec)
                 )

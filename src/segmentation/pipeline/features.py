@@ -52,6 +52,14 @@ DEPENDENCE_SAMPLE_SIZE = 5000
 DEPENDENCE_BINS = 8
 
 
+def category_text(column: pd.Series) -> pd.Series:
+    """A categorical field's values as text, missing values as MISSING_LEVEL: the levels
+    that encoding, profiles and drift all count (astype(str) is 3x map(str) at 1M rows)."""
+    if isinstance(column.dtype, pd.StringDtype):  # text already: only the gaps to fill
+        return column.fillna(MISSING_LEVEL)
+    return column.astype(object).where(column.notna(), MISSING_LEVEL).astype(str)
+
+
 def numeric_values(frame: pd.DataFrame, spec: FieldSpec) -> np.ndarray:
     """A numeric, boolean or date field as float64 (dates as days since 1970), NaN if missing."""
     column = frame[spec.name]
@@ -179,8 +187,7 @@ class FeatureEncoder:
     def _encode_field(self, frame: pd.DataFrame, encoding: FieldEncoding) -> np.ndarray:
         spec = encoding.spec
         if spec.role is FieldRole.CATEGORICAL:
-            text = frame[spec.name].astype(object).where(frame[spec.name].notna(), MISSING_LEVEL)
-            text = text.map(str)
+            text = category_text(frame[spec.name])
             known = text.isin(encoding.levels)
             if OTHER_LEVEL in encoding.levels:
                 text = text.where(known, OTHER_LEVEL)

@@ -41,7 +41,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from segmentation.errors import InvalidInputError, Problem
-from segmentation.pipeline.features import MISSING_LEVEL, FeatureEncoder, numeric_values
+from segmentation.pipeline.features import FeatureEncoder, category_text, numeric_values
 from segmentation.pipeline.models import SegmentModel
 from segmentation.pipeline.schema import FieldRole, Schema
 
@@ -123,7 +123,7 @@ def _bin_shares(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
 
 
 def _level_shares(column: pd.Series) -> dict[str, float]:
-    text = column.astype(object).where(column.notna(), MISSING_LEVEL).map(str)
+    text = category_text(column)
     return {str(k): float(v) for k, v in text.value_counts(normalize=True).items()}
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from segmentation.pipeline.features import MISSING_LEVEL, numeric_values
+from segmentation.pipeline.features import category_text, numeric_values
 from segmentation.pipeline.schema import (
     ADDITIVE_AXES,
     FieldRole,
@@ -292,20 +292,13 @@ class FieldSummary:
         return found
 
 
-def category_text(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A categorical field as text, missing values as MISSING_LEVEL."""
-    column = frame[name].astype(object).where(frame[name].notna(), MISSING_LEVEL)
-    text: np.ndarray = column.map(str).to_numpy()
-    return text
-
-
 def summarize(
     frame: pd.DataFrame, spec: FieldSpec, segment_ids: np.ndarray, n_segments: int
 ) -> tuple[FieldSummary, np.ndarray | None]:
     """A field's FieldSummary over the customers of `frame`, in one vectorised pass, and its
     values as float64 (None for a categorical field)."""
     if spec.role is FieldRole.CATEGORICAL:
-        codes, uniques = pd.factorize(category_text(frame, spec.name))
+        codes, uniques = pd.factorize(category_text(frame[spec.name]).to_numpy())
         cells = np.bincount(segment_ids * len(uniques) + codes, minlength=n_segments * len(uniques))
         table = cells.reshape(n_segments, len(uniques))
         return FieldSummary.of_levels(
