@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from segmentation import analyze
+from segmentation.pipeline.features import MISSING_LEVEL
 from segmentation.pipeline.ingest import ingest
 from segmentation.pipeline.profile import (
     OUTLIERS_NAME,
@@ -17,8 +18,9 @@ from segmentation.pipeline.profile import (
     axis_of,
     format_number,
     profile_segments,
+    summarize,
 )
-from segmentation.pipeline.schema import infer_schema
+from segmentation.pipeline.schema import FieldRole, FieldSpec, infer_schema
 
 MALL = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mall_customers.csv"
 
@@ -216,3 +218,39 @@ def test_a_lone_customer_is_not_called_average() -> None:
     frame = pd.DataFrame({"x": [float(i % 7) for i in range(60)] + [500.0]})
     profiles = _profiles(frame, np.array([0] * 60 + [1]))
     assert profiles[1].characteristics[0].startswith("No difference is significant with 1 customer")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_field_summary_equals_the_figures_of_every_value(seed: int) -> None:
+    """The sufficient statistics give what numpy gives on the values themselves: overall mean
+    and SD, and each segment's complement (Welch's other side), missing values and a
+    one-customer segment included."""
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(3, 1, 3_000)
+    values[rng.random(3_000) < 0.1] = np.nan
+    segments = rng.integers(0, 4, 3_000)
+    segments[0] = 4  # a segment of one customer
+    spec = FieldSpec("spend", FieldRole.NUMERIC)
+    summary, kept = summarize(pd.DataFrame({"spend": values}), spec, segments, 5)
+    assert kept is not None and np.array_equal(kept, values, equal_nan=True)
+    present = values[~np.isnan(values)]
+    assert summary.total == present.size
+    assert summary.overall_mean == pytest.approx(present.mean(), rel=1e-12)
+    assert summary.overall_sd == pytest.approx(present.std(), rel=1e-10)
+    for segment in range(5):
+        outside = values[(segments != segment) & ~np.isnan(values)]
+        mean, var, n = summary.outside(segment)
+        assert n == outside.size
+        assert mean == pytest.approx(outside.mean(), rel=1e-10)
+        assert var == pytest.approx(outside.var(ddof=1), rel=1e-8)
+
+
+def test_field_summary_counts_every_level_with_missing_as_its_own() -> None:
+    frame = pd.DataFrame({"plan": ["a", "b", None, "a", "b", "b"]})
+    spec = FieldSpec("plan", FieldRole.CATEGORICAL)
+    summary, kept = summarize(frame, spec, np.array([0, 0, 0, 1, 1, 1]), 2)
+    assert kept is None and summary.levels is not None
+    assert {k: v.tolist() for k, v in summary.levels.items()} == {
+        "a": [1, 1], "b": [1, 2], MISSING_LEVEL: [1, 0],
+    }  # fmt: skip
+    assert summary.shares(1) == {"b": 0.6667, "a": 0.3333}
