@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
@@ -41,6 +40,7 @@ from bench.run import (
     Server,
     machine,
     measure,
+    median_run,
     request_body,
     running,
     warm_up,
@@ -63,11 +63,8 @@ def _median(server: Server, size: int, repeats: int, ours: bool, poll_health: bo
     population = make_population(size, N_SEGMENTS, random_state=size)
     body = request_body(population, ours)
     timeout = OURS_TIMEOUT_S if ours else PLAIN_TIMEOUT_S
-    runs = [measure(server, population, body, timeout, poll_health) for _ in range(repeats)]
-    ordered = sorted(runs, key=lambda r: r.seconds if r.seconds is not None else 1e9)
-    chosen = ordered[len(ordered) // 2]
-    chosen.trials = [r.seconds for r in runs if r.seconds is not None]
-    return chosen
+    return median_run([measure(server, population, body, timeout, poll_health)
+                       for _ in range(repeats)])  # fmt: skip
 
 
 def kmeans_floor(size: int, repeats: int = 3) -> float:
@@ -173,5 +170,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     sys.exit(main())

@@ -69,7 +69,7 @@ class Assignment:
     ambiguous: np.ndarray
     segment_names: dict[int, str]
     warnings: tuple[str, ...]
-    customers: pd.DataFrame | None = None
+    customers: pd.DataFrame
 
 
 def assignment_table(

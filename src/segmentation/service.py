@@ -336,25 +336,19 @@ class SegmentationService:
         names = scored.segment_names
         # each column to Python scalars in one pass, the rows zipped from them as literals
         # (a dict display is twice as fast as building each row key by key)
-        labels, scores = scored.labels.tolist(), np.round(scored.confidence, 4).tolist()
-        columns = zip(labels, scores, scored.ambiguous.tolist(), strict=True)
-        if id_field is not None and all(id_field in customer for customer in customers):
-            # the id as the caller sent it (never a number pandas widened)
-            rows = [
-                {"index": index, "id": customer[id_field], "clusterId": label,
-                 "clusterName": names[label], "confidence": score, "ambiguous": ambiguous}
-                for index, ((label, score, ambiguous), customer) in enumerate(
-                    zip(columns, customers, strict=True)
-                )
-            ]  # fmt: skip
-        else:
-            rows = [
-                {"index": index, "clusterId": label, "clusterName": names[label],
-                 "confidence": score, "ambiguous": ambiguous}
-                for index, (label, score, ambiguous) in enumerate(columns)
-            ]  # fmt: skip
+        columns = zip(
+            scored.labels.tolist(), np.round(scored.confidence, 4).tolist(),
+            scored.ambiguous.tolist(), strict=True,
+        )  # fmt: skip
+        rows = [
+            {"index": index, "clusterId": label, "clusterName": names[label],
+             "confidence": score, "ambiguous": ambiguous}
+            for index, (label, score, ambiguous) in enumerate(columns)
+        ]  # fmt: skip
+        if id_field is not None:
+            # the id as the caller sent it (never a number pandas widened), where it was sent
             for row, customer in zip(rows, customers, strict=True):
-                if id_field is not None and id_field in customer:
+                if id_field in customer:
                     row["id"] = customer[id_field]
         return dumps({"analysisId": analysis_id, "assignments": rows, "warnings": scored.warnings})
 

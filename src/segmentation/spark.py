@@ -347,7 +347,6 @@ def _scored(frame: Any, fitted: FittedSegmentation, id_field: str | None) -> Any
         for batch in batches:
             scored = assign(fitted, batch)
             customers = scored.customers
-            assert customers is not None
             out: dict[str, Any] = {}
             if id_field is not None:
                 ids = batch[id_field]
