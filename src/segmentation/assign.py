@@ -20,7 +20,13 @@ import pandas as pd
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.explain import AMBIGUOUS_BELOW, confidence
 from segmentation.pipeline.features import FeatureEncoder, numeric_values
-from segmentation.pipeline.ingest import MAX_PROBLEMS, IngestedCustomers, describe, ingest
+from segmentation.pipeline.ingest import (
+    MAX_PROBLEMS,
+    CustomerColumns,
+    IngestedCustomers,
+    describe,
+    ingest,
+)
 from segmentation.pipeline.lineage import DriftReference
 from segmentation.pipeline.models import NOISE, SegmentModel
 from segmentation.pipeline.schema import FieldRole
@@ -143,7 +149,8 @@ def _check_kinds(customers: IngestedCustomers, encoder: FeatureEncoder) -> list[
 
 
 def assign(
-    fitted: FittedSegmentation | Analysis, customers: pd.DataFrame | Sequence[Mapping[str, Any]]
+    fitted: FittedSegmentation | Analysis,
+    customers: pd.DataFrame | Sequence[Mapping[str, Any]] | CustomerColumns,
 ) -> Assignment:
     """Segment id, confidence and ambiguity of each new customer, in input order.
 

@@ -12,6 +12,7 @@ stores under its own name, reads only its own, and is never answered from anothe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -28,9 +29,10 @@ import pyarrow.parquet as pq
 
 from segmentation.analysis import analyze, previous_segmentation
 from segmentation.assign import Assignment, assign, assignment_table, fitted_of
+from segmentation.bulk_json import assignments_json, decode_customer_columns
 from segmentation.charts import chart_data_of, render
 from segmentation.config import Settings
-from segmentation.errors import InvalidInputError, Problem
+from segmentation.errors import InvalidInputError, Problem, SegmentationError
 from segmentation.options import AnalysisOptions, on_the_wire
 from segmentation.pipeline.ingest import ingest
 from segmentation.pipeline.lineage import PreviousSegmentation
@@ -328,29 +330,38 @@ class SegmentationService:
         return assign(self.store.fitted(analysis_id, tenant), customers)
 
     def assign_body(self, analysis_id: str, body: bytes, tenant: str | None = None) -> bytes:
-        """An /api/analyses/{id}/assign body in, the scored customers out."""
-        customers = read_customers_request(parse_json(body), self.settings.max_customers)
+        """An /api/analyses/{id}/assign body in, the scored customers out.
+
+        The usual body (customers holding only fields the segments saw) is read column by
+        column and its rows written the same way (bulk_json.py); any other body, and any
+        body with a problem, goes through the general reader, whose messages name the record
+        and field."""
         fitted = self.store.fitted(analysis_id, tenant)
-        scored = assign(fitted, customers)
         id_field = fitted.encoder.schema.id_field
-        names = scored.segment_names
-        # each column to Python scalars in one pass, the rows zipped from them as literals
-        # (a dict display is twice as fast as building each row key by key)
-        columns = zip(
-            scored.labels.tolist(), np.round(scored.confidence, 4).tolist(),
-            scored.ambiguous.tolist(), strict=True,
+        columns = decode_customer_columns(
+            body, [spec.name for spec in fitted.encoder.schema.fields], self.settings.max_customers
+        )
+        scored = None
+        if columns is not None:
+            with contextlib.suppress(SegmentationError):  # named by the general reader below
+                scored = assign(fitted, columns)
+        # each customer's id as sent (never a number pandas widened); None: not sent
+        ids: Sequence[Any] | None = None
+        if scored is not None:
+            assert columns is not None
+            ids = columns.values.get(id_field) if id_field is not None else None
+        else:
+            customers = read_customers_request(parse_json(body), self.settings.max_customers)
+            scored = assign(fitted, customers)
+            if id_field is not None and any(id_field in c for c in customers):
+                ids = [c.get(id_field) for c in customers]
+        written = None if ids is not None and None in ids else assignments_json(
+            analysis_id, scored, ids
         )  # fmt: skip
-        rows = [
-            {"index": index, "clusterId": label, "clusterName": names[label],
-             "confidence": score, "ambiguous": ambiguous}
-            for index, (label, score, ambiguous) in enumerate(columns)
-        ]  # fmt: skip
-        if id_field is not None:
-            # the id as the caller sent it (never a number pandas widened), where it was sent
-            for row, customer in zip(rows, customers, strict=True):
-                if id_field in customer:
-                    row["id"] = customer[id_field]
-        return dumps({"analysisId": analysis_id, "assignments": rows, "warnings": scored.warnings})
+        if written is not None:
+            return written
+        return dumps({"analysisId": analysis_id, "assignments": _assignment_rows(scored, ids),
+                      "warnings": scored.warnings})  # fmt: skip
 
     # -- what a stored analysis shows ----------------------------------------------------
 
@@ -414,6 +425,24 @@ class SegmentationService:
     ) -> bytes:
         analysis = self.store.analysis(analysis_id, tenant)
         return render(name, chart_data_of(analysis), image_format)
+
+
+def _assignment_rows(scored: Assignment, ids: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """The rows of an assign response as dicts (what `assignments_json` cannot write)."""
+    names = scored.segment_names
+    columns = zip(
+        scored.labels.tolist(), np.round(scored.confidence, 4).tolist(),
+        scored.ambiguous.tolist(), strict=True,
+    )  # fmt: skip
+    rows = [
+        {"index": index, "clusterId": label, "clusterName": names[label],
+         "confidence": score, "ambiguous": ambiguous}
+        for index, (label, score, ambiguous) in enumerate(columns)
+    ]  # fmt: skip
+    for row, customer_id in zip(rows, ids or (), strict=False):
+        if customer_id is not None:
+            row["id"] = customer_id
+    return rows
 
 
 def _event_counts(lineage: Mapping[str, Any] | None) -> dict[str, int] | None:

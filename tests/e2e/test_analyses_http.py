@@ -469,6 +469,22 @@ def test_assign_to_an_unknown_analysis(base_url: str) -> None:
     assert_error(response, 404, mentions=(UNKNOWN_ID,))
 
 
+@pytest.mark.parametrize("case", ["as generated", "one customer lacks a field", "no id"])
+def test_assign_reads_columns_and_records_alike(
+    base_url: str, population_a: dict[str, Any], case: str
+) -> None:
+    # the usual body is read column by column; one field the segments never saw sends the
+    # same customers through the general record reader: the rows must be identical
+    customers = [dict(customer) for customer in _new_customers(case) * 50]
+    for number, customer in enumerate(customers):
+        if "id" in customer:
+            customer["id"] = 10**6 + number
+    by_columns = assign_ok(base_url, population_a["analysisId"], customers)
+    tagged = [{**customer, "visitsLastMonth": 3} for customer in customers]
+    by_records = assign_ok(base_url, population_a["analysisId"], tagged)
+    assert by_columns == by_records
+
+
 # --- 5. the cache ------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from segmentation.errors import InsufficientDataError, InvalidInputError
-from segmentation.pipeline.ingest import NonFiniteNumber, find_id_field, ingest
+from segmentation.pipeline.ingest import CustomerColumns, NonFiniteNumber, find_id_field, ingest
 
 
 def _problems(
@@ -328,3 +328,74 @@ def test_duplicate_column_names_are_an_input_error() -> None:
     frame = pd.DataFrame([[1, 2, 3], [4, 5, 6]], columns=["id", "x", "x"])
     with pytest.raises(InvalidInputError, match="field 'x': appears more than once"):
         ingest(frame)
+
+
+# Records with the same fields are read field by field (one C-level pass per field); any other
+# list goes through pandas' own row reader. Both must give the same frame, kinds and problems.
+SAME_FIELDS_CASES = [
+    # numbers, text and nulls: the usual columns
+    [{"id": 1, "a": 1, "b": "x", "c": None}, {"id": 2, "a": 2.5, "b": None, "c": None}],
+    # booleans beside a null, and a column of nulls
+    [{"a": 1, "b": True}, {"a": None, "b": False}],
+    [{"a": 1, "b": True}, {"a": None, "b": None}],
+    # ids beyond 64 bits beside nested values
+    [{"id": 2**70, "b": [1, 2]}, {"id": 3, "b": {"k": 1}}],
+    # whole numbers only, and lists whole
+    [{"a": 1, "b": 2}, {"a": 3, "b": 4}],
+    [{"a": [1, 2], "b": [3, 4]}, {"a": [5, 6], "b": [7, 8]}],
+    # integers too large for a float, or beyond 1e15
+    [{"a": 10**400, "b": 2}, {"a": 3, "b": 4}],
+    [{"a": 10**20, "b": 2}, {"a": 3, "b": 4}],
+    # text with a number among it, NaN as missing, a NaN literal
+    [{"a": "x", "b": 2}, {"a": 3, "b": 4}, {"a": "y", "b": 4}],
+    [{"a": float("nan"), "b": "s"}, {"a": 3, "b": float("nan")}],
+    [{"a": NonFiniteNumber("NaN")}, {"a": 3}],
+    # a duplicated id, a missing id
+    [{"id": 1, "a": 1}, {"id": 1, "a": 2}],
+    [{"id": None, "a": 1}, {"id": 1, "a": 2}],
+    # numpy scalars, non-ASCII and empty text
+    [{"a": np.int64(3)}, {"a": np.float64(2.5)}],
+    [{"a": "é", "b": ""}, {"a": "x", "b": "y"}],
+]
+
+
+def _outcome(customers: object) -> tuple[object, ...]:
+    try:
+        found = ingest(customers)  # type: ignore[arg-type]
+    except (InvalidInputError, InsufficientDataError) as error:
+        return (type(error).__name__, str(error))
+    ids = found.frame[found.id_field].tolist() if found.id_field else None
+    features = found.frame.drop(columns=[found.id_field] if found.id_field else [])
+    return ("ok", features, ids, found.boolean_fields, found.nested_fields)
+
+
+@pytest.mark.parametrize("customers", SAME_FIELDS_CASES)
+def test_records_with_the_same_fields_read_as_pandas_reads_them(customers: list[dict]) -> None:
+    by_field = _outcome(customers)
+    # a record with one more field (null everywhere) makes the same list take pandas' reader
+    by_row = _outcome([*customers[:-1], {**customers[-1], "zz_extra": None}])
+    if by_field[0] != "ok":
+        assert by_row == by_field
+        return
+    assert by_row[0] == "ok", by_row
+    with_extra = by_row[1]
+    assert isinstance(with_extra, pd.DataFrame)
+    # (an empty column index differs in type only: nested fields are not columns)
+    pd.testing.assert_frame_equal(
+        by_field[1], with_extra.drop(columns="zz_extra"), check_column_type=False
+    )
+    assert by_field[2:] == by_row[2:]
+
+
+def test_records_with_other_fields_are_read_whole() -> None:
+    customers = [{"a": 1}, {"a": 2, "b": "x"}, {"b": "y"}]
+    frame = ingest(customers).frame
+    assert frame["a"].tolist()[:2] == [1.0, 2.0] and np.isnan(frame["a"].iloc[2])
+    assert frame["b"].tolist() == [None, "x", "y"]
+
+
+def test_columns_are_read_like_the_records_they_come_from() -> None:
+    records = [{"id": 7, "income": 10, "region": "N"}, {"id": 9, "income": None, "region": None}]
+    columns = CustomerColumns({k: [r[k] for r in records] for k in records[0]}, len(records))
+    pd.testing.assert_frame_equal(ingest(columns).frame, ingest(records).frame)
+    assert ingest(columns).frame["id"].tolist() == [7, 9]

@@ -26,7 +26,7 @@ from sklearn.decomposition import PCA
 
 from segmentation.pipeline.schema import FieldRole, FieldSpec, Schema, is_money, parse_dates
 
-__all__ = ["FeatureEncoder", "FieldEncoding", "numeric_values"]
+__all__ = ["FeatureEncoder", "FieldEncoding", "category_codes", "category_text", "numeric_values"]
 
 CLIP_SD = 5.0
 SKEW_FOR_LOG = 1.0
@@ -58,6 +58,19 @@ def category_text(column: pd.Series) -> pd.Series:
     if isinstance(column.dtype, pd.StringDtype):  # text already: only the gaps to fill
         return column.fillna(MISSING_LEVEL)
     return column.astype(object).where(column.notna(), MISSING_LEVEL).astype(str)
+
+
+def category_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each customer's level of a categorical field, as an index into the level texts that
+    `category_text` gives (missing as MISSING_LEVEL), in order of first appearance.
+
+    The text is written for the distinct values only (a few), not for every customer: 5x
+    `category_text` and a text lookup at 100,000 customers, the same levels.
+    """
+    codes, distinct = pd.factorize(column, use_na_sentinel=False)  # missing: a value of its own
+    # two distinct values may read the same as text (1 and "1"): one level
+    text_codes, texts = pd.factorize(category_text(pd.Series(distinct, dtype=column.dtype)))
+    return text_codes[codes], pd.Index(texts)
 
 
 def numeric_values(frame: pd.DataFrame, spec: FieldSpec) -> np.ndarray:
@@ -187,14 +200,15 @@ class FeatureEncoder:
     def _encode_field(self, frame: pd.DataFrame, encoding: FieldEncoding) -> np.ndarray:
         spec = encoding.spec
         if spec.role is FieldRole.CATEGORICAL:
-            text = category_text(frame[spec.name])
-            known = text.isin(encoding.levels)
-            if OTHER_LEVEL in encoding.levels:
-                text = text.where(known, OTHER_LEVEL)
-            codes = pd.Index(encoding.levels).get_indexer(pd.Index(text))  # unseen: -1, all zeros
+            codes, texts = category_codes(frame[spec.name])
+            levels = encoding.levels
+            column_of_text = pd.Index(levels).get_indexer(texts)  # unseen: -1, all zeros
+            if OTHER_LEVEL in levels:
+                column_of_text[column_of_text < 0] = levels.index(OTHER_LEVEL)
+            columns = column_of_text[codes]
             one_hot = np.zeros((len(frame), len(encoding.levels)))
-            rows = np.flatnonzero(codes >= 0)
-            one_hot[rows, codes[rows]] = ONE_HOT_WEIGHT
+            rows = np.flatnonzero(columns >= 0)
+            one_hot[rows, columns[rows]] = ONE_HOT_WEIGHT
             return one_hot
         values = numeric_values(frame, spec)
         is_missing = np.isnan(values)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from segmentation.pipeline.features import category_text, numeric_values
+from segmentation.pipeline.features import category_codes, numeric_values
 from segmentation.pipeline.schema import (
     ADDITIVE_AXES,
     FieldRole,
@@ -298,7 +298,7 @@ def summarize(
     """A field's FieldSummary over the customers of `frame`, in one vectorised pass, and its
     values as float64 (None for a categorical field)."""
     if spec.role is FieldRole.CATEGORICAL:
-        codes, uniques = pd.factorize(category_text(frame[spec.name]).to_numpy())
+        codes, uniques = category_codes(frame[spec.name])
         cells = np.bincount(segment_ids * len(uniques) + codes, minlength=n_segments * len(uniques))
         table = cells.reshape(n_segments, len(uniques))
         return FieldSummary.of_levels(

@@ -1,0 +1,110 @@
+"""bulk_json: bodies read as columns only in the plain case, rows written as the dicts are."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from segmentation.assign import Assignment
+from segmentation.bulk_json import assignments_json, decode_customer_columns, json_texts
+
+FIELDS = ["id", "income", "region"]
+
+
+def _body(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def test_a_plain_body_becomes_columns_of_the_values_as_sent() -> None:
+    body = _body({"customerData": [{"id": 2**70, "income": 10, "region": "N"},
+                                   {"id": "b", "income": 2.5, "region": None}]})  # fmt: skip
+    columns = decode_customer_columns(body, FIELDS, 10)
+    assert columns is not None and columns.count == 2
+    assert columns.values == {
+        "id": [2**70, "b"], "income": [10, 2.5], "region": ["N", None]
+    }  # fmt: skip
+    assert type(columns.values["income"][0]) is int  # no type imposed: the ingest checks
+
+
+def test_a_field_no_customer_has_is_absent_and_one_some_lack_is_null() -> None:
+    body = _body({"customerData": [{"id": 1, "income": 3}, {"id": 2}]})
+    columns = decode_customer_columns(body, FIELDS, 10)
+    assert columns is not None
+    assert columns.values == {"id": [1, 2], "income": [3, None]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a field the segments never saw, another key, not a list, a record not an object
+        _body({"customerData": [{"id": 1, "age": 3}]}),
+        _body({"customerData": [{"id": 1}], "options": {}}),
+        _body({"customerData": {"id": 1}}),
+        _body({"customerData": [{"id": 1}, 5]}),
+        # no customers, more than the limit, a NaN literal, malformed JSON, a lone surrogate
+        _body({"customerData": []}),
+        _body({"customerData": [{"id": i} for i in range(11)]}),
+        b'{"customerData": [{"id": 1, "income": NaN}]}',
+        b'{"customerData": [{"id": 1}',
+        b'{"customerData": [{"id": 1, "region": "\\ud800"}]}',
+    ],
+)
+def test_any_other_body_is_left_to_the_general_reader(body: bytes) -> None:
+    assert decode_customer_columns(body, FIELDS, 10) is None
+
+
+def _rows(scored: Assignment, ids: list[Any] | None) -> list[dict[str, Any]]:
+    rows = []
+    for index, (label, score, ambiguous) in enumerate(
+        zip(scored.labels.tolist(), np.round(scored.confidence, 4).tolist(),
+            scored.ambiguous.tolist(), strict=True)
+    ):  # fmt: skip
+        row = {"index": index, "clusterId": label, "clusterName": scored.segment_names[label],
+               "confidence": score, "ambiguous": ambiguous}  # fmt: skip
+        if ids is not None:
+            row["id"] = ids[index]
+        rows.append(row)
+    return rows
+
+
+def _scored(n: int, seed: int = 0) -> Assignment:
+    rng = np.random.default_rng(seed)
+    return Assignment(
+        labels=rng.choice([0, 3, 7], size=n),
+        confidence=np.concatenate([[1.0, 0.0, -0.25, 1e-4], rng.uniform(-1, 1, n - 4)]),
+        ambiguous=rng.random(n) < 0.3,
+        segment_names={0: "Mainstream", 3: 'The "Quoted" \\ One', 7: "Étoile ☆"},
+        warnings=("Field(s) 'age' missing from every new customer",),
+        customers=None,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        None,
+        list(range(100, 110)),
+        [f"C-{i}" for i in range(10)],
+        # text that JSON escapes, non-ASCII, ids beyond 64 bits, floats, mixed kinds, nested
+        ['a"b', "c\\d", "e\nf", "\x01", "ü", "x", "y", "z", "w", "v"],
+        [2**70 + i for i in range(10)],
+        [1.5, 2.0, 3, "4", True, None, [1], {"k": 1}, -(2**63), 0],
+    ],
+)
+def test_rows_written_as_columns_read_back_as_the_dicts(ids: list[Any] | None) -> None:
+    scored = _scored(10)
+    written = assignments_json("abc", scored, ids)
+    assert written is not None
+    expected = {"analysisId": "abc", "assignments": _rows(scored, ids),
+                "warnings": list(scored.warnings)}  # fmt: skip
+    assert json.loads(written) == expected
+
+
+def test_json_texts_are_json() -> None:
+    values = ["plain", 'quo"te', 7, None, 2**80]
+    assert [json.loads(t) for t in json_texts(values).to_pylist()] == values
+    assert orjson.loads(b"[" + ",".join(json_texts([1, 2]).to_pylist()).encode() + b"]") == [1, 2]

@@ -1,0 +1,58 @@
+"""The worker pool's transport: large tasks and results travel through spill files, which
+are always deleted, whoever stopped waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import time
+
+import pytest
+
+from segmentation.workers import SPILL_BYTES, ProcessPool, Spilled, _spill_folder
+
+
+def _spill_files() -> set[str]:
+    return {p.name for p in _spill_folder().glob("segmentation-*.pickle")}
+
+
+@pytest.fixture
+def pool():
+    before = _spill_files()
+    workers = ProcessPool(1, 4, 1)
+    yield workers
+    workers.close()
+    assert _spill_files() <= before, "a spill file was left behind"
+
+
+def test_a_large_task_and_result_travel_whole(pool: ProcessPool) -> None:
+    body = bytes(range(256)) * (2 * SPILL_BYTES // 256)
+    result = asyncio.run(pool.run(operator.mul, body, 2))
+    assert result == body * 2
+
+
+def test_small_tasks_go_through_the_pipe(pool: ProcessPool) -> None:
+    assert asyncio.run(pool.run(operator.add, 2, 3)) == 5
+
+
+def test_a_result_nobody_waits_for_any_more_is_deleted(pool: ProcessPool) -> None:
+    async def abandon() -> None:
+        # the first task keeps the one worker busy; the second waits in the call queue
+        # (already "running" to the executor, so it cannot be cancelled) and runs afterwards
+        busy = asyncio.ensure_future(pool.run(time.sleep, 0.5))
+        late = asyncio.ensure_future(pool.run(operator.mul, b"x", 2 * SPILL_BYTES))
+        await asyncio.sleep(0.1)
+        late.cancel()
+        await busy
+        with pytest.raises(asyncio.CancelledError):
+            await late
+        await asyncio.sleep(1.0)  # the abandoned result arrives and is deleted
+
+    asyncio.run(abandon())
+
+
+def test_a_spilled_payload_is_read_once(tmp_path) -> None:
+    spilled = Spilled.write(b"\x80\x05K\x07.")  # pickle of 7
+    assert spilled.take() == 7
+    assert not spilled.path.exists()
+    spilled.discard()  # already gone: nothing to do
