@@ -45,7 +45,7 @@ from segmentation.pipeline.lineage import PreviousSegmentation, lineage_summary
 from segmentation.pipeline.search import format_score
 from segmentation.results import Analysis
 from segmentation.rfm import customers_from_transactions
-from segmentation.service import previous_of, records_of, write_results
+from segmentation.service import previous_of, write_results
 from segmentation.storage.model_file import load_fitted
 
 __all__ = ["main"]
@@ -144,7 +144,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     progress = _ProgressBar(sys.stderr.isatty() and not args.quiet)
     analysis = analyze(frame, options=options, progress=progress, previous=previous)
     progress.done()
-    written = write_results(analysis, records_of(frame), args.out, Path(args.file).name)
+    written = write_results(analysis, frame, args.out, Path(args.file).name)
     _print_summary(analysis, args.out, written)
     return 0
 

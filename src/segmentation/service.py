@@ -19,12 +19,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segmentation.analysis import analyze, previous_segmentation
@@ -40,10 +39,17 @@ from segmentation.pipeline.schema import infer_schema
 from segmentation.recommend import Recommendation, SegmentSummary, recommend
 from segmentation.report import render_report
 from segmentation.results import Analysis
-from segmentation.serialize import analysis_to_wire, dumps, parse_json, server_timing
+from segmentation.serialize import (
+    Customers,
+    analysis_to_wire,
+    dumps,
+    parse_json,
+    server_timing,
+    write_analysis_json,
+)
 from segmentation.storage.database import check_id
 from segmentation.storage.model_file import load_fitted, save_fitted
-from segmentation.storage.store import AnalysisStore, UnknownAnalysisError
+from segmentation.storage.store import RESPONSE_BUFFER, AnalysisStore, UnknownAnalysisError
 
 __all__ = [
     "CODE_VERSION",
@@ -55,7 +61,6 @@ __all__ = [
     "read_analyze_request",
     "read_customers_request",
     "read_spark_job",
-    "records_of",
     "write_results",
 ]
 
@@ -156,20 +161,6 @@ def read_customers_request(payload: Any, max_customers: int) -> list[Any]:
     return customers
 
 
-def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A file's customers as JSON-ready dicts (missing cells as null), for the response echo.
-    Arrow builds them in C++ (4x pandas' to_dict at 1M customers, the same JSON); a column
-    Arrow cannot type (numbers beside text) takes pandas' way."""
-    try:
-        records: list[dict[str, Any]] = pa.Table.from_pandas(
-            frame, preserve_index=False
-        ).to_pylist()
-        return records
-    except (pa.ArrowException, TypeError, ValueError):
-        cells = frame.astype(object).where(frame.notna(), None)
-        return [{str(k): v for k, v in row.items()} for row in cells.to_dict(orient="records")]
-
-
 def _code_version() -> str:
     """A digest of this package's source: a new release never answers from an old cache."""
     digest = hashlib.sha256()
@@ -262,33 +253,33 @@ class SegmentationService:
     def store_analysis(
         self,
         analysis: Analysis,
-        records: Sequence[Mapping[str, Any]],
+        customers: Customers,
         options: AnalysisOptions,
         key: str | None = None,
         tenant: str | None = None,
-    ) -> tuple[str, bytes]:
-        """Serialize the response once (with its new analysisId), store it with its summary,
-        then keep the cache and the disk bounded; returns the id and the response."""
+    ) -> str:
+        """Store the analysis under a new id: its response (customers echoed from the records
+        as sent or a file's frame, written to disk a batch at a time) and its summary; then
+        keep the cache and the disk bounded. Returns the id."""
         analysis_id = self.store.new_id()
-        wire = analysis_to_wire(
-            analysis, records, include_customers=options.include_customers,
-            include_customer_scores=options.include_customer_scores,
-        )  # fmt: skip
-        wire["analysisId"] = analysis_id
-        response = dumps(wire)
-        summary = dumps(
-            {
-                **{k: v for k, v in wire.items() if k != "customerScores"},
-                "clusters": [{**c, "customers": []} for c in wire["clusters"]],
-            }
-        )
+        summary = analysis_to_wire(analysis, None, include_customers=False)
+        summary["analysisId"] = analysis_id
+
+        def write_response(out: BinaryIO) -> None:
+            write_analysis_json(
+                out, analysis, customers, include_customers=options.include_customers,
+                include_customer_scores=options.include_customer_scores,
+                extra={"analysisId": analysis_id},
+            )  # fmt: skip
+
         self.store.save(
-            analysis_id, analysis, response, summary, analysis.customer_ids, key, tenant
-        )
+            analysis_id, analysis, write_response, dumps(summary), analysis.customer_ids, key,
+            tenant,
+        )  # fmt: skip
         if self.settings.cache:
             self.store.evict_cache(self.settings.cache_max_entries)
         self.store.enforce_retention(self.settings.max_stored_analyses)
-        return analysis_id, response
+        return analysis_id
 
     def analyze_body(self, body: bytes, tenant: str | None = None) -> AnalyzeOutput:
         """An /api/analyze body in; the response, its Server-Timing and cache status out."""
@@ -308,7 +299,8 @@ class SegmentationService:
                     lookup = {"cache": time.perf_counter() - started}
                     return AnalyzeOutput(stored, server_timing(lookup), "hit")
         analysis = self.run_analysis(request.customers, request.options, tenant=tenant)
-        _, response = self.store_analysis(analysis, request.customers, request.options, key, tenant)
+        analysis_id = self.store_analysis(analysis, request.customers, request.options, key, tenant)
+        response = self.store.read_response(analysis_id, tenant)
         return AnalyzeOutput(response, server_timing(analysis.timings), "miss" if key else "off")
 
     # -- fields before a run -------------------------------------------------------------
@@ -491,14 +483,13 @@ def _markdown(source: str, n_customers: int, advice: Sequence[Recommendation]) -
     return "\n".join(lines) + "\n"
 
 
-def write_results(
-    analysis: Analysis, records: Sequence[Mapping[str, Any]], out: Path, source: str
-) -> list[str]:
+def write_results(analysis: Analysis, customers: Customers, out: Path, source: str) -> list[str]:
     """An analysis as files in `out`: analysis.json, assignments.csv (a Spark analysis:
     assignments/ as partitioned Parquet), recommendations.md, report.html, the charts as PNG
     and the model that `assign` reads; returns their names."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "analysis.json").write_bytes(dumps(analysis_to_wire(analysis, records)))
+    with (out / "analysis.json").open("wb", buffering=RESPONSE_BUFFER) as response:
+        write_analysis_json(response, analysis, customers)
     if analysis.assignments is not None:  # the Spark engine: written where the data lives
         analysis.assignments.write.mode("overwrite").partitionBy("clusterId").parquet(
             str(out / "assignments")

@@ -256,26 +256,24 @@ def test_an_upload_over_the_limit_is_refused(data_dir: Path, tmp_path: Path) -> 
         server.stop()
 
 
-def _job_worker(server: ServerProcess, before: set[int]) -> psutil.Process:
-    """The worker process that appeared after `before` (the job pool starts lazily)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        children = psutil.Process(server.process.pid).children(recursive=True)
-        fresh = [
-            c for c in children if c.pid not in before and "spawn_main" in " ".join(c.cmdline())
-        ]
-        if fresh:
-            return fresh[0]
-        time.sleep(0.05)
-    raise AssertionError("no job worker process appeared")
+def _job_worker(server: ServerProcess) -> psutil.Process:
+    """The worker process running the one job in progress: the one working while the
+    analysis workers, started and warmed up like it, sit idle."""
+    workers = [
+        c
+        for c in psutil.Process(server.process.pid).children(recursive=True)
+        if "spawn_main" in " ".join(c.cmdline())
+    ]
+    before = {w.pid: sum(w.cpu_times()[:2]) for w in workers}
+    time.sleep(0.5)
+    return max(workers, key=lambda w: sum(w.cpu_times()[:2]) - before[w.pid])
 
 
 def test_a_killed_worker_fails_its_job_and_the_next_job_succeeds(server: ServerProcess) -> None:
     base = server.base_url
-    before = {c.pid for c in psutil.Process(server.process.pid).children(recursive=True)}
     job = _submit_json(base, 200_000)
     _wait(base, job["jobId"], until={"running"})
-    _job_worker(server, before).send_signal(signal.SIGKILL)
+    _job_worker(server).send_signal(signal.SIGKILL)
     final = _wait(base, job["jobId"])[-1]
     assert final["status"] == "failed"
     assert "died" in final["error"]

@@ -82,7 +82,7 @@ def test_previous_stored_id(tmp_path: Path, months: tuple[Path, Path, Refit]) ->
     data = tmp_path / "data"
     service = SegmentationService(Settings(data_dir=data))
     analysis = service.run_analysis(refit.first.frame, AnalysisOptions(n_clusters=4))
-    analysis_id, _ = service.store_analysis(analysis, [], AnalysisOptions())
+    analysis_id = service.store_analysis(analysis, [], AnalysisOptions())
     result = run(
         "analyze", november, "--k", "4", "--previous", analysis_id,
         "--out", tmp_path / "nov", "--quiet", env={"SEGMENTATION_DATA_DIR": str(data)},

@@ -255,7 +255,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[AnalysisStore, str
     service = SegmentationService(Settings(data_dir=data))
     options = AnalysisOptions(algorithm="kmeans", n_clusters=2)
     analysis = analyze(CUSTOMERS, options=options)
-    analysis_id, _ = service.store_analysis(analysis, CUSTOMERS, options, tenant="acme")
+    analysis_id = service.store_analysis(analysis, CUSTOMERS, options, tenant="acme")
     return service.store, analysis_id
 
 
@@ -289,7 +289,7 @@ def test_the_cache_lookup_matches_the_tenant(tmp_path: Path) -> None:
     options = AnalysisOptions(algorithm="kmeans", n_clusters=2)
     analysis = analyze(CUSTOMERS, options=options)
     key = cache_key(CUSTOMERS, options, "acme")
-    analysis_id, _ = service.store_analysis(analysis, CUSTOMERS, options, key, tenant="acme")
+    analysis_id = service.store_analysis(analysis, CUSTOMERS, options, key, tenant="acme")
     assert service.store.cached(key, "acme") == analysis_id
     assert service.store.cached(key, "globex") is None  # even given acme's key
 

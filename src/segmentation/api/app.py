@@ -8,6 +8,7 @@ whatever raised it: the core, the service, FastAPI's own validation or routing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -187,9 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = ProcessPool(
             settings.workers, settings.max_pending, settings.retry_after_seconds, warm_up
         )
-        await pool.start()
         runner = JobRunner(service, JobStore(settings.data_dir))
-        await runner.start()
+        await asyncio.gather(pool.start(), runner.start())
         app.state.service, app.state.pool, app.state.jobs = service, pool, runner
         app.state.access = Access.of(settings) if settings.auth == "keys" else None
         try:

@@ -19,8 +19,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from segmentation.errors import (
     InvalidInputError,
     SegmentationError,
@@ -37,10 +35,9 @@ from segmentation.service import (
     SegmentationService,
     read_analyze_request,
     read_spark_job,
-    records_of,
 )
 from segmentation.storage.store import UnknownAnalysisError
-from segmentation.workers import ProcessPool
+from segmentation.workers import ProcessPool, warm_up
 
 __all__ = ["MAX_ATTEMPTS", "JobCancelledError", "JobRunner", "run_job"]
 
@@ -87,8 +84,7 @@ def _run_spark_job(
     analysis = service.run_spark_analysis(
         request.source, request.options, progress=report, tenant=tenant
     )
-    analysis_id, _ = service.store_analysis(analysis, [], request.options, tenant=tenant)
-    return analysis_id
+    return service.store_analysis(analysis, [], request.options, tenant=tenant)
 
 
 def run_job(job_id: str, attempt: int, service: SegmentationService) -> str:
@@ -109,12 +105,7 @@ def run_job(job_id: str, attempt: int, service: SegmentationService) -> str:
     report("features", READ_PROGRESS)
     # the job's analysis, and the previous one it follows, are its tenant's
     analysis = service.run_analysis(customers, options, progress=report, tenant=job.tenant)
-    # the echo of every customer is only built when the response carries it
-    records: Any = customers if isinstance(customers, list) else []
-    if options.include_customers and isinstance(customers, pd.DataFrame):
-        records = records_of(customers)
-    analysis_id, _ = service.store_analysis(analysis, records, options, tenant=job.tenant)
-    return analysis_id
+    return service.store_analysis(analysis, customers, options, tenant=job.tenant)
 
 
 class JobRunner:
@@ -130,10 +121,13 @@ class JobRunner:
         self._reserved = 0
         # the queue bounds the backlog; the pool itself never refuses one of its consumers
         workers = self.settings.job_workers
-        self._pool = ProcessPool(workers, workers, self.settings.retry_after_seconds)
+        # warmed up like the analysis workers: a first job would otherwise pay the imports and
+        # first calls of the ML stack (measured: 2 s of a 1,000,000-customer job)
+        self._pool = ProcessPool(workers, workers, self.settings.retry_after_seconds, warm_up)
         self._consumers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        await self._pool.start()
         for job in await asyncio.to_thread(self._recover):
             self._waiting.add(job.job_id)
             self._queue.put_nowait(job.job_id)

@@ -22,7 +22,7 @@ import contextlib
 import shutil
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,8 @@ RESPONSE = "response.json"
 SUMMARY = "summary.json"
 ASSIGNMENTS = "assignments.parquet"
 PROJECTION = "projection.npz"
+# the response is written in pieces of a few KB to a few MB: one system call per MiB
+RESPONSE_BUFFER = 1024 * 1024
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS analyses (
@@ -149,15 +151,19 @@ class AnalysisStore:
         self,
         analysis_id: str,
         analysis: Analysis,
-        response: bytes,
+        write_response: Callable[[BinaryIO], None],
         summary: bytes,
         customer_ids: Sequence[Any] | None,
         cache_key: str | None,
         tenant: str | None = None,
     ) -> None:
+        """Store an analysis: `write_response` writes the response into its file (streamed,
+        never held whole), `summary` is the same without the customers."""
         staging = self.folders / f".{analysis_id}.partial"
         staging.mkdir(parents=True)
-        (staging / RESPONSE).write_bytes(response)
+        with (staging / RESPONSE).open("wb", buffering=RESPONSE_BUFFER) as response:
+            write_response(response)
+            response_bytes = response.tell()
         (staging / SUMMARY).write_bytes(summary)
         save_fitted(fitted_of(analysis), staging)
         if analysis.assignments is not None:  # the Spark engine: written by Spark, one file
@@ -184,7 +190,7 @@ class AnalysisStore:
                     analysis_id, now, now, cache_key, analysis.n_customers,
                     len(analysis.segments), analysis.algorithm,
                     None if analysis.accuracy != analysis.accuracy else analysis.accuracy,
-                    len(response), analysis.options.previous_analysis_id, tenant,
+                    response_bytes, analysis.options.previous_analysis_id, tenant,
                 ),
             )  # fmt: skip
 
