@@ -28,7 +28,7 @@ from segmentation.pipeline.ingest import (
     ingest,
 )
 from segmentation.pipeline.lineage import DriftReference
-from segmentation.pipeline.models import NOISE, SegmentModel
+from segmentation.pipeline.models import NOISE, CentroidModel, SegmentModel, nearest_centroid
 from segmentation.pipeline.schema import FieldRole
 from segmentation.results import Analysis
 
@@ -184,8 +184,14 @@ def assign(
         )
         frame = frame.assign(**dict.fromkeys(absent, np.nan))
     X = encoder.transform(frame)
-    raw = fitted.model.assign(X)
-    scores = confidence(X, raw, fitted.centers)
+    model = fitted.model
+    if isinstance(model, CentroidModel) and np.array_equal(model.centers, fitted.centers):
+        # the distances that place each customer also give its confidence
+        raw, two_nearest = nearest_centroid(X, model.centers)
+        scores = confidence(X, raw, fitted.centers, two_nearest)
+    else:
+        raw = model.assign(X)
+        scores = confidence(X, raw, fitted.centers)
     outliers = fitted.outlier_segment
     positions = np.where(raw == NOISE, outliers if outliers is not None else 0, raw)
     return Assignment(

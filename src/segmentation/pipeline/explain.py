@@ -27,6 +27,7 @@ from sklearn.tree import DecisionTreeClassifier
 from segmentation.pipeline.features import FeatureEncoder
 from segmentation.pipeline.fit import FittedSegments
 from segmentation.pipeline.models import (
+    ASSIGN_BLOCK,
     NOISE,
     Algorithm,
     CentroidModel,
@@ -67,20 +68,36 @@ IMPORTANCE_REPEATS = 3
 SURROGATE_DEPTH = 3
 
 
-def confidence(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Simplified silhouette per customer in [-1, 1]; outliers (label -1) get 0."""
+def confidence(
+    X: np.ndarray,
+    labels: np.ndarray,
+    centers: np.ndarray,
+    two_nearest: np.ndarray | None = None,
+) -> np.ndarray:
+    """Simplified silhouette per customer in [-1, 1]; outliers (label -1) get 0.
+
+    `two_nearest` (from `nearest_centroid(X, centers)`) when the caller has it already.
+    Computed in blocks of rows: O(block x features) memory, not three copies of X (240 MB
+    at 1,000,000 customers).
+    """
     if len(centers) < 2:
         return np.zeros(len(X))
-    _, two_nearest = nearest_centroid(X, centers)
-    own = np.zeros(len(X))
-    clustered = labels != NOISE
-    own[clustered] = np.linalg.norm(X[clustered] - centers[labels[clustered]], axis=1)
-    # b is the nearest centre other than the customer's own
-    nearest, second = two_nearest[:, 0], two_nearest[:, 1]
-    other = np.where(np.isclose(own, nearest), second, nearest)
-    denominator = np.maximum(np.maximum(own, other), 1e-12)
-    scores = (other - own) / denominator
-    scores[~clustered] = 0.0
+    if two_nearest is None:
+        _, two_nearest = nearest_centroid(X, centers)
+    scores = np.zeros(len(X))
+    for start in range(0, len(X), ASSIGN_BLOCK):
+        rows = slice(start, start + ASSIGN_BLOCK)
+        block_labels = labels[rows]
+        clustered = block_labels != NOISE
+        own = np.zeros(len(block_labels))
+        own[clustered] = np.linalg.norm(
+            X[rows][clustered] - centers[block_labels[clustered]], axis=1
+        )
+        # b is the nearest centre other than the customer's own
+        nearest, second = two_nearest[rows, 0], two_nearest[rows, 1]
+        other = np.where(np.isclose(own, nearest), second, nearest)
+        denominator = np.maximum(np.maximum(own, other), 1e-12)
+        scores[rows] = np.where(clustered, (other - own) / denominator, 0.0)
     return np.clip(scores, -1.0, 1.0)
 
 

@@ -16,6 +16,7 @@ from sklearn.cluster import DBSCAN, KMeans
 from sklearn.neighbors import NearestNeighbors
 
 __all__ = [
+    "ASSIGN_BLOCK",
     "NOISE",
     "Algorithm",
     "CentroidModel",
@@ -129,6 +130,9 @@ def fit_kmeans(
         init=init if init is not None else "k-means++",
         n_init=1 if init is not None else n_init,
         random_state=random_state,
+        # centred in place and restored, instead of a copy of X (80 MB at 1,000,000
+        # customers); the restored values may differ in the last bit
+        copy_x=False,
     ).fit(X)
     return kmeans.labels_.astype(np.int64), CentroidModel(kmeans.cluster_centers_)
 
