@@ -194,6 +194,27 @@ class AnalyzeOutput:
     cache: str  # "hit", "miss" or "off", sent as X-Cache
 
 
+@dataclass(frozen=True)
+class AssignOutput:
+    body: bytes
+    server_timing: str
+
+
+class _Laps:
+    """Seconds spent in each step of a request, for its Server-Timing header."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str | None) -> None:
+        """The time since the last lap, added to `step` (None: timed elsewhere)."""
+        now = time.perf_counter()
+        if step is not None:
+            self.timings[step] = self.timings.get(step, 0.0) + now - self._last
+        self._last = now
+
+
 class SegmentationService:
     """The analyses of one data folder, with the limits of the settings."""
 
@@ -282,13 +303,15 @@ class SegmentationService:
         return analysis_id
 
     def analyze_body(self, body: bytes, tenant: str | None = None) -> AnalyzeOutput:
-        """An /api/analyze body in; the response, its Server-Timing and cache status out."""
+        """An /api/analyze body in; the response, its Server-Timing (reading the body, each
+        analysis stage, storing) and cache status out."""
+        laps = _Laps()
         request = read_analyze_request(parse_json(body), self.settings.max_customers)
         key = None
         if self.settings.cache:
             key = cache_key(request.customers, request.options, tenant)
+        laps.lap("read")
         if key is not None:
-            started = time.perf_counter()
             cached = self.store.cached(key, tenant)
             if cached is not None:
                 try:
@@ -296,12 +319,15 @@ class SegmentationService:
                 except UnknownAnalysisError:  # deleted since: computed anew
                     pass
                 else:
-                    lookup = {"cache": time.perf_counter() - started}
-                    return AnalyzeOutput(stored, server_timing(lookup), "hit")
+                    laps.lap("cache")
+                    return AnalyzeOutput(stored, server_timing(laps.timings), "hit")
         analysis = self.run_analysis(request.customers, request.options, tenant=tenant)
+        laps.timings.update(analysis.timings)  # stage by stage
+        laps.lap(None)
         analysis_id = self.store_analysis(analysis, request.customers, request.options, key, tenant)
         response = self.store.read_response(analysis_id, tenant)
-        return AnalyzeOutput(response, server_timing(analysis.timings), "miss" if key else "off")
+        laps.lap("store")
+        return AnalyzeOutput(response, server_timing(laps.timings), "miss" if key else "off")
 
     # -- fields before a run -------------------------------------------------------------
 
@@ -321,39 +347,45 @@ class SegmentationService:
     def assign(self, analysis_id: str, customers: Any, tenant: str | None = None) -> Assignment:
         return assign(self.store.fitted(analysis_id, tenant), customers)
 
-    def assign_body(self, analysis_id: str, body: bytes, tenant: str | None = None) -> bytes:
-        """An /api/analyses/{id}/assign body in, the scored customers out.
+    def assign_body(self, analysis_id: str, body: bytes, tenant: str | None = None) -> AssignOutput:
+        """An /api/analyses/{id}/assign body in, the scored customers and the Server-Timing
+        (read, score, write) out.
 
         The usual body (customers holding only fields the segments saw) is read column by
         column and its rows written the same way (bulk_json.py); any other body, and any
         body with a problem, goes through the general reader, whose messages name the record
         and field."""
+        laps = _Laps()
         fitted = self.store.fitted(analysis_id, tenant)
         id_field = fitted.encoder.schema.id_field
         columns = decode_customer_columns(
             body, [spec.name for spec in fitted.encoder.schema.fields], self.settings.max_customers
         )
+        laps.lap("read")
         scored = None
         if columns is not None:
             with contextlib.suppress(SegmentationError):  # named by the general reader below
                 scored = assign(fitted, columns)
         # each customer's id as sent (never a number pandas widened); None: not sent
         ids: Sequence[Any] | None = None
-        if scored is not None:
-            assert columns is not None
+        if scored is not None and columns is not None:
             ids = columns.values.get(id_field) if id_field is not None else None
         else:
             customers = read_customers_request(parse_json(body), self.settings.max_customers)
+            laps.lap("read")
             scored = assign(fitted, customers)
             if id_field is not None and any(id_field in c for c in customers):
                 ids = [c.get(id_field) for c in customers]
+        laps.lap("score")
         written = None if ids is not None and None in ids else assignments_json(
             analysis_id, scored, ids
         )  # fmt: skip
-        if written is not None:
-            return written
-        return dumps({"analysisId": analysis_id, "assignments": _assignment_rows(scored, ids),
-                      "warnings": scored.warnings})  # fmt: skip
+        if written is None:
+            rows = _assignment_rows(scored, ids)
+            written = dumps({"analysisId": analysis_id, "assignments": rows,
+                             "warnings": scored.warnings})  # fmt: skip
+        laps.lap("write")
+        return AssignOutput(written, server_timing(laps.timings))
 
     # -- what a stored analysis shows ----------------------------------------------------
 

@@ -485,6 +485,14 @@ def test_assign_reads_columns_and_records_alike(
     assert by_columns == by_records
 
 
+def test_assign_says_where_its_time_went(base_url: str, population_a: dict[str, Any]) -> None:
+    response = assign_to(base_url, population_a["analysisId"], _new_customers("as generated"))
+    assert response.status_code == 200, response.text[:2000]
+    steps = dict(part.split(";dur=") for part in response.headers["server-timing"].split(", "))
+    assert set(steps) == {"read", "score", "write"}, steps
+    assert all(float(ms) >= 0 for ms in steps.values())
+
+
 # --- 5. the cache ------------------------------------------------------------------------------
 
 

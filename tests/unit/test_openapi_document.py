@@ -205,6 +205,8 @@ def test_the_headers_clients_read_are_documented() -> None:
     paths = DOCUMENT["paths"]
     analyze = paths["/api/analyze"]["post"]["responses"]["200"]["headers"]
     assert {"X-Cache", "Server-Timing"} <= set(analyze)
+    assign = paths["/api/analyses/{analysisId}/assign"]["post"]["responses"]["200"]["headers"]
+    assert "Server-Timing" in assign
     assert "Location" in paths["/api/jobs"]["post"]["responses"]["202"]["headers"]
 
 
