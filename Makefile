@@ -56,6 +56,7 @@ lint: install-test
 
 bench: install-test
 	$(BIN)/python -m bench.floor
+	$(BIN)/python -m bench.profile
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.jobs
 	$(BIN)/python -m bench.quality

@@ -190,17 +190,30 @@ def running(server: Server) -> Iterator[Server]:
 # --------------------------------------------------------------------------- measuring
 
 
-def tree_rss(pid: int) -> int:
-    """Summed RSS of a process and all its descendants (shared pages count more than once)."""
+def _tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return []
+
+
+def tree_rss(pid: int) -> int:
+    """Summed RSS of a process and all its descendants (shared pages count more than once)."""
     total = 0
-    for proc in procs:
+    for proc in _tree(pid):
         with contextlib.suppress(psutil.Error):
             total += proc.memory_info().rss
+    return total
+
+
+def tree_pss(pid: int) -> int:
+    """Summed PSS of a process and its descendants: each shared page (the libraries every
+    worker maps, about 130 MiB each) counted once in all, its share in each process."""
+    total = 0
+    for proc in _tree(pid):
+        with contextlib.suppress(psutil.Error, AttributeError):  # PSS: Linux only
+            total += proc.memory_full_info().pss
     return total
 
 
@@ -253,22 +266,27 @@ class ForeignLoad:
 
 
 class MemorySampler(threading.Thread):
-    """Samples the server tree's RSS every 20 ms: the peak is what an operator must provision."""
+    """Samples the server tree's memory every 20 ms: the peak is what an operator must
+    provision. Summed RSS always; summed PSS too when asked (reading it costs more)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, pss: bool = False) -> None:
         super().__init__(daemon=True)
         self.pid = pid
+        self.pss = pss
         self.peak = 0
+        self.peak_pss = 0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         """Sample until told to stop (the request bounds how long that is)."""
         while not self._stop_event.is_set():
             self.peak = max(self.peak, tree_rss(self.pid))
+            if self.pss:
+                self.peak_pss = max(self.peak_pss, tree_pss(self.pid))
             self._stop_event.wait(MEMORY_SAMPLE_S)
 
     def finish(self) -> int:
-        """Stop sampling and return the peak in bytes."""
+        """Stop sampling and return the peak summed RSS in bytes."""
         self._stop_event.set()
         self.join()
         return self.peak
