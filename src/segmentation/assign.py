@@ -83,13 +83,13 @@ def assignment_table(
     confidence: np.ndarray,
     ambiguous: np.ndarray,
     segment_names: Mapping[int, str],
-    ids: Sequence[Any] | None = None,
+    ids: Sequence[Any] | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per customer: index, id (if any), clusterId, clusterName, confidence,
     ambiguous; the shape of every assignments export (files, downloads, the CLI)."""
     columns: dict[str, Any] = {"index": np.arange(len(labels))}
     if ids is not None:
-        columns["id"] = list(ids)
+        columns["id"] = ids if isinstance(ids, np.ndarray) else list(ids)
     columns["clusterId"] = labels
     columns["clusterName"] = pd.Series(labels).map(segment_names).to_numpy(dtype=object)
     columns["confidence"] = np.round(confidence, 4)

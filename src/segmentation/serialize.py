@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, BinaryIO
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
-import pyarrow as pa
 
 from segmentation.assign import FittedSegmentation
 from segmentation.errors import InvalidInputError, Problem
@@ -38,18 +36,14 @@ from segmentation.results import (
 )
 
 __all__ = [
-    "Customers",
     "analysis_from_wire",
     "analysis_to_wire",
+    "customer_scores",
     "dumps",
     "parse_json",
     "recommendations_to_wire",
     "server_timing",
-    "write_analysis_json",
 ]
-
-#: the customers as they came: records as sent (JSON), or the frame a file was read into
-Customers = Sequence[Mapping[str, Any]] | pd.DataFrame
 
 
 # twenty digits in a row may be an integer beyond 64 bits, which orjson reads as a float;
@@ -244,7 +238,8 @@ def _lineage_to_wire(lineage: Lineage, names: Mapping[int, str]) -> dict[str, An
     }
 
 
-def _customer_scores(analysis: Analysis, positions: range | None = None) -> list[dict[str, Any]]:
+def customer_scores(analysis: Analysis, positions: range | None = None) -> list[dict[str, Any]]:
+    """The `customerScores` rows of the customers at `positions` (all by default)."""
     ids = analysis.customer_ids
     before = analysis.lineage.previous_labels if analysis.lineage is not None else None
     return [
@@ -294,104 +289,8 @@ def analysis_to_wire(
         names = {segment.segment_id: segment.name for segment in analysis.segments}
         payload["lineage"] = _lineage_to_wire(analysis.lineage, names)
     if include_customer_scores:
-        payload["customerScores"] = _customer_scores(analysis)
+        payload["customerScores"] = customer_scores(analysis)
     return payload
-
-
-# customers echoed per batch: bounded memory however many a segment holds
-ECHO_BATCH_ROWS = 65_536
-
-
-def _arrow_records(frame: pd.DataFrame) -> pa.Table | None:
-    """A file's customers as an Arrow table, whose rows become dicts in C++ (4x pandas'
-    to_dict, the same JSON); None when Arrow cannot type a column (numbers beside text)."""
-    try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowException, TypeError, ValueError):
-        return None
-
-
-def _echo_batches(
-    customers: Customers, table: pa.Table | None, rows: np.ndarray
-) -> Iterator[bytes]:
-    """The JSON of the customers at `rows` (input positions), a batch at a time, without the
-    brackets: records as sent, or a file's rows with missing cells as null."""
-    for start in range(0, len(rows), ECHO_BATCH_ROWS):
-        batch = rows[start : start + ECHO_BATCH_ROWS]
-        if not isinstance(customers, pd.DataFrame):
-            records: list[Any] = [customers[i] for i in batch.tolist()]
-        elif table is not None:
-            records = table.take(pa.array(batch)).to_pylist()
-        else:
-            cells = customers.iloc[batch].astype(object)
-            cells = cells.where(cells.notna(), None)
-            records = [{str(k): v for k, v in row.items()} for row in cells.to_dict("records")]
-        yield dumps(records)[1:-1]
-
-
-def _score_batches(analysis: Analysis) -> Iterator[bytes]:
-    """`customerScores` (see `_customer_scores`) as JSON, a batch at a time, no brackets."""
-    for start in range(0, analysis.n_customers, ECHO_BATCH_ROWS):
-        stop = min(start + ECHO_BATCH_ROWS, analysis.n_customers)
-        yield dumps(_customer_scores(analysis, range(start, stop)))[1:-1]
-
-
-def _write_list(out: BinaryIO, batches: Iterable[bytes]) -> None:
-    out.write(b"[")
-    first = True
-    for batch in batches:
-        if batch:
-            out.write(batch if first else b"," + batch)
-            first = False
-    out.write(b"]")
-
-
-def _members_of(analysis: Analysis) -> dict[int, np.ndarray]:
-    """Input positions per segment id, from one stable sort (not a scan per segment)."""
-    order = np.argsort(analysis.labels, kind="stable")
-    ids, starts = np.unique(analysis.labels[order], return_index=True)
-    return dict(zip(ids.tolist(), np.split(order, starts[1:]), strict=True))
-
-
-def write_analysis_json(
-    out: BinaryIO,
-    analysis: Analysis,
-    customers: Customers | None,
-    *,
-    include_customers: bool = True,
-    include_customer_scores: bool = False,
-    extra: Mapping[str, Any] | None = None,
-) -> None:
-    """`analysis_to_wire(...)` with `extra` keys at the end, written to `out` piece by piece:
-    byte for byte what `dumps` of the whole gives, but every segment's customers (and the
-    customer scores) are written a batch at a time, so that neither the whole response nor a
-    dict per customer of a file is ever held (1,000,000 customers: 100 MB of JSON and 1 GB of
-    dicts). `customers` are the records as sent, or a file's frame."""
-    wire = analysis_to_wire(analysis, None, include_customers=False)
-    # a Spark analysis holds only a sample of its customers: no per-customer lists
-    echoed = customers if include_customers and not analysis.sample_only else None
-    if echoed is not None and len(echoed) == 0:
-        echoed = None
-    table = _arrow_records(echoed) if isinstance(echoed, pd.DataFrame) else None
-    members = _members_of(analysis) if echoed is not None else {}
-    out.write(b'{"clusters":[')
-    for position, cluster in enumerate(wire.pop("clusters")):
-        # a cluster is {"clusterId", "customers", ...the rest}, in that order
-        segment_id = cluster.pop("clusterId")
-        del cluster["customers"]
-        out.write(b'%s{"clusterId":%d,"customers":' % (b"," if position else b"", segment_id))
-        rows = members.get(segment_id, np.empty(0, dtype=np.int64))
-        _write_list(out, _echo_batches(echoed, table, rows) if echoed is not None else ())
-        out.write(b",%s" % dumps(cluster)[1:] if cluster else b"}")
-    out.write(b"]")
-    for key, value in wire.items():
-        out.write(b',"%s":%s' % (key.encode(), dumps(value)))
-    if include_customer_scores and not analysis.sample_only:
-        out.write(b',"customerScores":')
-        _write_list(out, _score_batches(analysis))
-    for key, value in (extra or {}).items():
-        out.write(b",%s:%s" % (dumps(key), dumps(value)))
-    out.write(b"}")
 
 
 def server_timing(timings: Mapping[str, float]) -> str:

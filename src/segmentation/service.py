@@ -28,7 +28,12 @@ import pyarrow.parquet as pq
 
 from segmentation.analysis import analyze, previous_segmentation
 from segmentation.assign import Assignment, assign, assignment_table, fitted_of
-from segmentation.bulk_json import assignments_json, decode_customer_columns
+from segmentation.bulk_json import (
+    Customers,
+    assignments_json,
+    decode_customer_columns,
+    write_analysis_json,
+)
 from segmentation.charts import chart_data_of, render
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, Problem, SegmentationError
@@ -39,14 +44,7 @@ from segmentation.pipeline.schema import infer_schema
 from segmentation.recommend import Recommendation, SegmentSummary, recommend
 from segmentation.report import render_report
 from segmentation.results import Analysis
-from segmentation.serialize import (
-    Customers,
-    analysis_to_wire,
-    dumps,
-    parse_json,
-    server_timing,
-    write_analysis_json,
-)
+from segmentation.serialize import analysis_to_wire, dumps, parse_json, server_timing
 from segmentation.storage.database import check_id
 from segmentation.storage.model_file import load_fitted, save_fitted
 from segmentation.storage.store import RESPONSE_BUFFER, AnalysisStore, UnknownAnalysisError

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import numpy as np
 import orjson
+import pandas as pd
+import pyarrow as pa
 import pytest
 
+from segmentation import analyze, bulk_json
 from segmentation.assign import Assignment
-from segmentation.bulk_json import assignments_json, decode_customer_columns, json_texts
+from segmentation.bulk_json import assignments_json, decode_customer_columns, json_rows, json_texts
+from segmentation.serialize import analysis_to_wire, dumps
+from segmentation.synthetic import make_population
 
 FIELDS = ["id", "income", "region"]
 
@@ -108,3 +114,62 @@ def test_json_texts_are_json() -> None:
     values = ["plain", 'quo"te', 7, None, 2**80]
     assert [json.loads(t) for t in json_texts(values).to_pylist()] == values
     assert orjson.loads(b"[" + ",".join(json_texts([1, 2]).to_pylist()).encode() + b"]") == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("echo", "scores"),
+    [
+        (True, False),  # the default response
+        (True, True),  # with every customer's score
+        (False, False),  # no customers listed
+    ],
+)
+@pytest.mark.parametrize("as_frame", [False, True], ids=["records", "frame"])
+def test_the_streamed_response_is_the_response(
+    monkeypatch: pytest.MonkeyPatch, echo: bool, scores: bool, as_frame: bool
+) -> None:
+    # batches of 5 customers: segments span several batches, and one may end a segment
+    monkeypatch.setattr(bulk_json, "ECHO_BATCH_ROWS", 5)
+    records = make_population(60, 3, random_state=4).records()
+    analysis = analyze(records, random_state=0)
+    customers = pd.DataFrame(records) if as_frame else records
+    expected = analysis_to_wire(
+        analysis, records, include_customers=echo, include_customer_scores=scores
+    )
+    expected["analysisId"] = "A" * 22
+    out = io.BytesIO()
+    bulk_json.write_analysis_json(
+        out, analysis, customers, include_customers=echo, include_customer_scores=scores,
+        extra={"analysisId": "A" * 22},
+    )  # fmt: skip
+    if as_frame:  # the same JSON; a file's numbers in their shortest form (51, not 51.0)
+        assert json.loads(out.getvalue()) == json.loads(dumps(expected))
+    else:  # records as sent: byte for byte
+        assert out.getvalue() == dumps(expected)
+
+
+@pytest.mark.parametrize(
+    ("column", "written"),
+    [
+        # numbers, booleans and plain text, each with a missing value
+        (pa.array([1, None]), True),
+        (pa.array([2.5, None]), True),
+        (pa.array([True, None]), True),
+        (pa.array(["North", None]), True),
+        (pa.array(["Nörth ☆", ""], pa.large_string()), True),
+        (pa.array([None, None]), True),
+        # declined: text JSON escapes, NaN, dates, lists
+        (pa.array(['say "hi"', "x"]), False),
+        (pa.array([float("nan"), 1.0]), False),
+        (pa.array([float("inf"), 1.0]), False),
+        (pa.array([pd.Timestamp("2024-01-02"), None]), False),
+        (pa.array([[1], []]), False),
+    ],
+)
+def test_rows_are_written_only_where_arrow_text_is_json(column: pa.Array, written: bool) -> None:
+    table = pa.table({"id": [1, 2], "value": column})
+    rows = json_rows(table)
+    assert (rows is not None) == written
+    if rows is not None:
+        text = "[" + "".join(rows.to_pylist())[:-1] + "]"
+        assert json.loads(text) == table.to_pylist()

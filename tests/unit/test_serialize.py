@@ -3,12 +3,9 @@ stored analyses read back as the same core object."""
 
 from __future__ import annotations
 
-import io
-
-import pandas as pd
 import pytest
 
-from segmentation import analyze, serialize
+from segmentation import analyze
 from segmentation.assign import fitted_of
 from segmentation.errors import InvalidInputError
 from segmentation.pipeline.ingest import NonFiniteNumber
@@ -167,32 +164,3 @@ def test_a_stored_analysis_reads_back_as_the_same_core_object() -> None:
     assert [r.text for r in recommend(stored)] == [r.text for r in recommend(fresh)]
     # and it writes back to the same JSON
     assert analysis_to_wire(stored, None) == summary
-
-
-@pytest.mark.parametrize(
-    ("echo", "scores"),
-    [
-        (True, False),  # the default response
-        (True, True),  # with every customer's score
-        (False, False),  # no customers listed
-    ],
-)
-@pytest.mark.parametrize("as_frame", [False, True], ids=["records", "frame"])
-def test_the_streamed_response_is_the_response_byte_for_byte(
-    monkeypatch: pytest.MonkeyPatch, echo: bool, scores: bool, as_frame: bool
-) -> None:
-    # batches of 5 customers: segments span several batches, and one may end a segment
-    monkeypatch.setattr(serialize, "ECHO_BATCH_ROWS", 5)
-    records = make_population(60, 3, random_state=4).records()
-    analysis = analyze(records, random_state=0)
-    customers = pd.DataFrame(records) if as_frame else records
-    expected = analysis_to_wire(
-        analysis, records, include_customers=echo, include_customer_scores=scores
-    )
-    expected["analysisId"] = "A" * 22
-    out = io.BytesIO()
-    serialize.write_analysis_json(
-        out, analysis, customers, include_customers=echo, include_customer_scores=scores,
-        extra={"analysisId": "A" * 22},
-    )  # fmt: skip
-    assert out.getvalue() == dumps(expected)

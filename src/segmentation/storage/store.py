@@ -361,17 +361,25 @@ class AnalysisStore:
 
 
 def _assignments_frame(analysis: Analysis, customer_ids: Sequence[Any] | None) -> pd.DataFrame:
-    ids = None
-    if customer_ids is not None:
-        ids = list(customer_ids)
-        # one Parquet column has one type: ids of mixed types are kept as text
-        present = [v for v in ids if v is not None]
-        low, high = (min(present), max(present)) if present and all(
-            type(v) is int for v in present
-        ) else (0, 0)  # fmt: skip
-        wide = low < -(2**63) or high >= 2**64 or (low < 0 and high >= 2**63)
-        # integers no 64-bit type holds together (2**63 beside -1) are kept as text too
-        if len({type(v) for v in present}) > 1 or wide:
-            ids = [None if v is None else str(v) for v in ids]
     names = {segment.segment_id: segment.name for segment in analysis.segments}
+    ids = None if customer_ids is None else _column_ids(customer_ids)
     return assignment_table(analysis.labels, analysis.confidence, analysis.ambiguous, names, ids)
+
+
+def _column_ids(customer_ids: Sequence[Any]) -> Sequence[Any] | np.ndarray:
+    """Ids as one Parquet column can hold them: 64-bit integers as such (the usual ids, in one
+    pass at C speed), else as sent, or as text when no one type holds them all."""
+    if pd.api.types.infer_dtype(customer_ids, skipna=False) == "integer":
+        with contextlib.suppress(OverflowError):  # beyond 64 bits: looked at below
+            return np.array(customer_ids, dtype=np.int64)
+    ids = list(customer_ids)
+    # one Parquet column has one type: ids of mixed types are kept as text
+    present = [v for v in ids if v is not None]
+    low, high = (min(present), max(present)) if present and all(
+        type(v) is int for v in present
+    ) else (0, 0)  # fmt: skip
+    wide = low < -(2**63) or high >= 2**64 or (low < 0 and high >= 2**63)
+    # integers no 64-bit type holds together (2**63 beside -1) are kept as text too
+    if len({type(v) for v in present}) > 1 or wide:
+        ids = [None if v is None else str(v) for v in ids]
+    return ids
