@@ -17,17 +17,19 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from segmentation.errors import NotAvailableError
 from segmentation.pipeline.explain import AMBIGUOUS_BELOW
 from segmentation.pipeline.lineage import Lineage
 from segmentation.pipeline.search import PREDICTION_STRENGTH_THRESHOLD
 from segmentation.results import Analysis, Projection
+
+if TYPE_CHECKING:  # matplotlib is imported where a chart is drawn: the worker processes,
+    # which never draw, do without its 24 MB
+    from matplotlib.figure import Figure
 
 __all__ = [
     "CHARTS",
@@ -337,6 +339,8 @@ def _migration_blocks(data: ChartData) -> tuple[list[_Block], list[_Block]]:
 
 
 def _migration(data: ChartData, figure: Figure) -> None:
+    from matplotlib.patches import Rectangle
+
     if data.lineage is None:
         raise NotAvailableError("this analysis has no previous analysis: no migration chart")
     axes = figure.subplots()
@@ -403,6 +407,8 @@ def render(name: str, data: ChartData, image_format: str = "png") -> bytes:
         size = _profiles_size(data)  # grows with the fields and segments it shows
     if name == "migration":
         size = _migration_size(data)
+    from matplotlib.figure import Figure
+
     # a bare Figure, not pyplot: no global state, no GUI backend, safe in any thread
     figure = Figure(figsize=size, dpi=100, layout="constrained")
     draw(data, figure)
