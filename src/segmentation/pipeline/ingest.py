@@ -252,20 +252,20 @@ def _clean_values(
     """`_clean_column` of a field's values as sent: the usual columns (numbers, text, each
     with nulls) converted in one C-level pass; any other mix goes through pandas exactly as a
     frame's column would."""
-    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    array = _object_array(values)  # inferred once as an array, not once per list
+    inferred = pd.api.types.infer_dtype(array, skipna=True)
     if inferred in NUMBER_COLUMNS:
         try:
             numbers = np.array(values, dtype=float)  # null -> NaN
         except OverflowError:  # an integer with hundreds of digits: described as sent below
             pass
         else:
-            return pd.Series(numbers), "number", _check_numbers(field, numbers)
+            return pd.Series(numbers, copy=False), "number", _check_numbers(field, numbers)
     elif inferred == "string":
-        text = _object_array(values)
-        if pd.api.types.infer_dtype(values, skipna=False) != "string":  # nulls among the text
-            text[pd.isna(text)] = None
-        return pd.Series(text, dtype=object), "text", []
-    return _clean_column(field, pd.Series(values), expected)
+        if pd.api.types.infer_dtype(array, skipna=False) != "string":  # nulls among the text
+            array[pd.isna(array)] = None
+        return pd.Series(array, dtype=object, copy=False), "text", []
+    return _clean_column(field, pd.Series(array, dtype=object), expected)
 
 
 def _nested_problem(value: Any, depth: int = 0) -> str | None:
@@ -453,7 +453,11 @@ other records, got '75,000'
         if field == id_field:
             # ids are compared, never computed with: kept as sent (64-bit keys stay exact)
             ids = column(field)
-            columns[field] = ids.astype(object).where(ids.notna(), None)
+            # (whole numbers or text throughout, the usual ids, hold no missing value)
+            plain = pd.api.types.infer_dtype(ids, skipna=False) in ("integer", "string")
+            columns[field] = ids.astype(object) if plain else ids.astype(object).where(
+                ids.notna(), None
+            )  # fmt: skip
             problems += _check_echoed(field, ids)
             continue
         expected = (expected_kinds or {}).get(field)
