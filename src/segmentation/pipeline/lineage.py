@@ -41,7 +41,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from segmentation.errors import InvalidInputError, Problem
-from segmentation.pipeline.features import FeatureEncoder, category_text, numeric_values
+from segmentation.pipeline.features import FeatureEncoder, category_codes, numeric_values
 from segmentation.pipeline.models import SegmentModel
 from segmentation.pipeline.schema import FieldRole, Schema
 
@@ -123,8 +123,12 @@ def _bin_shares(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
 
 
 def _level_shares(column: pd.Series) -> dict[str, float]:
-    text = category_text(column)
-    return {str(k): float(v) for k, v in text.value_counts(normalize=True).items()}
+    """Each level's share, most frequent first (as `value_counts` orders them), counted on
+    level codes rather than on a text per customer."""
+    codes, texts = category_codes(column)
+    counts = pd.Series(np.bincount(codes, minlength=len(texts)), index=texts)
+    shares = counts.sort_values(ascending=False) / max(len(codes), 1)
+    return {str(k): float(v) for k, v in shares.items()}
 
 
 def drift_reference(frame: pd.DataFrame, schema: Schema) -> DriftReference:
