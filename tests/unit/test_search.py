@@ -102,6 +102,30 @@ def test_prediction_strength_ignores_noise() -> None:
     assert prediction_strength(labels, predicted) == 1.0
 
 
+def _strength_by_segment(test_labels: np.ndarray, predicted: np.ndarray) -> float:
+    """The definition, one test segment at a time."""
+    strengths = []
+    for label in np.unique(test_labels[test_labels != NOISE]):
+        members = predicted[test_labels == label]
+        if len(members) < 5:
+            return 0.0
+        counts = np.bincount(members[members != NOISE])
+        strengths.append(float((counts * (counts - 1)).sum()) / (len(members) * (len(members) - 1)))
+    return min(strengths) if strengths else 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_prediction_strength_equals_its_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    test_labels = rng.integers(-1, 4, size=200)
+    predicted = np.where(rng.random(200) < 0.7, test_labels, rng.integers(-1, 6, size=200))
+    assert prediction_strength(test_labels, predicted) == _strength_by_segment(
+        test_labels, predicted
+    )
+    assert prediction_strength(np.full(10, NOISE), predicted[:10]) == 0.0
+    assert prediction_strength(test_labels, np.full(200, NOISE)) == 0.0
+
+
 def test_a_test_segment_too_small_to_test_counts_as_unstable() -> None:
     # skipping it would let k grow until every tested segment is trivially stable
     labels = np.array([0] * 10 + [1] * 2)

@@ -30,7 +30,11 @@ The rule, in three steps:
    `_density_could_win`).
 
 When no k is reproducible the most reproducible one is returned, with a warning. Every
-O(n^2) step (Ward's tree, silhouette) runs on the bounded sample only.
+O(n^2) step (Ward's tree, DBSCAN's neighbourhoods, silhouette) runs on the bounded sample only.
+
+Work is shared where the result is the same: one pdist of the sample serves Ward's tree and
+DBSCAN's neighbourhoods (the halves' DBSCAN keeps the sample's pairs within eps that fall in
+the half), and each Ward tree is cut for every k in one pass.
 """
 
 from __future__ import annotations
@@ -47,12 +51,17 @@ from segmentation.pipeline.models import (
     NOISE,
     Algorithm,
     CentroidModel,
+    Pairs,
+    SampleDistances,
     SegmentModel,
     centroids_of,
     choose_eps,
+    close_pairs,
     fit_dbscan,
+    pairs_among,
+    sample_distances,
     sample_kmeans,
-    ward_labels,
+    ward_cuts,
     ward_tree,
 )
 
@@ -204,20 +213,28 @@ class SearchResult:
 
 
 def prediction_strength(test_labels: np.ndarray, predicted: np.ndarray) -> float:
-    """Worst share, over the test segments, of member pairs the other model also pairs."""
-    strengths = []
-    for label in np.unique(test_labels):
-        if label == NOISE:
-            continue
-        members = predicted[test_labels == label]
-        size = len(members)
-        if size < MIN_SEGMENT_FOR_STABILITY:
-            # too small to test is not a reproducible segment: skipping it would let k grow
-            # until every tested segment is trivially stable
-            return 0.0
-        counts = np.bincount(members[members != NOISE])
-        strengths.append(float((counts * (counts - 1)).sum()) / (size * (size - 1)))
-    return min(strengths) if strengths else 0.0
+    """Worst share, over the test segments, of member pairs the other model also pairs.
+
+    One contingency table of test segment by predicted segment (noise left out of both)
+    instead of a pass over the customers per test segment.
+    """
+    tested = test_labels != NOISE
+    if not tested.any():
+        return 0.0
+    _, segment = np.unique(test_labels[tested], return_inverse=True)
+    sizes = np.bincount(segment)
+    if sizes.min() < MIN_SEGMENT_FOR_STABILITY:
+        # too small to test is not a reproducible segment: skipping it would let k grow
+        # until every tested segment is trivially stable
+        return 0.0
+    predicted = predicted[tested]
+    paired = predicted != NOISE
+    width = int(predicted.max()) + 1 if paired.any() else 1
+    table = np.bincount(
+        segment[paired] * width + predicted[paired], minlength=len(sizes) * width
+    ).reshape(len(sizes), width)
+    together = (table * (table - 1)).sum(axis=1)
+    return float(min(float(t) / (n * (n - 1)) for t, n in zip(together, sizes, strict=True)))
 
 
 def silhouette_from_distances(distances: np.ndarray, labels: np.ndarray) -> float:
@@ -304,9 +321,12 @@ def _with_strengths(candidate: Candidate, strengths: list[float]) -> Candidate:
 
 
 class _Search:
-    """State shared by the candidates: the sample, its halves and its distance matrix."""
+    """State shared by the candidates: the sample, its halves and its distance matrices (the
+    silhouette's, and the whole sample's pdist when Ward or DBSCAN runs)."""
 
-    def __init__(self, X: np.ndarray, random_state: int, sample_size: int) -> None:
+    def __init__(
+        self, X: np.ndarray, random_state: int, sample_size: int, algorithm: Algorithm
+    ) -> None:
         self.random_state = random_state
         rng = np.random.default_rng(random_state)
         n = len(X)
@@ -324,6 +344,10 @@ class _Search:
         self.halves = [
             np.array_split(rng.permutation(m)[:held], 2) for _ in range(SOLE_ALGORITHM_SPLITS)
         ]
+        # computed before the threads start, so that Ward and DBSCAN share it
+        self.pairwise: SampleDistances | None = (
+            sample_distances(self.X) if algorithm is not Algorithm.KMEANS else None
+        )
 
     def candidate(
         self,
@@ -369,56 +393,77 @@ class _Search:
         return _with_strengths(candidate, strengths)
 
     def hierarchical(self, ks: Sequence[int], splits: int) -> list[_Scored]:
-        tree = ward_tree(self.X)
-        halves = self.halves[:splits]
-        half_trees = (
-            [(ward_tree(self.X[a]), ward_tree(self.X[b])) for a, b in halves]
+        """Ward at every k: one tree of the sample and one per half, each cut for every k."""
+        assert self.pairwise is not None
+        cuts = ward_cuts(ward_tree(self.pairwise.euclidean), ks)
+        halves = [(self.X[a], self.X[b]) for a, b in self.halves[:splits]]
+        half_cuts = (
+            [(ward_cuts(ward_tree(Xa), ks), ward_cuts(ward_tree(Xb), ks)) for Xa, Xb in halves]
             if self.with_stability
             else []
         )
         results: list[_Scored] = []
         for k in ks:
-            labels = ward_labels(tree, k)
+            labels = cuts[k]
             model = CentroidModel(centroids_of(self.X, labels, k))
             strengths = []
-            for (a, b), (tree_a, tree_b) in zip(halves, half_trees, strict=False):
-                labels_a, labels_b = ward_labels(tree_a, k), ward_labels(tree_b, k)
-                model_a = CentroidModel(centroids_of(self.X[a], labels_a, k))
-                model_b = CentroidModel(centroids_of(self.X[b], labels_b, k))
-                strengths.append(self._pair_strength(model_a, labels_b, b))
-                strengths.append(self._pair_strength(model_b, labels_a, a))
+            for (Xa, Xb), (cuts_a, cuts_b) in zip(halves, half_cuts, strict=False):
+                labels_a, labels_b = cuts_a[k], cuts_b[k]
+                model_a = CentroidModel(centroids_of(Xa, labels_a, k))
+                model_b = CentroidModel(centroids_of(Xb, labels_b, k))
+                strengths.append(prediction_strength(labels_b, model_a.assign(Xb)))
+                strengths.append(prediction_strength(labels_a, model_b.assign(Xa)))
             candidate = self.candidate(Algorithm.HIERARCHICAL, k, labels, strengths)
             results.append((candidate, labels, model))
         return results
 
-    def dbscan(
-        self, eps: float | None, min_samples: int | None
-    ) -> tuple[Candidate, np.ndarray, SegmentModel, float, int]:
+    def dbscan(self, eps: float | None, min_samples: int | None) -> _Density:
         """DBSCAN on the sample, without its stability (see `dbscan_strength`)."""
+        assert self.pairwise is not None
         if min_samples is None:
             # Ester et al.'s rule of thumb (2 x dimensions, at least 5), kept below a quarter of
             # the sample so that small inputs can still have a dense core
             min_samples = min(max(5, 2 * self.X.shape[1]), max(2, len(self.X) // 4))
         eps = eps or choose_eps(self.X, min_samples)
-        labels, model = fit_dbscan(self.X, eps, min_samples)
+        pairs = close_pairs(self.pairwise.squared, len(self.X), eps)
+        labels, model = fit_dbscan(self.X, eps, min_samples, pairs)
         note = f"eps={eps:.3g}, min_samples={min_samples}"
         candidate = self.candidate(Algorithm.DBSCAN, model.n_segments, labels, [], note)
-        return candidate, labels, model, eps, min_samples
+        return _Density(candidate, labels, model, eps, min_samples, pairs)
 
-    def dbscan_strength(self, candidate: Candidate, eps: float, min_samples: int) -> Candidate:
+    def dbscan_strength(self, density: _Density) -> Candidate:
         """The density candidate with its prediction strength: DBSCAN refitted on the halves
-        of WARD_STABILITY_SPLITS splits (fits are costly, and the result rarely matters)."""
+        of WARD_STABILITY_SPLITS splits (fits are costly, and the result rarely matters). A
+        half's pairs within eps are the sample's pairs inside it."""
+        candidate = density.candidate
         # with fewer than 2 segments there is no co-membership to test, and it cannot win
         if not self.with_stability or candidate.k < 2:
             return candidate
-        half_min = max(2, min_samples // 2)
+        half_min = max(2, density.min_samples // 2)
         strengths = []
         for a, b in self.halves[:WARD_STABILITY_SPLITS]:
-            labels_a, model_a = fit_dbscan(self.X[a], eps, half_min)
-            labels_b, model_b = fit_dbscan(self.X[b], eps, half_min)
+            labels_a, model_a = fit_dbscan(
+                self.X[a], density.eps, half_min, pairs_among(density.pairs, a, len(self.X))
+            )
+            labels_b, model_b = fit_dbscan(
+                self.X[b], density.eps, half_min, pairs_among(density.pairs, b, len(self.X))
+            )
             strengths.append(self._pair_strength(model_a, labels_b, b))
             strengths.append(self._pair_strength(model_b, labels_a, a))
         return _with_strengths(candidate, strengths)
+
+
+@dataclass(frozen=True)
+class _Density:
+    """The DBSCAN candidate, its labels and model on the sample, the eps and min_samples it
+    ran with, and the sample's pairs within eps (which its halves reuse)."""
+
+    candidate: Candidate
+    labels: np.ndarray
+    model: SegmentModel
+    eps: float
+    min_samples: int
+    pairs: Pairs
 
 
 @dataclass(frozen=True)
@@ -619,9 +664,6 @@ def _density_reason(density: Candidate, chosen: Candidate) -> str:
     )
 
 
-_Density = tuple[Candidate, np.ndarray, SegmentModel, float, int]
-
-
 def _fit_all(
     state: _Search,
     algorithm: Algorithm,
@@ -654,15 +696,25 @@ def _fit_all(
         return partitions, density.result() if density is not None else None
 
 
-def _dbscan_requested(state: _Search, density: _Density, others: list[Candidate]) -> SearchResult:
-    chosen, labels, model, used_eps, used_min = density
-    chosen = state.dbscan_strength(chosen, used_eps, used_min)
+def _dbscan_requested(state: _Search, density: _Density) -> SearchResult:
+    chosen = state.dbscan_strength(density)
     reason = f"dbscan was requested; it found {chosen.k} dense segments ({chosen.note})."
     if chosen.k < 1:
         reason += " Every customer is an outlier at this density."
+    return _density_result(state, density, (chosen,), chosen, reason)
+
+
+def _density_result(
+    state: _Search,
+    density: _Density,
+    candidates: tuple[Candidate, ...],
+    chosen: Candidate,
+    reason: str,
+) -> SearchResult:
     return SearchResult(
-        (*others, chosen), chosen, reason, state.sample_index, labels, model, used_eps, used_min
-    )
+        candidates, chosen, reason, state.sample_index, density.labels, density.model,
+        density.eps, density.min_samples,
+    )  # fmt: skip
 
 
 def _as_measured(choice: KChoice, with_stability: bool) -> dict[tuple[Algorithm, int], Candidate]:
@@ -686,7 +738,7 @@ def search(
     min_samples: int | None = None,
 ) -> SearchResult:
     """Score every candidate on a bounded sample and choose one (see the module docstring)."""
-    state = _Search(X, random_state, sample_size)
+    state = _Search(X, random_state, sample_size, algorithm)
     # in auto two algorithms vote, so each is measured on fewer splits than when alone
     sole = SOLE_ALGORITHM_SPLITS
     kmeans_splits = sole if algorithm is Algorithm.KMEANS else STABILITY_SPLITS
@@ -694,7 +746,7 @@ def search(
     partitions, density = _fit_all(state, algorithm, k_values, ward_splits, eps, min_samples)
     if algorithm is Algorithm.DBSCAN:
         assert density is not None
-        return _dbscan_requested(state, density, [])
+        return _dbscan_requested(state, density)
 
     def measure(candidate: Candidate) -> Candidate:
         return state.kmeans_strength(candidate, kmeans_splits)
@@ -703,17 +755,14 @@ def search(
     measured = _as_measured(choice, state.with_stability)
     chosen = measured[(choice.chosen.algorithm, choice.chosen.k)]
     candidates = [measured[(c.algorithm, c.k)] for c, _, _ in partitions]
-    if density is not None and _density_could_win(density[0], chosen):
-        found, labels, model, used_eps, used_min = density
-        found = state.dbscan_strength(found, used_eps, used_min)
+    if density is not None and _density_could_win(density.candidate, chosen):
+        found = state.dbscan_strength(density)
         if found.is_stable:
-            return SearchResult(
-                (*candidates, found), found, _density_reason(found, chosen),
-                state.sample_index, labels, model, used_eps, used_min,
-            )  # fmt: skip
+            reason = _density_reason(found, chosen)
+            return _density_result(state, density, (*candidates, found), found, reason)
         candidates.append(found)
     elif density is not None:
-        candidates.append(density[0])
+        candidates.append(density.candidate)
     _, labels, model = next(r for r in partitions if (r[0].algorithm, r[0].k) == (
         chosen.algorithm, chosen.k))  # fmt: skip
     return SearchResult(
