@@ -18,6 +18,7 @@ from segmentation.pipeline.search import (
     prediction_strength,
     search,
     silhouette_from_distances,
+    silhouettes_from_distances,
 )
 
 
@@ -64,6 +65,18 @@ def test_scores_equal_sklearn_with_a_singleton_and_gaps_in_the_labels() -> None:
     calinski, davies = calinski_davies(X, labels)
     assert calinski == pytest.approx(calinski_harabasz_score(X, labels))
     assert davies == pytest.approx(davies_bouldin_score(X, labels), rel=1e-6)
+
+
+def test_silhouettes_of_several_labellings_equal_each_alone() -> None:
+    X, labels = _random_labelling(3, with_noise=False)
+    _, noisy = _random_labelling(4, with_noise=True)
+    labellings = [labels, noisy, np.zeros(60, dtype=int), (labels + 1) % 3, labels * 2]
+    distances = pairwise_distances(X)
+    together = silhouettes_from_distances(distances, labellings)
+    alone = [silhouette_from_distances(distances, labels) for labels in labellings]
+    # the same sums from one product or several: equal up to the order of additions
+    assert together == pytest.approx(alone, rel=1e-12, nan_ok=True)
+    assert np.isnan(together[2])
 
 
 @pytest.mark.parametrize(
