@@ -284,9 +284,9 @@ def ward_cuts(tree: np.ndarray, ks: Sequence[int]) -> dict[int, np.ndarray]:
 
     The partitions and their numbering are fcluster's (criterion "maxclust"): k segments are
     the tree without its last k - 1 merges. fcluster gives fewer than k when merge heights tie
-    at the cut (evenly spaced or repeated customers); there cut_tree, which always gives k,
-    as before. Calling fcluster per k cost ~0.2 ms each, 45 times per search, mostly in its
-    validation of the tree; one pass over the top merges serves every k (tested equal).
+    at the cut (evenly spaced or repeated customers); there cut_tree, which always gives k.
+    One pass over the top merges serves every k (tested equal to fcluster at every k): fcluster
+    costs ~0.2 ms a call, mostly validating the tree, and a search cuts five trees at nine k.
     """
     n = len(tree) + 1
     heights = tree[:, 2]
@@ -375,8 +375,9 @@ KD_TREE_MIN_CUSTOMERS = 12
 def close_pairs(squared: np.ndarray, n: int, eps: float) -> Pairs:
     """The pairs within eps from pdist's condensed squared distances of n customers.
 
-    "Within" is squared distance <= eps^2, as scikit-learn's trees decide it (a distance
-    exactly eps, as choose_eps's knee always is, can fall either side of eps once squared).
+    "Within" is squared distance <= eps^2, as scikit-learn's trees decide it: choose_eps's eps
+    is the distance of a pair, and that pair's squared distance can round to either side of
+    eps^2, so comparing distances with eps would not give scikit-learn's neighbourhoods.
     """
     close = np.flatnonzero(squared <= eps * eps)
     # the condensed position of the pair (i, i + 1), for every i
@@ -401,8 +402,8 @@ def fit_dbscan(
     """DBSCAN labels (noise -1) and a model that assigns new rows to the nearest core.
 
     Where scikit-learn's DBSCAN would search a kd-tree, the labels are its own (tested) but
-    come from the pairs within eps: `pairs` when known (`close_pairs`), else one pdist. Its
-    radius queries cost ~15 us per customer, most of the search's DBSCAN time.
+    come from the pairs within eps: `pairs` when known (`close_pairs`), else one pdist.
+    scikit-learn's radius queries cost ~15 us per customer, most of the search's DBSCAN time.
     """
     if X.shape[1] > KD_TREE_MAX_FIELDS or len(X) < KD_TREE_MIN_CUSTOMERS:
         dbscan = DBSCAN(eps=eps, min_samples=min_samples).fit(X)

@@ -203,7 +203,7 @@ class Candidate:
 @dataclass(frozen=True)
 class SilhouetteSample:
     """The customers (row indices into X) the silhouette was measured on and their pairwise
-    distances: explain measures its metrics on the same rows below 1,000 customers."""
+    distances: explain measures its metrics on the same rows up to 1,000 customers."""
 
     rows: np.ndarray
     distances: np.ndarray
@@ -487,16 +487,16 @@ class _Search:
         """Ward at every k: one tree of the sample and one per half, each cut for every k."""
         assert self.pairwise is not None
         cuts = ward_cuts(ward_tree(self.pairwise.euclidean), ks)
-        halves = [(self.X[a], self.X[b]) for a, b in self.halves[:splits]]
-        half_cuts = (
-            [(ward_cuts(ward_tree(Xa), ks), ward_cuts(ward_tree(Xb), ks)) for Xa, Xb in halves]
-            if self.with_stability
-            else []
+        halves = (
+            [(self.X[a], self.X[b]) for a, b in self.halves[:splits]] if self.with_stability else []
         )
+        half_cuts = [
+            (ward_cuts(ward_tree(Xa), ks), ward_cuts(ward_tree(Xb), ks)) for Xa, Xb in halves
+        ]
         fits = []
         for k in ks:
             strengths = []
-            for (Xa, Xb), (cuts_a, cuts_b) in zip(halves, half_cuts, strict=False):
+            for (Xa, Xb), (cuts_a, cuts_b) in zip(halves, half_cuts, strict=True):
                 labels_a, labels_b = cuts_a[k], cuts_b[k]
                 model_a = CentroidModel(centroids_of(Xa, labels_a, k))
                 model_b = CentroidModel(centroids_of(Xb, labels_b, k))
