@@ -10,7 +10,6 @@ from sklearn.model_selection import KFold, cross_val_score
 from sklearn.tree import DecisionTreeClassifier
 
 from segmentation.pipeline.explain import (
-    _distinct_rows,
     _metrics,
     confidence,
     permutation_importance,
@@ -172,21 +171,6 @@ def test_surrogate_fidelity_equals_cross_val_score(seed: int) -> None:
     folds = KFold(n_splits=3, shuffle=True, random_state=seed)
     expected = float(np.mean(cross_val_score(tree, X, labels, cv=folds)))
     assert surrogate_fidelity(X, labels, random_state=seed) == expected
-
-
-@pytest.mark.parametrize(
-    "rows",
-    [
-        # repeated customers
-        np.repeat(np.random.default_rng(0).normal(size=(30, 3)), 4, axis=0),
-        # -0.0 and 0.0 are one value
-        np.array([[0.0, 1.0], [-0.0, 1.0], [0.0, -1.0]]),
-        # all different
-        np.random.default_rng(1).normal(size=(50, 2)),
-    ],
-)
-def test_distinct_rows_counts_as_np_unique(rows: np.ndarray) -> None:
-    assert _distinct_rows(rows) == len(np.unique(rows, axis=0))
 
 
 def test_metrics_reuse_the_search_distances_only_for_the_same_rows() -> None:

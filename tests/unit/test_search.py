@@ -15,6 +15,8 @@ from sklearn.metrics import (
 from segmentation.pipeline.models import NOISE, Algorithm
 from segmentation.pipeline.search import (
     calinski_davies,
+    count_distinct,
+    distinct_rows,
     prediction_strength,
     search,
     silhouette_from_distances,
@@ -94,6 +96,30 @@ def test_scores_are_nan_when_undefined(labels: np.ndarray) -> None:
     X = np.random.default_rng(0).normal(size=(10, 2))
     assert np.isnan(silhouette_from_distances(pairwise_distances(X), labels))
     assert all(np.isnan(calinski_davies(X, labels)))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # repeated customers
+        np.repeat(np.random.default_rng(0).normal(size=(30, 3)), 4, axis=0),
+        # -0.0 and 0.0 are one value
+        np.array([[0.0, 1.0], [-0.0, 1.0], [0.0, -1.0]]),
+        # all different
+        np.random.default_rng(1).normal(size=(50, 2)),
+        # values that round to -0.0 and 0.0 at 9 decimals, as count_distinct rounds them
+        np.array([[-1e-12, 1.0], [1e-12, 1.0], [0.0, 1.0]]).round(9),
+    ],
+)
+def test_distinct_rows_counts_as_np_unique(rows: np.ndarray) -> None:
+    assert distinct_rows(rows) == len(np.unique(rows, axis=0))
+
+
+def test_count_distinct_caps_and_sees_identical_customers() -> None:
+    X = np.repeat(np.random.default_rng(2).normal(size=(7, 2)), 3, axis=0)
+    assert count_distinct(X, 31, 0) == 7
+    assert count_distinct(X, 5, 0) == 5
+    assert count_distinct(np.zeros((4, 2)), 31, 0) == 1
 
 
 def test_prediction_strength_is_1_for_identical_labellings() -> None:

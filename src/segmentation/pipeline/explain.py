@@ -43,6 +43,7 @@ from segmentation.pipeline.search import (
     SearchResult,
     SilhouetteSample,
     clustering_scores,
+    distinct_rows,
 )
 from segmentation.results import Metrics, Projection
 
@@ -113,14 +114,6 @@ def _refit(
     return run
 
 
-def _distinct_rows(rows: np.ndarray) -> int:
-    """How many rows differ, as np.unique(rows, axis=0) counts them, at a fifth of its cost:
-    each row as one opaque byte string rather than a record of float fields (+0.0 makes -0.0
-    and 0.0 the same bytes, as they are equal floats)."""
-    rows = np.ascontiguousarray(rows + 0.0)
-    return len(np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))))
-
-
 def resampling_stability(
     X: np.ndarray,
     labels: np.ndarray,
@@ -149,7 +142,7 @@ def resampling_stability(
     for run in range(BOOTSTRAP_RUNS):
         drawn = rng.choice(n, size=size, replace=True)
         # k segments need k distinct customers; with exactly k each is its own segment
-        if _distinct_rows(X[drawn]) < k:
+        if distinct_rows(X[drawn]) < k:
             continue
         refit_labels = _refit(algorithm, k, random_state + run + 1, eps, min_samples)(X[drawn])
         unique_drawn, first = np.unique(drawn, return_index=True)
