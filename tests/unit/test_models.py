@@ -61,10 +61,8 @@ def test_centroids_of_skips_noise_and_empty_labels_never_win() -> None:
     assert centers[0] == pytest.approx([1.0])
     assert np.isinf(centers[1]).all()
     assert centers[2] == pytest.approx([10.0])
-    # BUG: the +inf centre makes the squared distance inf - inf = nan, and argmin picks the nan:
-    # every customer is assigned to the EMPTY segment 1 ([1, 1, 1] instead of [0, 2, 0]).
-    # Latent since ward_labels falls back to cut_tree (always k segments), but any caller that
-    # passes centroids_of's output to CentroidModel with an empty label hits it.
+    # the +inf centre makes the squared distance inf - inf = nan, which argmin would pick:
+    # assignment counts it as +inf, so the empty segment 1 never wins
     with np.errstate(invalid="ignore"):
         assigned = CentroidModel(centers).assign(np.array([[5.0], [50.0], [1.0]]))
     assert assigned.tolist() == [0, 2, 0]
