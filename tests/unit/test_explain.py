@@ -5,14 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
+from sklearn.metrics import pairwise_distances
+from sklearn.model_selection import KFold, cross_val_score
+from sklearn.tree import DecisionTreeClassifier
 
 from segmentation.pipeline.explain import (
+    _metrics,
     confidence,
     permutation_importance,
     resampling_stability,
     surrogate_fidelity,
 )
 from segmentation.pipeline.models import NOISE, Algorithm, CentroidModel, fit_kmeans
+from segmentation.pipeline.search import SilhouetteSample
 
 CENTERS = np.array([[0.0, 0.0], [4.0, 0.0]])
 
@@ -155,3 +160,26 @@ def test_surrogate_fidelity(labels: np.ndarray, expected: float) -> None:
     first = np.r_[np.arange(15.0), 100 + np.arange(15.0)]
     X = np.column_stack([first, np.random.default_rng(0).normal(size=30)])
     assert surrogate_fidelity(X, labels, random_state=0) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_surrogate_fidelity_equals_cross_val_score(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, 4))
+    labels = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] + 0.5 * rng.normal(size=300) > 0)
+    tree = DecisionTreeClassifier(max_depth=3, random_state=seed)
+    folds = KFold(n_splits=3, shuffle=True, random_state=seed)
+    expected = float(np.mean(cross_val_score(tree, X, labels, cv=folds)))
+    assert surrogate_fidelity(X, labels, random_state=seed) == expected
+
+
+def test_metrics_reuse_the_search_distances_only_for_the_same_rows() -> None:
+    X = np.random.default_rng(2).normal(size=(200, 3))
+    labels = (X[:, 0] > 0).astype(np.int64)
+    sample = np.arange(200)
+    fresh = _metrics(X, labels, sample, 0, SilhouetteSample(np.arange(1), np.zeros((1, 1))))
+    same = SilhouetteSample(sample, pairwise_distances(X))
+    assert _metrics(X, labels, sample, 0, same) == fresh
+    # other rows: the search's distances (zeros here) are not used
+    other = SilhouetteSample(sample[::-1], np.zeros((200, 200)))
+    assert _metrics(X, labels, sample, 0, other) == fresh

@@ -15,9 +15,12 @@ from sklearn.metrics import (
 from segmentation.pipeline.models import NOISE, Algorithm
 from segmentation.pipeline.search import (
     calinski_davies,
+    count_distinct,
+    distinct_rows,
     prediction_strength,
     search,
     silhouette_from_distances,
+    silhouettes_from_distances,
 )
 
 
@@ -66,6 +69,18 @@ def test_scores_equal_sklearn_with_a_singleton_and_gaps_in_the_labels() -> None:
     assert davies == pytest.approx(davies_bouldin_score(X, labels), rel=1e-6)
 
 
+def test_silhouettes_of_several_labellings_equal_each_alone() -> None:
+    X, labels = _random_labelling(3, with_noise=False)
+    _, noisy = _random_labelling(4, with_noise=True)
+    labellings = [labels, noisy, np.zeros(60, dtype=int), (labels + 1) % 3, labels * 2]
+    distances = pairwise_distances(X)
+    together = silhouettes_from_distances(distances, labellings)
+    alone = [silhouette_from_distances(distances, labels) for labels in labellings]
+    # the same sums from one product or several: equal up to the order of additions
+    assert together == pytest.approx(alone, rel=1e-12, nan_ok=True)
+    assert np.isnan(together[2])
+
+
 @pytest.mark.parametrize(
     "labels",
     [
@@ -81,6 +96,30 @@ def test_scores_are_nan_when_undefined(labels: np.ndarray) -> None:
     X = np.random.default_rng(0).normal(size=(10, 2))
     assert np.isnan(silhouette_from_distances(pairwise_distances(X), labels))
     assert all(np.isnan(calinski_davies(X, labels)))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # repeated customers
+        np.repeat(np.random.default_rng(0).normal(size=(30, 3)), 4, axis=0),
+        # -0.0 and 0.0 are one value
+        np.array([[0.0, 1.0], [-0.0, 1.0], [0.0, -1.0]]),
+        # all different
+        np.random.default_rng(1).normal(size=(50, 2)),
+        # values that round to -0.0 and 0.0 at 9 decimals, as count_distinct rounds them
+        np.array([[-1e-12, 1.0], [1e-12, 1.0], [0.0, 1.0]]).round(9),
+    ],
+)
+def test_distinct_rows_counts_as_np_unique(rows: np.ndarray) -> None:
+    assert distinct_rows(rows) == len(np.unique(rows, axis=0))
+
+
+def test_count_distinct_caps_and_sees_identical_customers() -> None:
+    X = np.repeat(np.random.default_rng(2).normal(size=(7, 2)), 3, axis=0)
+    assert count_distinct(X, 31, 0) == 7
+    assert count_distinct(X, 5, 0) == 5
+    assert count_distinct(np.zeros((4, 2)), 31, 0) == 1
 
 
 def test_prediction_strength_is_1_for_identical_labellings() -> None:
@@ -100,6 +139,30 @@ def test_prediction_strength_ignores_noise() -> None:
     labels = np.array([0] * 10 + [1] * 6 + [NOISE] * 3)
     predicted = np.array([4] * 10 + [1] * 6 + [2, 3, 5])
     assert prediction_strength(labels, predicted) == 1.0
+
+
+def _strength_by_segment(test_labels: np.ndarray, predicted: np.ndarray) -> float:
+    """The definition, one test segment at a time."""
+    strengths = []
+    for label in np.unique(test_labels[test_labels != NOISE]):
+        members = predicted[test_labels == label]
+        if len(members) < 5:
+            return 0.0
+        counts = np.bincount(members[members != NOISE])
+        strengths.append(float((counts * (counts - 1)).sum()) / (len(members) * (len(members) - 1)))
+    return min(strengths) if strengths else 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_prediction_strength_equals_its_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    test_labels = rng.integers(-1, 4, size=200)
+    predicted = np.where(rng.random(200) < 0.7, test_labels, rng.integers(-1, 6, size=200))
+    assert prediction_strength(test_labels, predicted) == _strength_by_segment(
+        test_labels, predicted
+    )
+    assert prediction_strength(np.full(10, NOISE), predicted[:10]) == 0.0
+    assert prediction_strength(test_labels, np.full(200, NOISE)) == 0.0
 
 
 def test_a_test_segment_too_small_to_test_counts_as_unstable() -> None:

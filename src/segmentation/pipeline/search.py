@@ -30,14 +30,20 @@ The rule, in three steps:
    `_density_could_win`).
 
 When no k is reproducible the most reproducible one is returned, with a warning. Every
-O(n^2) step (Ward's tree, silhouette) runs on the bounded sample only.
+O(n^2) step (Ward's tree, DBSCAN's neighbourhoods, silhouette) runs on the bounded sample only.
+
+Work is shared where the result is the same: one pdist of the sample serves Ward's tree and
+DBSCAN's neighbourhoods (the halves' DBSCAN keeps the sample's pairs within eps that fall in
+the half), each Ward tree is cut for every k in one pass, the k of an algorithm share one
+silhouette product, and explain reuses the silhouette distances when it measures the same
+customers (every one of them, up to 1,000).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.metrics import pairwise_distances
@@ -47,12 +53,17 @@ from segmentation.pipeline.models import (
     NOISE,
     Algorithm,
     CentroidModel,
+    Pairs,
+    SampleDistances,
     SegmentModel,
     centroids_of,
     choose_eps,
+    close_pairs,
     fit_dbscan,
+    pairs_among,
+    sample_distances,
     sample_kmeans,
-    ward_labels,
+    ward_cuts,
     ward_tree,
 )
 
@@ -61,6 +72,7 @@ __all__ = [
     "Candidate",
     "SearchResult",
     "count_distinct",
+    "distinct_rows",
     "format_score",
     "k_values",
     "search",
@@ -141,6 +153,14 @@ def k_values(
     return list(range(low, high + 1))
 
 
+def distinct_rows(rows: np.ndarray) -> int:
+    """How many rows differ, as np.unique(rows, axis=0) counts them, at a fifth of its cost:
+    each row as one opaque byte string rather than a record of float fields (+0.0 first, so
+    that -0.0 and 0.0, equal floats, are the same bytes)."""
+    rows = np.ascontiguousarray(rows + 0.0)
+    return len(np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))))
+
+
 def count_distinct(X: np.ndarray, cap: int, random_state: int) -> int:
     """Distinct customers on the fields used, counted up to `cap` (enough to bound k).
 
@@ -151,7 +171,7 @@ def count_distinct(X: np.ndarray, cap: int, random_state: int) -> int:
         return min(len(X), 1)
     rng = np.random.default_rng(random_state)
     probe = X[rng.choice(len(X), size=min(len(X), 5000), replace=False)]
-    return max(2, min(len(np.unique(probe.round(9), axis=0)), cap))
+    return max(2, min(distinct_rows(probe.round(9)), cap))
 
 
 def format_score(value: float, digits: int = 2) -> str:
@@ -190,6 +210,15 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class SilhouetteSample:
+    """The customers (row indices into X) the silhouette was measured on and their pairwise
+    distances: explain measures its metrics on the same rows up to 1,000 customers."""
+
+    rows: np.ndarray
+    distances: np.ndarray
+
+
+@dataclass(frozen=True)
 class SearchResult:
     candidates: tuple[Candidate, ...]
     chosen: Candidate
@@ -197,6 +226,7 @@ class SearchResult:
     sample_index: np.ndarray
     sample_labels: np.ndarray
     model: SegmentModel
+    silhouette_sample: SilhouetteSample
     dbscan_eps: float | None = None
     dbscan_min_samples: int | None = None
     #: the chosen k is the largest of several tried: more segments may exist
@@ -204,39 +234,56 @@ class SearchResult:
 
 
 def prediction_strength(test_labels: np.ndarray, predicted: np.ndarray) -> float:
-    """Worst share, over the test segments, of member pairs the other model also pairs."""
-    strengths = []
-    for label in np.unique(test_labels):
-        if label == NOISE:
-            continue
-        members = predicted[test_labels == label]
-        size = len(members)
-        if size < MIN_SEGMENT_FOR_STABILITY:
-            # too small to test is not a reproducible segment: skipping it would let k grow
-            # until every tested segment is trivially stable
-            return 0.0
-        counts = np.bincount(members[members != NOISE])
-        strengths.append(float((counts * (counts - 1)).sum()) / (size * (size - 1)))
-    return min(strengths) if strengths else 0.0
+    """Worst share, over the test segments, of member pairs the other model also pairs.
 
-
-def silhouette_from_distances(distances: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette from a precomputed distance matrix; noise rows and columns left out.
-
-    Equal to `sklearn.metrics.silhouette_score(..., metric="precomputed")` (tested), but one
-    matrix product instead of per-call validation and chunking: the search calls it ~20 times.
+    One contingency table of test segment by predicted segment (noise left out of both)
+    instead of a pass over the customers per test segment.
     """
+    tested = test_labels != NOISE
+    if not tested.any():
+        return 0.0
+    _, segment = np.unique(test_labels[tested], return_inverse=True)
+    sizes = np.bincount(segment)
+    if sizes.min() < MIN_SEGMENT_FOR_STABILITY:
+        # too small to test is not a reproducible segment: skipping it would let k grow
+        # until every tested segment is trivially stable
+        return 0.0
+    predicted = predicted[tested]
+    paired = predicted != NOISE
+    width = int(predicted.max()) + 1 if paired.any() else 1
+    table = np.bincount(
+        segment[paired] * width + predicted[paired], minlength=len(sizes) * width
+    ).reshape(len(sizes), width)
+    together = (table * (table - 1)).sum(axis=1)
+    return float(min(float(t) / (n * (n - 1)) for t, n in zip(together, sizes, strict=True)))
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """A labelling ready for the silhouette: its clustered customers, their segment index
+    0..k-1 and the one-hot membership matrix (clustered customers x k)."""
+
+    clustered: np.ndarray
+    codes: np.ndarray
+    members: np.ndarray
+
+
+def _coded(labels: np.ndarray) -> _Coded | None:
+    """None when the silhouette is undefined (fewer than 2 segments, or one per customer)."""
     clustered = labels != NOISE
     present = np.unique(labels[clustered])
     if not 2 <= len(present) < clustered.sum():
-        return float("nan")
+        return None
     codes = np.searchsorted(present, labels[clustered])
     members = np.zeros((len(codes), len(present)))
     members[np.arange(len(codes)), codes] = 1.0
-    # the copy costs more than the product: only make it when there is noise to drop
-    kept = distances if clustered.all() else distances[np.ix_(clustered, clustered)]
-    sums = kept @ members
-    sizes = members.sum(axis=0)
+    return _Coded(clustered, codes, members)
+
+
+def _silhouette(coded: _Coded, sums: np.ndarray) -> float:
+    """The mean silhouette from each customer's summed distance to every segment."""
+    codes = coded.codes
+    sizes = coded.members.sum(axis=0)
     own_size = sizes[codes]
     a = sums[np.arange(len(codes)), codes] / np.maximum(own_size - 1, 1)
     mean_to = sums / sizes[None, :]
@@ -244,6 +291,41 @@ def silhouette_from_distances(distances: np.ndarray, labels: np.ndarray) -> floa
     b = mean_to.min(axis=1)
     scores = np.where(own_size > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
     return float(scores.mean())
+
+
+def silhouettes_from_distances(
+    distances: np.ndarray, labellings: Sequence[np.ndarray]
+) -> list[float]:
+    """Mean silhouette of each labelling from a precomputed distance matrix; noise rows and
+    columns left out.
+
+    Equal to `sklearn.metrics.silhouette_score(..., metric="precomputed")` (tested), but
+    matrix products instead of per-call validation and chunking. The labellings without noise
+    share one product: the 1,000 x 1,000 matrix is read once rather than once per labelling
+    (~1 ms each; the search scores nine k per algorithm).
+    """
+    coded = [_coded(labels) for labels in labellings]
+    whole = {i: c.members for i, c in enumerate(coded) if c is not None and c.clustered.all()}
+    sums: dict[int, np.ndarray] = {}
+    if whole:
+        product = distances @ np.hstack(list(whole.values()))
+        edges = np.cumsum([members.shape[1] for members in whole.values()])[:-1]
+        sums.update(zip(whole, np.split(product, edges, axis=1), strict=True))
+    silhouettes = []
+    for i, c in enumerate(coded):
+        if c is None:
+            silhouettes.append(float("nan"))
+            continue
+        if i not in sums:
+            # with noise to drop, the labelling's own copy of the matrix
+            sums[i] = distances[np.ix_(c.clustered, c.clustered)] @ c.members
+        silhouettes.append(_silhouette(c, sums[i]))
+    return silhouettes
+
+
+def silhouette_from_distances(distances: np.ndarray, labels: np.ndarray) -> float:
+    """`silhouettes_from_distances` of one labelling."""
+    return silhouettes_from_distances(distances, [labels])[0]
 
 
 def calinski_davies(X: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -277,16 +359,43 @@ def calinski_davies(X: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return calinski, davies
 
 
+def clustering_scores_of(
+    X: np.ndarray,
+    labellings: Sequence[np.ndarray],
+    distances: np.ndarray,
+    silhouette_index: np.ndarray,
+) -> list[tuple[float, float, float]]:
+    """Silhouette (on the distance sample), Calinski-Harabasz and Davies-Bouldin of each
+    labelling of X; noise left out."""
+    silhouettes = silhouettes_from_distances(
+        distances, [labels[silhouette_index] for labels in labellings]
+    )
+    return [
+        (silhouette, *calinski_davies(X, labels))
+        for silhouette, labels in zip(silhouettes, labellings, strict=True)
+    ]
+
+
 def clustering_scores(
     X: np.ndarray, labels: np.ndarray, distances: np.ndarray, silhouette_index: np.ndarray
 ) -> tuple[float, float, float]:
-    """Silhouette (on the distance sample), Calinski-Harabasz and Davies-Bouldin; noise left out."""
-    calinski, davies = calinski_davies(X, labels)
-    return silhouette_from_distances(distances, labels[silhouette_index]), calinski, davies
+    """`clustering_scores_of` one labelling."""
+    return clustering_scores_of(X, [labels], distances, silhouette_index)[0]
 
 
 # a candidate, its labels on the search sample, and its model
 _Scored = tuple[Candidate, np.ndarray, SegmentModel]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One algorithm fitted at one k on the sample, before scoring, with the strengths measured
+    so far (Ward's, measured with the fit)."""
+
+    k: int
+    labels: np.ndarray
+    model: SegmentModel
+    strengths: list[float] = field(default_factory=list)
 
 
 def _summarise(strengths: list[float]) -> tuple[float, tuple[float, float]]:
@@ -304,9 +413,12 @@ def _with_strengths(candidate: Candidate, strengths: list[float]) -> Candidate:
 
 
 class _Search:
-    """State shared by the candidates: the sample, its halves and its distance matrix."""
+    """State shared by the candidates: the sample, its halves and its distance matrices (the
+    silhouette's, and the whole sample's pdist when Ward or DBSCAN runs)."""
 
-    def __init__(self, X: np.ndarray, random_state: int, sample_size: int) -> None:
+    def __init__(
+        self, X: np.ndarray, random_state: int, sample_size: int, algorithm: Algorithm
+    ) -> None:
         self.random_state = random_state
         rng = np.random.default_rng(random_state)
         n = len(X)
@@ -324,34 +436,46 @@ class _Search:
         self.halves = [
             np.array_split(rng.permutation(m)[:held], 2) for _ in range(SOLE_ALGORITHM_SPLITS)
         ]
+        # computed before the threads start, so that Ward and DBSCAN share it
+        self.pairwise: SampleDistances | None = (
+            sample_distances(self.X) if algorithm is not Algorithm.KMEANS else None
+        )
 
-    def candidate(
-        self,
-        algorithm: Algorithm,
-        k: int,
-        labels: np.ndarray,
-        strengths: list[float],
-        note: str = "",
-    ) -> Candidate:
-        silhouette, ch, db = clustering_scores(
-            self.X, labels, self.distances, self.silhouette_index
+    @property
+    def silhouette_sample(self) -> SilhouetteSample:
+        return SilhouetteSample(self.sample_index[self.silhouette_index], self.distances)
+
+    def candidates(
+        self, algorithm: Algorithm, fits: Sequence[_Fit], note: str = ""
+    ) -> list[Candidate]:
+        """The fits of one algorithm scored together (one silhouette product for all k)."""
+        scores = clustering_scores_of(
+            self.X, [fit.labels for fit in fits], self.distances, self.silhouette_index
         )
         nan = float("nan")
-        median, quartiles = _summarise(strengths) if strengths else (nan, (nan, nan))
-        return Candidate(
-            algorithm, k, silhouette, ch, db, median, strength_quartiles=quartiles,
-            noise_share=float(np.mean(labels == NOISE)), note=note,
-            strengths=tuple(round(s, 4) for s in strengths),
-        )  # fmt: skip
+        found = []
+        for fit, (silhouette, ch, db) in zip(fits, scores, strict=True):
+            strengths = fit.strengths
+            median, quartiles = _summarise(strengths) if strengths else (nan, (nan, nan))
+            found.append(Candidate(
+                algorithm, fit.k, silhouette, ch, db, median, strength_quartiles=quartiles,
+                noise_share=float(np.mean(fit.labels == NOISE)), note=note,
+                strengths=tuple(round(s, 4) for s in strengths),
+            ))  # fmt: skip
+        return found
 
     def _pair_strength(self, fit_a: SegmentModel, labels_b: np.ndarray, b: np.ndarray) -> float:
         return prediction_strength(labels_b, fit_a.assign(self.X[b]))
 
-    def kmeans(self, k: int) -> _Scored:
+    def kmeans(self, k: int) -> _Fit:
         """k-means on the sample; its stability is measured by `kmeans_strength`, when the
         rule needs it."""
         labels, model = sample_kmeans(self.X, k, self.random_state, SEARCH_N_INIT)
-        return self.candidate(Algorithm.KMEANS, k, labels, []), labels, model
+        return _Fit(k, labels, model)
+
+    def scored(self, algorithm: Algorithm, fits: Sequence[_Fit]) -> list[_Scored]:
+        candidates = self.candidates(algorithm, fits)
+        return [(c, fit.labels, fit.model) for c, fit in zip(candidates, fits, strict=True)]
 
     def kmeans_strength(self, candidate: Candidate, splits: int) -> Candidate:
         """The k-means candidate with its prediction strength over `splits` splits."""
@@ -369,56 +493,76 @@ class _Search:
         return _with_strengths(candidate, strengths)
 
     def hierarchical(self, ks: Sequence[int], splits: int) -> list[_Scored]:
-        tree = ward_tree(self.X)
-        halves = self.halves[:splits]
-        half_trees = (
-            [(ward_tree(self.X[a]), ward_tree(self.X[b])) for a, b in halves]
-            if self.with_stability
-            else []
+        """Ward at every k: one tree of the sample and one per half, each cut for every k."""
+        assert self.pairwise is not None
+        cuts = ward_cuts(ward_tree(self.pairwise.euclidean), ks)
+        halves = (
+            [(self.X[a], self.X[b]) for a, b in self.halves[:splits]] if self.with_stability else []
         )
-        results: list[_Scored] = []
+        half_cuts = [
+            (ward_cuts(ward_tree(Xa), ks), ward_cuts(ward_tree(Xb), ks)) for Xa, Xb in halves
+        ]
+        fits = []
         for k in ks:
-            labels = ward_labels(tree, k)
-            model = CentroidModel(centroids_of(self.X, labels, k))
             strengths = []
-            for (a, b), (tree_a, tree_b) in zip(halves, half_trees, strict=False):
-                labels_a, labels_b = ward_labels(tree_a, k), ward_labels(tree_b, k)
-                model_a = CentroidModel(centroids_of(self.X[a], labels_a, k))
-                model_b = CentroidModel(centroids_of(self.X[b], labels_b, k))
-                strengths.append(self._pair_strength(model_a, labels_b, b))
-                strengths.append(self._pair_strength(model_b, labels_a, a))
-            candidate = self.candidate(Algorithm.HIERARCHICAL, k, labels, strengths)
-            results.append((candidate, labels, model))
-        return results
+            for (Xa, Xb), (cuts_a, cuts_b) in zip(halves, half_cuts, strict=True):
+                labels_a, labels_b = cuts_a[k], cuts_b[k]
+                model_a = CentroidModel(centroids_of(Xa, labels_a, k))
+                model_b = CentroidModel(centroids_of(Xb, labels_b, k))
+                strengths.append(prediction_strength(labels_b, model_a.assign(Xb)))
+                strengths.append(prediction_strength(labels_a, model_b.assign(Xa)))
+            model = CentroidModel(centroids_of(self.X, cuts[k], k))
+            fits.append(_Fit(k, cuts[k], model, strengths))
+        return self.scored(Algorithm.HIERARCHICAL, fits)
 
-    def dbscan(
-        self, eps: float | None, min_samples: int | None
-    ) -> tuple[Candidate, np.ndarray, SegmentModel, float, int]:
+    def dbscan(self, eps: float | None, min_samples: int | None) -> _Density:
         """DBSCAN on the sample, without its stability (see `dbscan_strength`)."""
+        assert self.pairwise is not None
         if min_samples is None:
             # Ester et al.'s rule of thumb (2 x dimensions, at least 5), kept below a quarter of
             # the sample so that small inputs can still have a dense core
             min_samples = min(max(5, 2 * self.X.shape[1]), max(2, len(self.X) // 4))
         eps = eps or choose_eps(self.X, min_samples)
-        labels, model = fit_dbscan(self.X, eps, min_samples)
+        pairs = close_pairs(self.pairwise.squared, len(self.X), eps)
+        labels, model = fit_dbscan(self.X, eps, min_samples, pairs)
         note = f"eps={eps:.3g}, min_samples={min_samples}"
-        candidate = self.candidate(Algorithm.DBSCAN, model.n_segments, labels, [], note)
-        return candidate, labels, model, eps, min_samples
+        fit = _Fit(model.n_segments, labels, model)
+        candidate = self.candidates(Algorithm.DBSCAN, [fit], note)[0]
+        return _Density(candidate, labels, model, eps, min_samples, pairs)
 
-    def dbscan_strength(self, candidate: Candidate, eps: float, min_samples: int) -> Candidate:
+    def dbscan_strength(self, density: _Density) -> Candidate:
         """The density candidate with its prediction strength: DBSCAN refitted on the halves
-        of WARD_STABILITY_SPLITS splits (fits are costly, and the result rarely matters)."""
+        of WARD_STABILITY_SPLITS splits (fits are costly, and the result rarely matters). A
+        half's pairs within eps are the sample's pairs inside it."""
+        candidate = density.candidate
         # with fewer than 2 segments there is no co-membership to test, and it cannot win
         if not self.with_stability or candidate.k < 2:
             return candidate
-        half_min = max(2, min_samples // 2)
+        half_min = max(2, density.min_samples // 2)
         strengths = []
         for a, b in self.halves[:WARD_STABILITY_SPLITS]:
-            labels_a, model_a = fit_dbscan(self.X[a], eps, half_min)
-            labels_b, model_b = fit_dbscan(self.X[b], eps, half_min)
+            labels_a, model_a = fit_dbscan(
+                self.X[a], density.eps, half_min, pairs_among(density.pairs, a, len(self.X))
+            )
+            labels_b, model_b = fit_dbscan(
+                self.X[b], density.eps, half_min, pairs_among(density.pairs, b, len(self.X))
+            )
             strengths.append(self._pair_strength(model_a, labels_b, b))
             strengths.append(self._pair_strength(model_b, labels_a, a))
         return _with_strengths(candidate, strengths)
+
+
+@dataclass(frozen=True)
+class _Density:
+    """The DBSCAN candidate, its labels and model on the sample, the eps and min_samples it
+    ran with, and the sample's pairs within eps (which its halves reuse)."""
+
+    candidate: Candidate
+    labels: np.ndarray
+    model: SegmentModel
+    eps: float
+    min_samples: int
+    pairs: Pairs
 
 
 @dataclass(frozen=True)
@@ -619,9 +763,6 @@ def _density_reason(density: Candidate, chosen: Candidate) -> str:
     )
 
 
-_Density = tuple[Candidate, np.ndarray, SegmentModel, float, int]
-
-
 def _fit_all(
     state: _Search,
     algorithm: Algorithm,
@@ -649,20 +790,31 @@ def _fit_all(
             if algorithm in (Algorithm.AUTO, Algorithm.KMEANS)
             else []
         )
-        partitions = [future.result() for future in kmeans]
+        fits = [future.result() for future in kmeans]
+        partitions = state.scored(Algorithm.KMEANS, fits) if fits else []
         partitions += ward.result() if ward is not None else []
         return partitions, density.result() if density is not None else None
 
 
-def _dbscan_requested(state: _Search, density: _Density, others: list[Candidate]) -> SearchResult:
-    chosen, labels, model, used_eps, used_min = density
-    chosen = state.dbscan_strength(chosen, used_eps, used_min)
+def _dbscan_requested(state: _Search, density: _Density) -> SearchResult:
+    chosen = state.dbscan_strength(density)
     reason = f"dbscan was requested; it found {chosen.k} dense segments ({chosen.note})."
     if chosen.k < 1:
         reason += " Every customer is an outlier at this density."
+    return _density_result(state, density, (chosen,), chosen, reason)
+
+
+def _density_result(
+    state: _Search,
+    density: _Density,
+    candidates: tuple[Candidate, ...],
+    chosen: Candidate,
+    reason: str,
+) -> SearchResult:
     return SearchResult(
-        (*others, chosen), chosen, reason, state.sample_index, labels, model, used_eps, used_min
-    )
+        candidates, chosen, reason, state.sample_index, density.labels, density.model,
+        state.silhouette_sample, density.eps, density.min_samples,
+    )  # fmt: skip
 
 
 def _as_measured(choice: KChoice, with_stability: bool) -> dict[tuple[Algorithm, int], Candidate]:
@@ -686,7 +838,7 @@ def search(
     min_samples: int | None = None,
 ) -> SearchResult:
     """Score every candidate on a bounded sample and choose one (see the module docstring)."""
-    state = _Search(X, random_state, sample_size)
+    state = _Search(X, random_state, sample_size, algorithm)
     # in auto two algorithms vote, so each is measured on fewer splits than when alone
     sole = SOLE_ALGORITHM_SPLITS
     kmeans_splits = sole if algorithm is Algorithm.KMEANS else STABILITY_SPLITS
@@ -694,7 +846,7 @@ def search(
     partitions, density = _fit_all(state, algorithm, k_values, ward_splits, eps, min_samples)
     if algorithm is Algorithm.DBSCAN:
         assert density is not None
-        return _dbscan_requested(state, density, [])
+        return _dbscan_requested(state, density)
 
     def measure(candidate: Candidate) -> Candidate:
         return state.kmeans_strength(candidate, kmeans_splits)
@@ -703,22 +855,19 @@ def search(
     measured = _as_measured(choice, state.with_stability)
     chosen = measured[(choice.chosen.algorithm, choice.chosen.k)]
     candidates = [measured[(c.algorithm, c.k)] for c, _, _ in partitions]
-    if density is not None and _density_could_win(density[0], chosen):
-        found, labels, model, used_eps, used_min = density
-        found = state.dbscan_strength(found, used_eps, used_min)
+    if density is not None and _density_could_win(density.candidate, chosen):
+        found = state.dbscan_strength(density)
         if found.is_stable:
-            return SearchResult(
-                (*candidates, found), found, _density_reason(found, chosen),
-                state.sample_index, labels, model, used_eps, used_min,
-            )  # fmt: skip
+            reason = _density_reason(found, chosen)
+            return _density_result(state, density, (*candidates, found), found, reason)
         candidates.append(found)
     elif density is not None:
-        candidates.append(density[0])
+        candidates.append(density.candidate)
     _, labels, model = next(r for r in partitions if (r[0].algorithm, r[0].k) == (
         chosen.algorithm, chosen.k))  # fmt: skip
     return SearchResult(
         tuple(candidates), chosen, f"{chosen.algorithm} with {choice.reason}",
-        state.sample_index, labels, model,
+        state.sample_index, labels, model, state.silhouette_sample,
         # at the top of a range of several k, the best segmentation may lie beyond it
         more_segments_possible=len(k_values) > 1 and chosen.k == max(k_values),
     )  # fmt: skip
