@@ -67,9 +67,16 @@ class Algorithm(StrEnum):
 def _squared_to_centres(
     block: np.ndarray, centers: np.ndarray, center_norms: np.ndarray
 ) -> np.ndarray:
-    squared = (block**2).sum(axis=1)[:, None] - 2 * block @ centers.T + center_norms[None, :]
-    # an empty segment's centre is +inf: inf - inf is nan, which must lose, not win
-    squared = np.nan_to_num(squared, nan=np.inf)
+    """|x|^2 - 2 x.c + |c|^2 for every row and centre, in place in the product's array (the
+    same floating-point values as the expression written out, without its four temporaries
+    of rows x centres and the doubled copy of the rows)."""
+    squared = block @ centers.T
+    squared *= -2.0  # exact: a power of two
+    squared += (block**2).sum(axis=1)[:, None]
+    squared += center_norms[None, :]
+    if not np.isfinite(center_norms).all():
+        # an empty segment's centre is +inf: inf - inf is nan, which must lose, not win
+        squared = np.nan_to_num(squared, nan=np.inf)
     return np.asarray(np.maximum(squared, 0, out=squared))
 
 
