@@ -113,6 +113,9 @@ def figures(job_customers: int, assign_customers: int) -> dict[str, Any]:
         "job_stages_1m": job["stages"],
         "assign_per_second": scored["customers_per_second"],
         "assign_seconds": scored["seconds"],
+        "assign_trials": scored["trials"],
+        "assign_server_timing": scored["server_timing"],
+        "job_peak_mib_each_1m": job["peak_mib_each"],
         "runs": {
             "1k": at_1k.trials,
             "10k": at_10k.trials,

@@ -117,6 +117,8 @@ def measure_job(server: Server, n_customers: int, folder: Path) -> dict[str, Any
         "total_seconds": round(total, 2),
         "peak_mib": round(peak / MiB),
         "peak_pss_mib": round(sampler.peak_pss / MiB),
+        # the server first, then its workers: each one's own peak
+        "peak_mib_each": [round(rss / MiB) for rss in sampler.each.values()],
         "stages": stages,
     }
 

@@ -198,12 +198,16 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def tree_rss(pid: int) -> int:
-    """Summed RSS of a process and all its descendants (shared pages count more than once)."""
+def tree_rss(pid: int, each: dict[int, int] | None = None) -> int:
+    """Summed RSS of a process and all its descendants (shared pages count more than once);
+    `each` keeps every process' own peak."""
     total = 0
     for proc in _tree(pid):
         with contextlib.suppress(psutil.Error):
-            total += proc.memory_info().rss
+            rss = proc.memory_info().rss
+            total += rss
+            if each is not None:
+                each[proc.pid] = max(each.get(proc.pid, 0), rss)
     return total
 
 
@@ -275,12 +279,13 @@ class MemorySampler(threading.Thread):
         self.pss = pss
         self.peak = 0
         self.peak_pss = 0
+        self.each: dict[int, int] = {}  # every process' own peak RSS
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         """Sample until told to stop (the request bounds how long that is)."""
         while not self._stop_event.is_set():
-            self.peak = max(self.peak, tree_rss(self.pid))
+            self.peak = max(self.peak, tree_rss(self.pid, self.each))
             if self.pss:
                 self.peak_pss = max(self.peak_pss, tree_pss(self.pid))
             self._stop_event.wait(MEMORY_SAMPLE_S)

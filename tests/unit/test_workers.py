@@ -9,7 +9,14 @@ import time
 
 import pytest
 
-from segmentation.workers import SPILL_BYTES, ProcessPool, Spilled, _spill_folder
+from segmentation.workers import (
+    IDLE_TRIM_S,
+    SPILL_BYTES,
+    ProcessPool,
+    Spilled,
+    _IdleTrim,
+    _spill_folder,
+)
 
 
 def _spill_files() -> set[str]:
@@ -56,3 +63,19 @@ def test_a_spilled_payload_is_read_once(tmp_path) -> None:
     assert spilled.take() == 7
     assert not spilled.path.exists()
     spilled.discard()  # already gone: nothing to do
+
+
+def test_memory_is_trimmed_once_a_worker_is_idle_and_never_during_a_task() -> None:
+    idle = _IdleTrim()
+    now = time.monotonic()
+    assert not idle._due(now + 60)  # nothing ran yet
+    idle.task_started()
+    assert not idle._due(now + 60)
+    idle.task_started()
+    idle.task_ended()
+    assert not idle._due(time.monotonic() + 60)  # one task still running
+    idle.task_ended()
+    ended = time.monotonic()
+    assert not idle._due(ended + IDLE_TRIM_S / 2)  # tasks may follow closely: not yet
+    assert idle._due(ended + IDLE_TRIM_S)
+    assert not idle._due(ended + 2 * IDLE_TRIM_S)  # once per idle spell

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -122,8 +123,12 @@ class JobRunner:
         # the queue bounds the backlog; the pool itself never refuses one of its consumers
         workers = self.settings.job_workers
         # warmed up like the analysis workers: a first job would otherwise pay the imports and
-        # first calls of the ML stack (measured: 2 s of a 1,000,000-customer job)
-        self._pool = ProcessPool(workers, workers, self.settings.retry_after_seconds, warm_up)
+        # first calls of the ML stack (measured: 2 s of a 1,000,000-customer job); large
+        # freed blocks go back to the system at once (a job's peak is a million customers)
+        self._pool = ProcessPool(
+            workers, workers, self.settings.retry_after_seconds,
+            functools.partial(warm_up, large_jobs=True),
+        )  # fmt: skip
         self._consumers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
