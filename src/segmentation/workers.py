@@ -41,7 +41,15 @@ from threadpoolctl import threadpool_limits
 
 from segmentation.errors import ServiceBusyError, WorkerDiedError
 
-__all__ = ["ProcessPool", "Spilled", "die_with_parent", "run_task", "start_worker", "warm_up"]
+__all__ = [
+    "ProcessPool",
+    "Spilled",
+    "die_with_parent",
+    "give_memory_back",
+    "run_task",
+    "start_worker",
+    "warm_up",
+]
 
 T = TypeVar("T")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -101,6 +109,17 @@ def run_task(task: Task | Spilled) -> Any:
         _idle.task_ended()
 
 
+def give_memory_back() -> None:
+    """Collect the cycles left behind, then hand the free memory of glibc's heap and of
+    Arrow's pool back to the system."""
+    import pyarrow as pa
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # malloc_trim: glibc only
+        ctypes.CDLL(None).malloc_trim(0)
+    pa.default_memory_pool().release_unused()
+
+
 class _IdleTrim:
     """Hands the memory finished tasks freed back to the system (glibc's heap, Arrow's pool)
     once the worker has been idle for IDLE_TRIM_S, so that an idle worker holds its warm
@@ -135,15 +154,10 @@ class _IdleTrim:
             return due
 
     def run(self) -> None:
-        import pyarrow as pa
-
-        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
         while True:
             time.sleep(IDLE_TRIM_S / 4)
             if self._due(time.monotonic()):
-                if trim is not None:
-                    trim(0)
-                pa.default_memory_pool().release_unused()
+                give_memory_back()
 
     def start(self) -> None:
         threading.Thread(target=self.run, name="idle-trim", daemon=True).start()
@@ -204,9 +218,9 @@ def warm_up(*, large_jobs: bool = False) -> None:
     for tasks in ("segmentation.service", "segmentation.jobs.runner"):
         importlib.import_module(tasks)
     analyze(make_population(SEARCH_SAMPLE_SIZE, 3, random_state=0).frame)
-    # the ML stack is hundreds of thousands of long-lived objects: keep them out of every
-    # later full garbage collection
-    gc.collect()
+    # what the warm-up analysis freed goes back (70 MB), and the ML stack, hundreds of
+    # thousands of long-lived objects, stays out of every later full garbage collection
+    give_memory_back()
     gc.freeze()
 
 

@@ -27,6 +27,9 @@ def connect(root: Path) -> Iterator[sqlite3.Connection]:
     connection = sqlite3.connect(root / DATABASE, timeout=30)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
+        # in WAL mode a commit then waits for no disk sync: a crashed process still leaves
+        # a consistent database; only a power cut may undo the last commits
+        connection.execute("PRAGMA synchronous=NORMAL")
         with connection:  # one transaction: committed on success, rolled back on error
             yield connection
     finally:
