@@ -354,7 +354,10 @@ def measure_trust(
     )  # fmt: skip
     rng = np.random.default_rng(random_state)
     sample = np.sort(rng.choice(len(X), size=min(len(X), EXPLAIN_SAMPLE_SIZE), replace=False))
-    encoded_sample = encoder.encode(frame.iloc[sample])
+    # without PCA the segments' space is the encoded one: X holds these rows already
+    encoded_sample = (
+        X[sample] if encoder.pca_components_ is None else encoder.encode(frame.iloc[sample])
+    )
     groups = {e.spec.name: e.columns for e in encoder.encodings_}
     importance = permutation_importance(
         encoded_sample, groups, encoder.project, model, random_state
