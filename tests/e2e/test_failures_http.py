@@ -1,8 +1,8 @@
 """Failure paths of POST /api/analyze on real uvicorn servers: a killed worker, a full pool,
 concurrent calls, and a streamed body over the limit.
 
-The worker of an analysis is found among the server's child processes (spawned, so its command
-line runs `spawn_main`); "running" is seen as CPU time it spends after a request was sent, never
+The worker of an analysis is found among the server's child processes by the name it gives
+itself (`seg-analysis`; job workers are `seg-job`); "running" is seen as CPU time it spends after a request was sent, never
 as a sleep, so the tests do not depend on how fast the shared machine is.
 """
 
@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from segmentation.synthetic import make_population
+from segmentation.workers import ANALYSIS_WORKER_NAME
 from tests.e2e.conftest import (
     MAX_BODY_BYTES,
     REQUEST_TIMEOUT,
@@ -67,9 +68,9 @@ def slow_body() -> bytes:
 
 
 def analysis_workers(server: ServerProcess) -> list[psutil.Process]:
-    """The server's worker processes (the job pool starts none until a job arrives)."""
+    """The server's analysis worker processes (the job workers have a name of their own)."""
     children = psutil.Process(server.process.pid).children(recursive=True)
-    return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+    return [child for child in children if child.name() == ANALYSIS_WORKER_NAME]
 
 
 def only_worker(server: ServerProcess) -> psutil.Process:

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from segmentation.synthetic import make_population
+from segmentation.workers import JOB_WORKER_NAME
 from tests.e2e.conftest import DATASETS, ServerProcess, assert_error, assert_still_serving
 
 JOB_TIMEOUT = 240.0
@@ -257,16 +258,10 @@ def test_an_upload_over_the_limit_is_refused(data_dir: Path, tmp_path: Path) -> 
 
 
 def _job_worker(server: ServerProcess) -> psutil.Process:
-    """The worker process running the one job in progress: the one working while the
-    analysis workers, started and warmed up like it, sit idle."""
-    workers = [
-        c
-        for c in psutil.Process(server.process.pid).children(recursive=True)
-        if "spawn_main" in " ".join(c.cmdline())
-    ]
-    before = {w.pid: sum(w.cpu_times()[:2]) for w in workers}
-    time.sleep(0.5)
-    return max(workers, key=lambda w: sum(w.cpu_times()[:2]) - before[w.pid])
+    """The one job worker process (the analysis workers have a name of their own)."""
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    (worker,) = [child for child in children if child.name() == JOB_WORKER_NAME]
+    return worker
 
 
 def test_a_killed_worker_fails_its_job_and_the_next_job_succeeds(server: ServerProcess) -> None:
