@@ -2,8 +2,9 @@
 concurrent calls, and a streamed body over the limit.
 
 The worker of an analysis is found among the server's child processes by the name it gives
-itself (`seg-analysis`; job workers are `seg-job`); "running" is seen as CPU time it spends after a request was sent, never
-as a sleep, so the tests do not depend on how fast the shared machine is.
+itself (`seg-analysis`; job workers are `seg-job`); "running" is seen as CPU time it spends
+after a request was sent, never as a sleep, so the tests do not depend on how fast the shared
+machine is.
 """
 
 from __future__ import annotations
