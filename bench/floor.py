@@ -10,8 +10,10 @@ because this machine is noisy:
 3. 100,000 customers over HTTP against the floor, one plain scikit-learn `KMeans` fit at the
    true k on the same customers' standardized numbers (what no segmentation can beat);
 4. 1,000,000 customers as a Parquet job: seconds end to end;
-5. the peak resident memory of the server and its workers during that job;
-6. scoring 100,000 new customers, `POST /api/analyses/{id}/assign`: customers per second;
+5. the peak memory of the server and its workers during that job: summed RSS (shared
+   libraries counted once per process) and summed PSS (each shared page split among them);
+6. scoring 100,000 new customers, `POST /api/analyses/{id}/assign`: customers per second,
+   the median of 3 warm requests;
 
 and `/health`'s worst latency while the 100,000-customer analysis runs.
 Results: bench/results/floor.json.

@@ -100,17 +100,24 @@ class Spilled:
             self.path.unlink()
 
 
-Task = tuple[Callable[..., Any], tuple[Any, ...]]
+def _packed(value: Any) -> bytes | Spilled:
+    """A task or result pickled once: the pickle itself when small (the executor's pipe then
+    carries bytes, which cost it a copy, not a second pickling), a spill file from SPILL_BYTES
+    on."""
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return Spilled.write(payload) if len(payload) >= SPILL_BYTES else payload
 
 
-def run_task(task: Task | Spilled) -> Any:
-    """In a worker: the task's function on its arguments; a large result is spilled."""
+def _unpacked(packed: bytes | Spilled) -> Any:
+    return packed.take() if isinstance(packed, Spilled) else pickle.loads(packed)
+
+
+def run_task(task: bytes | Spilled) -> bytes | Spilled:
+    """In a worker: the task's function on its arguments, the result packed in turn."""
     _idle.task_started()
     try:
-        function, args = task.take() if isinstance(task, Spilled) else task
-        result = function(*args)
-        payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        return Spilled.write(payload) if len(payload) >= SPILL_BYTES else result
+        function, args = _unpacked(task)
+        return _packed(function(*args))
     finally:
         _idle.task_ended()
 
@@ -229,18 +236,13 @@ def warm_up(*, large_jobs: bool = False) -> None:
     from segmentation.synthetic import make_population
 
     start_worker(large_jobs=large_jobs)
-    for tasks in ("segmentation.service", "segmentation.jobs.runner"):
-        importlib.import_module(tasks)
+    # what the tasks of this pool import (the job runner imports the service)
+    importlib.import_module("segmentation.jobs.runner" if large_jobs else "segmentation.service")
     analyze(make_population(SEARCH_SAMPLE_SIZE, 3, random_state=0).frame)
     # what the warm-up analysis freed goes back (70 MB), and the ML stack, hundreds of
     # thousands of long-lived objects, stays out of every later full garbage collection
     give_memory_back()
     gc.freeze()
-
-
-def _spill_if_large(task: Task) -> Spilled | None:
-    payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
-    return Spilled.write(payload) if len(payload) >= SPILL_BYTES else None
 
 
 def _discard_unclaimed(future: Future[Any]) -> None:
@@ -318,11 +320,11 @@ class ProcessPool:
         worker running it died (the pool is then already replaced)."""
         self.check_capacity()
         self.pending += 1
-        spilled = _spill_if_large((function, args))
+        task = _packed((function, args))
         try:
-            executor, future = self._submit(run_task, (spilled or (function, args),))
+            executor, future = self._submit(run_task, (task,))
             try:
-                result: T | Spilled = await asyncio.wrap_future(future)
+                result = await asyncio.wrap_future(future)
             except BrokenProcessPool:
                 self._replace(executor)
                 raise WorkerDiedError() from None
@@ -331,14 +333,12 @@ class ProcessPool:
                 # worker delivers it
                 future.add_done_callback(_discard_unclaimed)
                 raise
-            if isinstance(result, Spilled):
-                claimed: T = result.take()
-                return claimed
-            return result
+            unpacked: T = _unpacked(result)
+            return unpacked
         finally:
             self.pending -= 1
-            if spilled is not None:  # the worker died or never started it
-                spilled.discard()
+            if isinstance(task, Spilled):  # the worker died or never started it
+                task.discard()
 
     def terminate(self) -> None:
         """Stop every worker now (a server stop), whatever it is running."""

@@ -8,7 +8,6 @@ stages impute and report them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
@@ -28,6 +27,7 @@ __all__ = [
     "IngestedCustomers",
     "NonFiniteNumber",
     "describe",
+    "exact_int64",
     "find_id_field",
     "ingest",
 ]
@@ -367,13 +367,16 @@ def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]
     return columns
 
 
-def _comparable(ids: pd.Series) -> pd.Series:
-    """Ids as 64-bit integers where they all are (the usual case: hashing and null checks at
-    C speed on 100,000 ids), else as sent."""
-    if pd.api.types.infer_dtype(ids, skipna=False) == "integer":
-        with contextlib.suppress(OverflowError):
-            return ids.astype(np.int64)
-    return ids
+def exact_int64(ids: Sequence[Any] | pd.Series) -> np.ndarray | None:
+    """Ids as one int64 array when every one is a whole number within 64 bits (the usual
+    ids: compared, hashed and stored at C speed); None otherwise (a null, text, an integer
+    beyond 64 bits), for the caller to keep them as sent."""
+    if pd.api.types.infer_dtype(ids, skipna=False) != "integer":
+        return None
+    try:
+        return np.array(ids, dtype=np.int64)
+    except OverflowError:
+        return None
 
 
 def _raw_frame(customers: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -476,7 +479,9 @@ other records, got '75,000'
                 boolean_fields.append(field)
 
     if id_field is not None:
-        problems += _check_ids(_comparable(columns[id_field]), id_field)
+        ids = columns[id_field]
+        as_int64 = exact_int64(ids)
+        problems += _check_ids(ids if as_int64 is None else pd.Series(as_int64), id_field)
     if problems:
         problems.sort(key=lambda p: p.record if p.record is not None else -1)
         raise InvalidInputError(problems)

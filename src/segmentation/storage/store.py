@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from segmentation.analysis import previous_segmentation
 from segmentation.assign import FittedSegmentation, assignment_table, fitted_of
 from segmentation.errors import OtherTenantError, SegmentationError
+from segmentation.pipeline.ingest import exact_int64
 from segmentation.pipeline.lineage import PreviousSegmentation
 from segmentation.results import Analysis, Projection
 from segmentation.serialize import analysis_from_wire
@@ -369,9 +370,9 @@ def _assignments_frame(analysis: Analysis, customer_ids: Sequence[Any] | None) -
 def _column_ids(customer_ids: Sequence[Any]) -> Sequence[Any] | np.ndarray:
     """Ids as one Parquet column can hold them: 64-bit integers as such (the usual ids, in one
     pass at C speed), else as sent, or as text when no one type holds them all."""
-    if pd.api.types.infer_dtype(customer_ids, skipna=False) == "integer":
-        with contextlib.suppress(OverflowError):  # beyond 64 bits: looked at below
-            return np.array(customer_ids, dtype=np.int64)
+    as_int64 = exact_int64(customer_ids)
+    if as_int64 is not None:
+        return as_int64
     ids = list(customer_ids)
     # one Parquet column has one type: ids of mixed types are kept as text
     present = [v for v in ids if v is not None]
