@@ -10,7 +10,8 @@ at once, and at most `max_pending` are running or waiting; beyond that `run` ref
 with `ServiceBusyError` instead of joining an unbounded backlog.
 
 Large tasks and results (a request body of megabytes, the response it gives) travel through a
-file in shared memory (/dev/shm where there is one), not through the executor's pipe: a pipe
+file in shared memory (/dev/shm where there is one; a folder per server, removed at the next
+start if the server died), not through the executor's pipe: a pipe
 moves 12 MB in 64 KiB turns of both processes (measured: 25 ms each way for a 100,000-customer
 body), a file in RAM in one copy each side (3 ms).
 """
@@ -25,6 +26,7 @@ import importlib
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import tempfile
 import threading
@@ -49,6 +51,7 @@ __all__ = [
     "die_with_parent",
     "give_memory_back",
     "run_task",
+    "spill_folder",
     "start_worker",
     "warm_up",
 ]
@@ -66,14 +69,40 @@ MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 IDLE_TRIM_S = 2.0
 # pickled tasks and results from this size on go through a spill file (see the docstring)
 SPILL_BYTES = 1024 * 1024
+# a server's spill folder is this followed by its process id
+SPILL_PREFIX = "segmentation-spill-"
 
 
-def _spill_folder() -> Path:
+def _spill_root() -> Path:
     """RAM-backed /dev/shm where the system has one, else the temporary folder."""
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
         return shm
     return Path(tempfile.gettempdir())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def spill_folder() -> Path:
+    """This server's spill folder, made on first use; the folders of servers that died
+    (killed in the middle of a request, whose spill files nobody will read) are removed, so
+    that RAM is not kept by files of a dead process."""
+    root = _spill_root()
+    for folder in root.glob(f"{SPILL_PREFIX}*"):
+        owner = folder.name.removeprefix(SPILL_PREFIX)
+        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+    folder = root / f"{SPILL_PREFIX}{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @dataclass(frozen=True)
@@ -83,8 +112,8 @@ class Spilled:
     path: Path
 
     @classmethod
-    def write(cls, payload: bytes) -> Spilled:
-        path = _spill_folder() / f"segmentation-{uuid.uuid4().hex}.pickle"
+    def write(cls, payload: bytes, folder: Path) -> Spilled:
+        path = folder / f"{uuid.uuid4().hex}.pickle"
         path.write_bytes(payload)
         return cls(path)
 
@@ -100,24 +129,25 @@ class Spilled:
             self.path.unlink()
 
 
-def _packed(value: Any) -> bytes | Spilled:
+def _packed(value: Any, folder: Path) -> bytes | Spilled:
     """A task or result pickled once: the pickle itself when small (the executor's pipe then
-    carries bytes, which cost it a copy, not a second pickling), a spill file from SPILL_BYTES
-    on."""
+    carries bytes, which cost it a copy, not a second pickling), a file in `folder` from
+    SPILL_BYTES on."""
     payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return Spilled.write(payload) if len(payload) >= SPILL_BYTES else payload
+    return Spilled.write(payload, folder) if len(payload) >= SPILL_BYTES else payload
 
 
 def _unpacked(packed: bytes | Spilled) -> Any:
     return packed.take() if isinstance(packed, Spilled) else pickle.loads(packed)
 
 
-def run_task(task: bytes | Spilled) -> bytes | Spilled:
-    """In a worker: the task's function on its arguments, the result packed in turn."""
+def run_task(task: bytes | Spilled, folder: Path) -> bytes | Spilled:
+    """In a worker: the task's function on its arguments, the result packed in turn (a large
+    one into the server's spill `folder`)."""
     _idle.task_started()
     try:
         function, args = _unpacked(task)
-        return _packed(function(*args))
+        return _packed(function(*args), folder)
     finally:
         _idle.task_ended()
 
@@ -274,6 +304,7 @@ class ProcessPool:
         self.initializer = initializer
         self.what, self.setting = what, setting
         self.pending = 0
+        self._spill = spill_folder()
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -320,9 +351,9 @@ class ProcessPool:
         worker running it died (the pool is then already replaced)."""
         self.check_capacity()
         self.pending += 1
-        task = _packed((function, args))
+        task = _packed((function, args), self._spill)
         try:
-            executor, future = self._submit(run_task, (task,))
+            executor, future = self._submit(run_task, (task, self._spill))
             try:
                 result = await asyncio.wrap_future(future)
             except BrokenProcessPool:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,15 +15,16 @@ import pytest
 from segmentation.workers import (
     IDLE_TRIM_S,
     SPILL_BYTES,
+    SPILL_PREFIX,
     ProcessPool,
     Spilled,
     _IdleTrim,
-    _spill_folder,
+    spill_folder,
 )
 
 
 def _spill_files() -> set[str]:
-    return {p.name for p in _spill_folder().glob("segmentation-*.pickle")}
+    return {p.name for p in spill_folder().glob("*.pickle")}
 
 
 @pytest.fixture
@@ -59,7 +63,7 @@ def test_a_result_nobody_waits_for_any_more_is_deleted(pool: ProcessPool) -> Non
 
 
 def test_a_spilled_payload_is_read_once(tmp_path) -> None:
-    spilled = Spilled.write(b"\x80\x05K\x07.")  # pickle of 7
+    spilled = Spilled.write(b"\x80\x05K\x07.", tmp_path)  # pickle of 7
     assert spilled.take() == 7
     assert not spilled.path.exists()
     spilled.discard()  # already gone: nothing to do
@@ -79,3 +83,15 @@ def test_memory_is_trimmed_once_a_worker_is_idle_and_never_during_a_task() -> No
     assert not idle._due(ended + IDLE_TRIM_S / 2)  # tasks may follow closely: not yet
     assert idle._due(ended + IDLE_TRIM_S)
     assert not idle._due(ended + 2 * IDLE_TRIM_S)  # once per idle spell
+
+
+def test_the_spill_folder_of_a_dead_server_is_removed() -> None:
+    # a process that has ended: its spill files would otherwise hold RAM for good
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    dead = spill_folder().parent / f"{SPILL_PREFIX}{ended.pid}"
+    dead.mkdir()
+    (dead / "left.pickle").write_bytes(b"x" * 1000)
+    mine = spill_folder()
+    assert not dead.exists()
+    assert mine.name == f"{SPILL_PREFIX}{os.getpid()}" and mine.is_dir()
