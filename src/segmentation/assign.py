@@ -32,7 +32,14 @@ from segmentation.pipeline.models import NOISE, CentroidModel, SegmentModel, nea
 from segmentation.pipeline.schema import FieldRole
 from segmentation.results import Analysis
 
-__all__ = ["Assignment", "FittedSegmentation", "assign", "assignment_table", "fitted_of"]
+__all__ = [
+    "Assignment",
+    "FittedSegmentation",
+    "assign",
+    "assignment_table",
+    "fitted_of",
+    "learned_numbers",
+]
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,11 @@ def fitted_of(analysis: Analysis) -> FittedSegmentation:
     )
 
 
+def learned_numbers(encoder: FeatureEncoder) -> list[str]:
+    """The fields the segments learned as numbers."""
+    return [e.spec.name for e in encoder.encodings_ if e.spec.role is FieldRole.NUMERIC]
+
+
 def _check_kinds(customers: IngestedCustomers, encoder: FeatureEncoder) -> list[Problem]:
     """Values of another kind than at learning time: text or true/false in a numeric field,
     an unreadable date."""
@@ -167,9 +179,7 @@ def assign(
     if isinstance(fitted, Analysis):
         fitted = fitted_of(fitted)
     encoder = fitted.encoder
-    learned = {
-        e.spec.name: "number" for e in encoder.encodings_ if e.spec.role is FieldRole.NUMERIC
-    }
+    learned = dict.fromkeys(learned_numbers(encoder), "number")
     ingested = ingest(customers, min_customers=1, expected_kinds=learned)
     frame = ingested.frame
     problems = _check_kinds(ingested, encoder)

@@ -16,7 +16,7 @@ Written rows read back as the same JSON values; numbers are in their shortest fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, BinaryIO
 
@@ -67,18 +67,25 @@ class _Absences:
 
 
 def decode_customer_columns(
-    body: bytes, fields: Sequence[str], max_customers: int
+    body: bytes, fields: Sequence[str], max_customers: int, numbers: Collection[str] = ()
 ) -> CustomerColumns | None:
     """`{"customerData": [...]}` as columns when it holds 1 to `max_customers` customer
-    objects with no field beyond `fields`; None for any other body (see the module docstring).
+    objects with no field beyond `fields`, and the fields among `numbers` hold only numbers
+    and nulls; None for any other body (see the module docstring).
 
-    Values are decoded as JSON gives them (no type is imposed): the checks are the ingest's.
+    The fields among `numbers` (what the segments learned as numbers) come as float arrays,
+    read by msgspec without a Python object per value reaching the ingest; any other field's
+    values come as JSON gives them (no type is imposed), for the ingest to check.
     """
     absences = [_Absences() for _ in fields]
+    kinds = [float | None if name in numbers else Any for name in fields]
     # attributes f0, f1, ... renamed to the field names: any text can name a field
     customer: Any = msgspec.defstruct(
         "Customer",
-        [(f"f{i}", Any, msgspec.field(default_factory=count)) for i, count in enumerate(absences)],
+        [
+            (f"f{i}", kind, msgspec.field(default_factory=count))
+            for i, (kind, count) in enumerate(zip(kinds, absences, strict=True))
+        ],
         rename={f"f{i}": name for i, name in enumerate(fields)},
         forbid_unknown_fields=True,
         gc=False,
@@ -93,11 +100,15 @@ def decode_customer_columns(
     count = len(customers)
     if not 1 <= count <= max_customers:
         return None
-    values = {
-        name: list(map(attrgetter(f"f{i}"), customers))
-        for i, name in enumerate(fields)
-        if absences[i].count < count
-    }
+    values: dict[str, list[Any] | np.ndarray] = {}
+    for i, name in enumerate(fields):
+        if absences[i].count == count:
+            continue
+        column = list(map(attrgetter(f"f{i}"), customers))
+        numbers = np.array(column, dtype=float) if kinds[i] is not Any else None  # null: NaN
+        # (a column of nulls only is left as sent: its kind is the ingest's to say)
+        keep = numbers is not None and not np.isnan(numbers).all()
+        values[name] = numbers if keep else column
     return CustomerColumns(values, count)
 
 

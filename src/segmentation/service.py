@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from segmentation.analysis import analyze, previous_segmentation
-from segmentation.assign import Assignment, assign, assignment_table, fitted_of
+from segmentation.assign import Assignment, assign, assignment_table, fitted_of, learned_numbers
 from segmentation.bulk_json import (
     Customers,
     assignments_json,
@@ -357,7 +357,10 @@ class SegmentationService:
         fitted = self.store.fitted(analysis_id, tenant)
         id_field = fitted.encoder.schema.id_field
         columns = decode_customer_columns(
-            body, [spec.name for spec in fitted.encoder.schema.fields], self.settings.max_customers
+            body,
+            [spec.name for spec in fitted.encoder.schema.fields],
+            self.settings.max_customers,
+            numbers=learned_numbers(fitted.encoder),
         )
         laps.lap("read")
         scored = None

@@ -43,6 +43,32 @@ def test_a_field_no_customer_has_is_absent_and_one_some_lack_is_null() -> None:
     assert columns.values == {"id": [1, 2], "income": [3, None]}
 
 
+def test_fields_learned_as_numbers_come_as_float_arrays() -> None:
+    body = _body({"customerData": [{"id": 1, "income": 10, "region": "N"},
+                                   {"id": 2, "income": None, "region": "S"},
+                                   {"id": 3, "region": "S"}]})  # fmt: skip
+    columns = decode_customer_columns(body, FIELDS, 10, numbers=["income"])
+    assert columns is not None
+    income = columns.values["income"]
+    assert isinstance(income, np.ndarray) and income.dtype == float
+    assert income[0] == 10 and np.isnan(income[1:]).all()
+    assert columns.values["id"] == [1, 2, 3] and columns.values["region"] == ["N", "S", "S"]
+    # nulls only: left as sent, for the ingest to say what kind of field it is
+    only_nulls = _body({"customerData": [{"id": 1, "income": None}]})
+    columns = decode_customer_columns(only_nulls, FIELDS, 10, numbers=["income"])
+    assert columns is not None and columns.values["income"] == [None]
+
+
+@pytest.mark.parametrize("value", ["10", True, {"a": 1}, [1], 1e400, 10**400])
+def test_anything_but_a_number_where_numbers_were_learned_is_left_to_the_general_reader(
+    value: Any,
+) -> None:
+    customers = [{"id": 1, "income": 5}, {"id": 2, "income": value}]
+    body = _body({"customerData": customers}).replace(b"Infinity", b"1e400")
+    assert decode_customer_columns(body, FIELDS, 10) is not None or value == 1e400
+    assert decode_customer_columns(body, FIELDS, 10, numbers=["income"]) is None
+
+
 @pytest.mark.parametrize(
     "body",
     [

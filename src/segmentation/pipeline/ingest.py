@@ -75,9 +75,10 @@ class IngestedCustomers:
 class CustomerColumns:
     """Customers field by field: each field's values in customer order as sent, None where a
     customer has no value; what a body decoded straight into columns gives (no dict per
-    customer). A field no customer has is left out."""
+    customer). A field no customer has is left out. A field the decoder already read as
+    numbers throughout comes as a float array, NaN where a customer has no value."""
 
-    values: Mapping[str, list[Any]]
+    values: Mapping[str, list[Any] | np.ndarray]
     count: int
 
 
@@ -247,11 +248,14 @@ NUMBER_COLUMNS = frozenset({"integer", "floating", "mixed-integer-float"})
 
 
 def _clean_values(
-    field: str, values: list[Any], expected: str | None = None
+    field: str, values: list[Any] | np.ndarray, expected: str | None = None
 ) -> tuple[pd.Series | None, str, list[Problem]]:
     """`_clean_column` of a field's values as sent: the usual columns (numbers, text, each
     with nulls) converted in one C-level pass; any other mix goes through pandas exactly as a
     frame's column would."""
+    if isinstance(values, np.ndarray):  # numbers, as the decoder read them
+        numbers = values.astype(float, copy=False)
+        return pd.Series(numbers, copy=False), "number", _check_numbers(field, numbers)
     array = _object_array(values)  # inferred once as an array, not once per list
     inferred = pd.api.types.infer_dtype(array, skipna=True)
     if inferred in NUMBER_COLUMNS:
@@ -391,7 +395,7 @@ def _raw_frame(customers: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Data
 
 def _received(
     customers: pd.DataFrame | Sequence[Mapping[str, Any]] | CustomerColumns,
-) -> tuple[pd.DataFrame, Mapping[str, list[Any]] | None, int]:
+) -> tuple[pd.DataFrame, Mapping[str, list[Any] | np.ndarray] | None, int]:
     """The customers as a frame, or as each field's values when they come as records with
     the same fields or as columns (the frame is then empty), and how many there are."""
     if isinstance(customers, CustomerColumns):
