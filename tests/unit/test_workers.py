@@ -19,6 +19,8 @@ from segmentation.workers import (
     ProcessPool,
     Spilled,
     _IdleTrim,
+    _packed,
+    _unpacked,
     spill_folder,
 )
 
@@ -63,10 +65,26 @@ def test_a_result_nobody_waits_for_any_more_is_deleted(pool: ProcessPool) -> Non
 
 
 def test_a_spilled_payload_is_read_once(tmp_path) -> None:
-    spilled = Spilled.write(b"\x80\x05K\x07.", tmp_path)  # pickle of 7
+    spilled = Spilled.write(b"\x80\x05K\x07.", [], tmp_path)  # pickle of 7
     assert spilled.take() == 7
     assert not spilled.path.exists()
     spilled.discard()  # already gone: nothing to do
+
+
+def test_large_bytes_are_spilled_as_they_are_and_come_back_whole(tmp_path) -> None:
+    body, other = os.urandom(SPILL_BYTES + 1), bytes(SPILL_BYTES * 2)
+    value = {"body": body, "again": body, "small": b"abc", "nested": [other, 7]}
+    packed = _packed(value, tmp_path)
+    assert isinstance(packed, Spilled)
+    # each large object once, beside a small pickle: not copied into the pickle
+    size = packed.path.stat().st_size
+    assert len(body) + len(other) < size < len(body) + len(other) + 1000
+    unpacked = _unpacked(packed)
+    assert unpacked == value
+    assert unpacked["body"] is unpacked["again"] and type(unpacked["body"]) is bytes
+    assert not any(tmp_path.iterdir())
+    assert _unpacked(_packed(b"x" * 100, tmp_path)) == b"x" * 100  # small: no file
+    assert not any(tmp_path.iterdir())
 
 
 def test_memory_is_trimmed_once_a_worker_is_idle_and_never_during_a_task() -> None:
