@@ -105,10 +105,12 @@ def decode_customer_columns(
         if absences[i].count == count:
             continue
         column = list(map(attrgetter(f"f{i}"), customers))
-        numbers = np.array(column, dtype=float) if kinds[i] is not Any else None  # null: NaN
+        as_numbers = np.array(column, dtype=float) if kinds[i] is not Any else None  # null: NaN
         # (a column of nulls only is left as sent: its kind is the ingest's to say)
-        keep = numbers is not None and not np.isnan(numbers).all()
-        values[name] = numbers if keep else column
+        if as_numbers is not None and not np.isnan(as_numbers).all():
+            values[name] = as_numbers
+        else:
+            values[name] = column
     return CustomerColumns(values, count)
 
 

@@ -370,7 +370,8 @@ class SegmentationService:
         # each customer's id as sent (never a number pandas widened); None: not sent
         ids: Sequence[Any] | None = None
         if scored is not None and columns is not None:
-            ids = columns.values.get(id_field) if id_field is not None else None
+            sent = columns.values.get(id_field) if id_field is not None else None
+            ids = sent.tolist() if isinstance(sent, np.ndarray) else sent
         else:
             customers = read_customers_request(parse_json(body), self.settings.max_customers)
             laps.lap("read")

@@ -133,7 +133,8 @@ class _Unpickler(pickle.Unpickler):
         self.raw = raw
 
     def persistent_load(self, pid: Any) -> bytes:
-        return self.raw[pid]
+        raw: bytes = self.raw[pid]
+        return raw
 
 
 def _read_exactly(file: io.FileIO, size: int) -> bytes:
@@ -185,7 +186,7 @@ def _packed(value: Any, folder: Path) -> bytes | Spilled:
     """A task or result pickled once: the pickle itself when small (the executor's pipe then
     carries bytes, which cost it a copy, not a second pickling), a file in `folder` from
     SPILL_BYTES on, its large bytes objects written as they are (see `_Pickler`)."""
-    stream, raw = io.BytesIO(), []
+    stream, raw = io.BytesIO(), list[bytes]()
     _Pickler(stream, raw).dump(value)
     payload = stream.getvalue()
     if raw or len(payload) >= SPILL_BYTES:

@@ -236,7 +236,7 @@ def _distinct_text(column: pd.Series) -> pd.Series:
     return pd.Series(text[codes], index=column.index, dtype=object)
 
 
-def _object_array(values: list[Any]) -> np.ndarray:
+def _object_array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Values as a 1-D object array, lists and dicts kept whole (np.array would nest them)."""
     array = np.empty(len(values), dtype=object)
     array[:] = values
