@@ -21,7 +21,12 @@ import psutil
 import pytest
 
 from segmentation.synthetic import make_population
-from segmentation.workers import ANALYSIS_WORKER_NAME
+from segmentation.workers import (
+    ANALYSIS_WORKER_NAME,
+    ANALYSIS_WORKER_NICENESS,
+    JOB_WORKER_NAME,
+    JOB_WORKER_NICENESS,
+)
 from tests.e2e.conftest import (
     MAX_BODY_BYTES,
     REQUEST_TIMEOUT,
@@ -159,6 +164,16 @@ def test_a_worker_killed_while_idle_fails_no_request(tiny_pool: ServerProcess) -
     payload = analyze_ok(tiny_pool.base_url, small_customers(12), nClusters=2)
     assert len(all_customers(payload)) == 12
     assert only_worker(tiny_pool).pid != worker.pid
+
+
+def test_workers_yield_the_cores_to_the_event_loop(tiny_pool: ServerProcess) -> None:
+    # /health must answer while workers take every core: they run at a lower priority, and
+    # the job workers (batch work) below the analysis workers (a caller waits on those)
+    server = psutil.Process(tiny_pool.process.pid)
+    children = server.children(recursive=True)
+    by_name = {child.name(): child.nice() for child in children}
+    assert by_name[ANALYSIS_WORKER_NAME] == server.nice() + ANALYSIS_WORKER_NICENESS
+    assert by_name[JOB_WORKER_NAME] == server.nice() + JOB_WORKER_NICENESS
 
 
 # --- a full pool -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ are always deleted, whoever stopped waiting."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import operator
 import os
 import subprocess
@@ -13,7 +14,9 @@ import time
 import pytest
 
 from segmentation.workers import (
+    ANALYSIS_WORKER_NICENESS,
     IDLE_TRIM_S,
+    JOB_WORKER_NICENESS,
     SPILL_BYTES,
     SPILL_PREFIX,
     ProcessPool,
@@ -22,6 +25,7 @@ from segmentation.workers import (
     _packed,
     _unpacked,
     spill_folder,
+    start_worker,
 )
 
 
@@ -62,6 +66,17 @@ def test_a_result_nobody_waits_for_any_more_is_deleted(pool: ProcessPool) -> Non
         await asyncio.sleep(1.0)  # the abandoned result arrives and is deleted
 
     asyncio.run(abandon())
+
+
+def test_workers_run_below_the_servers_priority(pool: ProcessPool) -> None:
+    # the event loop (and /health) comes first when the workers take every core
+    assert asyncio.run(pool.run(os.nice, 0)) == os.nice(0) + ANALYSIS_WORKER_NICENESS
+    jobs = ProcessPool(1, 1, 1, functools.partial(start_worker, large_jobs=True))
+    try:
+        assert asyncio.run(jobs.run(os.nice, 0)) == os.nice(0) + JOB_WORKER_NICENESS
+    finally:
+        jobs.close()
+    assert JOB_WORKER_NICENESS > ANALYSIS_WORKER_NICENESS > 0  # batch jobs yield to analyses
 
 
 def test_a_spilled_payload_is_read_once(tmp_path) -> None:
