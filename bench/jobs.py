@@ -13,21 +13,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.run import RESULTS_DIR, MemorySampler, MiB, Server, machine, running
+from bench.run import (
+    RESULTS_DIR,
+    HealthPoller,
+    MemorySampler,
+    MiB,
+    Server,
+    machine,
+    request_body,
+    running,
+)
 from segmentation.synthetic import make_population
 
 JOB_POLL_S = 0.1
 JOB_TIMEOUT_S = 1800.0
 TARGET_JOB_PEAK_GIB = 6.0
+# the load beside a job: this many clients posting analyses of this many customers
+LOAD_CLIENTS = 16
+LOAD_CUSTOMERS = 1_000
+LOAD_RETRY_S = 0.2
 
 
 def _post_analysis(client: httpx.Client, url: str, body: bytes) -> tuple[float, str]:
@@ -84,11 +102,9 @@ def measure_assign(server: Server, n_new: int, repeats: int = 3) -> dict[str, An
     }
 
 
-def measure_job(server: Server, n_customers: int, folder: Path) -> dict[str, Any]:
-    path = folder / "customers.parquet"
-    make_population(n_customers, 5, random_state=80).frame.to_parquet(path, index=False)
-    sampler = MemorySampler(server.pid, pss=True)
-    sampler.start()
+def _follow_job(server: Server, path: Path) -> dict[str, Any]:
+    """Submit a Parquet file as a job and poll it to its end: its last state, the time to
+    submit, to the first progress and to the end, and every stage seen."""
     started = time.perf_counter()
     first_progress = None
     stages: list[tuple[float, str, float]] = []
@@ -106,20 +122,102 @@ def measure_job(server: Server, n_customers: int, folder: Path) -> dict[str, Any
             if job["status"] in {"succeeded", "failed", "cancelled"}:
                 break
             time.sleep(JOB_POLL_S)
-    total = time.perf_counter() - started
-    peak = sampler.finish()
     return {
-        "customers": n_customers,
         "status": job["status"],
         "error": job["error"],
         "submit_seconds": round(submitted.elapsed.total_seconds(), 3),
         "first_progress_seconds": round(first_progress, 2) if first_progress else None,
-        "total_seconds": round(total, 2),
+        "total_seconds": round(time.perf_counter() - started, 2),
+        "stages": stages,
+    }
+
+
+def measure_job(server: Server, n_customers: int, folder: Path) -> dict[str, Any]:
+    path = folder / "customers.parquet"
+    make_population(n_customers, 5, random_state=80).frame.to_parquet(path, index=False)
+    sampler = MemorySampler(server.pid, pss=True)
+    sampler.start()
+    job = _follow_job(server, path)
+    peak = sampler.finish()
+    return {
+        "customers": n_customers,
+        **job,
         "peak_mib": round(peak / MiB),
         "peak_pss_mib": round(sampler.peak_pss / MiB),
         # the server first, then its workers: each one's own peak
         "peak_mib_each": [round(rss / MiB) for rss in sampler.each.values()],
-        "stages": stages,
+    }
+
+
+def _post_analyses_until(
+    url: str, clients: int, ready: Event, stop: Event, outcome: Queue[dict[int, int]]
+) -> None:
+    """In a process of its own, so that the clients' work does not delay the health checks:
+    `clients` threads posting 1,000-customer analyses back to back until `stop` (after a 503,
+    the Retry-After a client would honour, shortened to LOAD_RETRY_S); then the count of
+    each status (0: no answer)."""
+    bodies = [
+        request_body(make_population(LOAD_CUSTOMERS, 5, random_state=100 + i), ours=True)
+        for i in range(clients)
+    ]
+    counts: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def post(body: bytes) -> None:
+        with httpx.Client(timeout=600) as client:
+            while not stop.is_set():
+                try:
+                    status = client.post(
+                        f"{url}/api/analyze",
+                        content=body,
+                        headers={"content-type": "application/json"},
+                    ).status_code
+                except httpx.HTTPError:
+                    status = 0
+                with lock:
+                    counts[status] += 1
+                if status == 503:
+                    stop.wait(LOAD_RETRY_S)
+
+    threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    ready.set()
+    for thread in threads:
+        thread.join()
+    outcome.put(dict(counts))
+
+
+def measure_health_under_load(
+    server: Server, n_customers: int, folder: Path, clients: int = LOAD_CLIENTS
+) -> dict[str, Any]:
+    """`GET /health`'s latency every 50 ms while a job of `n_customers` runs and `clients`
+    clients post analyses back to back, and what those clients got."""
+    path = folder / "load.parquet"
+    make_population(n_customers, 5, random_state=81).frame.to_parquet(path, index=False)
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop, outcome = spawn.Event(), spawn.Event(), spawn.Queue()
+    load = spawn.Process(
+        target=_post_analyses_until, args=(server.url, clients, ready, stop, outcome), daemon=True
+    )
+    load.start()
+    ready.wait(120)
+    poller = HealthPoller(server.url)
+    poller.start()
+    try:
+        job = _follow_job(server, path)
+    finally:
+        stop.set()
+        statuses = outcome.get(timeout=600)
+        load.join()
+        health = poller.finish()
+    return {
+        "customers": n_customers,
+        "clients": clients,
+        "job_status": job["status"],
+        "job_seconds": job["total_seconds"],
+        "analyses": {str(status): count for status, count in sorted(statuses.items())},
+        **health,
     }
 
 
