@@ -17,7 +17,9 @@ because this machine is noisy:
 
 and `/health`'s worst latency while the 100,000-customer analysis runs, and while a second
 1,000,000-customer job runs beside 16 clients posting 1,000-customer analyses back to back
-(from a process of their own; the 503s the full pool gives them are counted).
+(the clients and the health checks each from a process of their own, so that neither they
+nor this process' upload of the job delay a check; the 503s the full pool gives the clients
+are counted).
 Results: bench/results/floor.json.
 """
 

@@ -188,6 +188,18 @@ def _post_analyses_until(
     outcome.put(dict(counts))
 
 
+def _poll_health_until(
+    url: str, ready: Event, stop: Event, outcome: Queue[dict[str, float | int]]
+) -> None:
+    """In a process of its own, so that uploading the job and reading its state (this
+    benchmark's own Python work) cannot delay a check: `HealthPoller` until `stop`."""
+    poller = HealthPoller(url)
+    poller.start()
+    ready.set()
+    stop.wait()
+    outcome.put(poller.finish())
+
+
 def measure_health_under_load(
     server: Server, n_customers: int, folder: Path, clients: int = LOAD_CLIENTS
 ) -> dict[str, Any]:
@@ -196,21 +208,27 @@ def measure_health_under_load(
     path = folder / "load.parquet"
     make_population(n_customers, 5, random_state=81).frame.to_parquet(path, index=False)
     spawn = multiprocessing.get_context("spawn")
-    ready, stop, outcome = spawn.Event(), spawn.Event(), spawn.Queue()
-    load = spawn.Process(
-        target=_post_analyses_until, args=(server.url, clients, ready, stop, outcome), daemon=True
-    )
-    load.start()
-    ready.wait(120)
-    poller = HealthPoller(server.url)
-    poller.start()
+    stop = spawn.Event()
+    load_ready, load_outcome = spawn.Event(), spawn.Queue()
+    health_ready, health_outcome = spawn.Event(), spawn.Queue()
+    helpers = [
+        spawn.Process(target=_post_analyses_until, daemon=True,
+                      args=(server.url, clients, load_ready, stop, load_outcome)),
+        spawn.Process(target=_poll_health_until, daemon=True,
+                      args=(server.url, health_ready, stop, health_outcome)),
+    ]  # fmt: skip
+    for helper in helpers:
+        helper.start()
+    load_ready.wait(120)
+    health_ready.wait(120)
     try:
         job = _follow_job(server, path)
     finally:
         stop.set()
-        statuses = outcome.get(timeout=600)
-        load.join()
-        health = poller.finish()
+        statuses = load_outcome.get(timeout=600)
+        health = health_outcome.get(timeout=600)
+        for helper in helpers:
+            helper.join()
     return {
         "customers": n_customers,
         "clients": clients,
