@@ -317,7 +317,8 @@ def start_worker(*, large_jobs: bool = False) -> None:
     are not affected)."""
     die_with_parent()
     _name_process(JOB_WORKER_NAME if large_jobs else ANALYSIS_WORKER_NAME)
-    os.nice(JOB_WORKER_NICENESS if large_jobs else ANALYSIS_WORKER_NICENESS)
+    with contextlib.suppress(OSError, AttributeError):  # not POSIX: the system's priority
+        os.nice(JOB_WORKER_NICENESS if large_jobs else ANALYSIS_WORKER_NICENESS)
     threadpool_limits(limits=1, user_api="blas")
     if large_jobs:
         _return_large_blocks()
