@@ -20,9 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import pairwise_distances
-from sklearn.model_selection import KFold
-from sklearn.tree import DecisionTreeClassifier
 
 from segmentation.pipeline.features import FeatureEncoder
 from segmentation.pipeline.fit import FittedSegments
@@ -271,6 +268,9 @@ def surrogate_fidelity(encoded: np.ndarray, labels: np.ndarray, random_state: in
     The folds fitted in a plain loop: cross_val_score's per-call validation, cloning and
     scorer set-up cost more than the three small trees (same folds, seed and scores).
     """
+    from sklearn.model_selection import KFold
+    from sklearn.tree import DecisionTreeClassifier
+
     if len(np.unique(labels)) < 2 or len(labels) < 6:
         return 1.0
     folds = KFold(n_splits=3, shuffle=True, random_state=random_state)
@@ -324,6 +324,8 @@ def _metrics(
 ) -> tuple[float, float, float]:
     """Silhouette, Calinski-Harabasz and Davies-Bouldin of the final labels on the sample; the
     silhouette's distances are the search's when the rows are (all customers up to 1,000)."""
+    from sklearn.metrics import pairwise_distances
+
     # a random subset: the first rows of a sorted sample would all come from early input
     rng = np.random.default_rng(random_state + 1)
     silhouette_index = np.sort(

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from segmentation.pipeline.schema import FieldRole, FieldSpec, Schema, is_money, parse_dates
 
@@ -143,6 +142,8 @@ class FeatureEncoder:
         self.pca_mean_: np.ndarray | None = None
         self.pca_components_: np.ndarray | None = None
         if self.n_columns_ > PCA_MIN_COLUMNS:
+            from sklearn.decomposition import PCA
+
             pca = PCA(n_components=PCA_VARIANCE, svd_solver="full").fit(self.encode(frame))
             self.pca_mean_, self.pca_components_ = pca.mean_, pca.components_
         return self

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.features import FeatureEncoder, category_codes, numeric_values
@@ -305,6 +304,8 @@ def match_by_customers(table: np.ndarray, previous_ids: Sequence[int]) -> Matchi
     out = np.divide(table, p_size[:, None], out=np.zeros(table.shape), where=p_size[:, None] > 0)
     # a segment that absorbed another one's customers keeps the identity of its main source
     main_source = table.argmax(axis=0)
+    from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(-jaccard)
     survived = {
         int(c): (previous_ids[int(r)], round(float(jaccard[r, c]), 4))
@@ -354,6 +355,8 @@ def match_by_centroids(
     cost[:, ~finite] = 1e12
     cost[~np.isfinite(current_centres).all(axis=1)] = 1e12
     survived = {}
+    from scipy.optimize import linear_sum_assignment
+
     for c, p in zip(*linear_sum_assignment(cost), strict=True):
         limit = CENTROID_MATCH_SHARE * nearest[p] if np.isfinite(nearest[p]) else math.inf
         if finite[p] and cost[c, p] < 1e12 and distance[c, p] < limit:

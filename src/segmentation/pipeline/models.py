@@ -15,12 +15,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from scipy import sparse
-from scipy.cluster.hierarchy import cut_tree, linkage
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial.distance import pdist
-from sklearn.cluster import DBSCAN, KMeans
-from sklearn.neighbors import NearestNeighbors
 
 __all__ = [
     "ASSIGN_BLOCK",
@@ -148,6 +142,8 @@ class DensityModel:
     def assign(self, X: np.ndarray) -> np.ndarray:
         if len(self.core_points) == 0:
             return np.full(len(X), NOISE, dtype=np.int64)
+        from sklearn.neighbors import NearestNeighbors
+
         index = NearestNeighbors(n_neighbors=1).fit(self.core_points)
         distance, nearest = index.kneighbors(X)
         labels = self.core_labels[nearest[:, 0]].astype(np.int64)
@@ -166,6 +162,8 @@ def fit_kmeans(
     init: np.ndarray | None = None,
 ) -> tuple[np.ndarray, CentroidModel]:
     """k-means labels and model; `init` centers (from a sample) make large fits one start."""
+    from sklearn.cluster import KMeans
+
     kmeans = KMeans(
         n_clusters=k,
         init=init if init is not None else "k-means++",
@@ -274,6 +272,8 @@ class SampleDistances:
 
 def sample_distances(X: np.ndarray) -> SampleDistances:
     """One pdist of a bounded sample (O(n^2) memory) for Ward's tree and DBSCAN."""
+    from scipy.spatial.distance import pdist
+
     squared = pdist(X, "sqeuclidean")
     return SampleDistances(squared, np.sqrt(squared))
 
@@ -282,6 +282,8 @@ def ward_tree(X: np.ndarray) -> np.ndarray:
     """The Ward merge tree (scipy linkage) of customers, or of their condensed euclidean
     distances (the same tree: linkage computes exactly those); O(n^2) memory, so callers pass
     a bounded sample."""
+    from scipy.cluster.hierarchy import linkage
+
     return np.asarray(linkage(X, method="ward"))
 
 
@@ -302,6 +304,8 @@ def ward_cuts(tree: np.ndarray, ks: Sequence[int]) -> dict[int, np.ndarray]:
     n = len(tree) + 1
     heights = tree[:, 2]
     untied = [k for k in ks if k == 1 or (1 < k < n and heights[n - k - 1] < heights[n - k])]
+    from scipy.cluster.hierarchy import cut_tree
+
     cuts = {k: cut_tree(tree, n_clusters=k).ravel().astype(np.int64) for k in ks if k not in untied}
     if untied:
         cuts.update(_top_cuts(tree, untied))
@@ -364,6 +368,8 @@ def choose_eps(X: np.ndarray, min_samples: int) -> float:
 
     The knee is the point farthest from the chord joining the curve's ends (Kneedle).
     """
+    from sklearn.neighbors import NearestNeighbors
+
     neighbors = NearestNeighbors(n_neighbors=min(min_samples, len(X) - 1)).fit(X)
     distances = np.sort(neighbors.kneighbors(X)[0][:, -1])
     if distances[-1] <= distances[0]:
@@ -416,6 +422,9 @@ def fit_dbscan(
     come from the pairs within eps: `pairs` when known (`close_pairs`), else one pdist.
     scikit-learn's radius queries cost ~15 us per customer, most of the search's DBSCAN time.
     """
+    from scipy.spatial.distance import pdist
+    from sklearn.cluster import DBSCAN
+
     if X.shape[1] > KD_TREE_MAX_FIELDS or len(X) < KD_TREE_MIN_CUSTOMERS:
         dbscan = DBSCAN(eps=eps, min_samples=min_samples).fit(X)
         labels, core = dbscan.labels_.astype(np.int64), dbscan.core_sample_indices_
@@ -446,6 +455,9 @@ def _density_labels(n: int, pairs: Pairs, min_samples: int) -> tuple[np.ndarray,
         return labels, core
     is_core = counts >= min_samples
     linked = is_core[first] & is_core[second]
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
     graph = sparse.coo_matrix(
         (np.ones(np.count_nonzero(linked)), (first[linked], second[linked])), shape=(n, n)
     )

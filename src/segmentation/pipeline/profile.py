@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from segmentation.pipeline.features import category_codes, numeric_values
 from segmentation.pipeline.schema import (
@@ -136,6 +135,8 @@ def _welch_p(
     # Welch-Satterthwaite degrees of freedom: small segments get the t distribution's tails
     dof = spread**2 / (var_in**2 / (n_in - 1) + var_out**2 / (n_out - 1))
     # Student's t CDF itself: scipy.stats' distribution objects cost 100x the call
+    from scipy import special  # (not at import: the server process never needs scipy)
+
     return float(2 * special.stdtr(dof, -abs(t)))
 
 
@@ -147,6 +148,8 @@ def _proportion_p(hits_in: float, n_in: int, hits_out: float, n_out: int) -> flo
     if spread == 0:
         return 1.0
     z = (hits_in / n_in - hits_out / n_out) / spread
+    from scipy import special
+
     return float(2 * special.ndtr(-abs(z)))
 
 

@@ -46,7 +46,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sklearn.metrics import pairwise_distances
 
 from segmentation.errors import InsufficientDataError, Problem
 from segmentation.pipeline.models import (
@@ -424,6 +423,8 @@ class _Search:
         n = len(X)
         self.sample_index = np.sort(rng.choice(n, size=min(n, sample_size), replace=False))
         self.X = X[self.sample_index]
+        from sklearn.metrics import pairwise_distances
+
         m = len(self.X)
         self.silhouette_index = np.sort(
             rng.choice(m, size=min(m, SILHOUETTE_SAMPLE_SIZE), replace=False)
