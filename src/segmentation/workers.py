@@ -310,11 +310,11 @@ def start_worker(*, large_jobs: bool = False) -> None:
 
     The priority: when workers take every core, the event loop still gets one as soon as it
     has work (measured with a 1,000,000-customer job beside 16 clients' analyses on 2 cores:
-    /health's worst answer in 5 runs fell from 22-153 ms to 20-62 ms), and a job, batch work,
-    yields to analyses, which a caller waits on. A worker is one of several processes sharing
-    the cores, so BLAS threads of its own only contend with them (measured: scoring 100,000
-    customers 1.3-2x slower with two BLAS threads on two cores; scikit-learn's OpenMP loops
-    are not affected)."""
+    /health's worst answer was 22-153 ms in 4 runs before, 20-62 ms in 5 after), and a job,
+    batch work, yields to analyses, which a caller waits on. A worker is one of several
+    processes sharing the cores, so BLAS threads of its own only contend with them (measured:
+    scoring 100,000 customers 1.3-2x slower with two BLAS threads on two cores; scikit-learn's
+    OpenMP loops are not affected)."""
     die_with_parent()
     _name_process(JOB_WORKER_NAME if large_jobs else ANALYSIS_WORKER_NAME)
     with contextlib.suppress(OSError, AttributeError):  # not POSIX: the system's priority
