@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import orjson
@@ -370,8 +370,8 @@ class SegmentationService:
         # each customer's id as sent (never a number pandas widened); None: not sent
         ids: Sequence[Any] | None = None
         if scored is not None and columns is not None:
-            sent = columns.values.get(id_field) if id_field is not None else None
-            ids = sent.tolist() if isinstance(sent, np.ndarray) else sent
+            # (as sent: the id's role is never a number's, so it is never a decoded array)
+            ids = cast(list[Any], columns.values.get(id_field)) if id_field is not None else None
         else:
             customers = read_customers_request(parse_json(body), self.settings.max_customers)
             laps.lap("read")

@@ -138,8 +138,7 @@ class _Unpickler(pickle.Unpickler):
         self.raw = raw
 
     def persistent_load(self, pid: Any) -> bytes:
-        raw: bytes = self.raw[pid]
-        return raw
+        return self.raw[int(pid)]
 
 
 def _read_exactly(file: io.FileIO, size: int) -> bytes:

@@ -298,14 +298,14 @@ def shared_positions(
 def match_by_customers(table: np.ndarray, previous_ids: Sequence[int]) -> Matching:
     """Jaccard matching of the shared customers (`table`: previous x current counts), then
     MONIC's split and merge events (see the module docstring)."""
+    from scipy.optimize import linear_sum_assignment
+
     p_size, c_size = table.sum(axis=1), table.sum(axis=0)
     union = p_size[:, None] + c_size[None, :] - table
     jaccard = np.divide(table, union, out=np.zeros(table.shape), where=union > 0)
     out = np.divide(table, p_size[:, None], out=np.zeros(table.shape), where=p_size[:, None] > 0)
     # a segment that absorbed another one's customers keeps the identity of its main source
     main_source = table.argmax(axis=0)
-    from scipy.optimize import linear_sum_assignment
-
     rows, cols = linear_sum_assignment(-jaccard)
     survived = {
         int(c): (previous_ids[int(r)], round(float(jaccard[r, c]), 4))
@@ -342,6 +342,8 @@ def match_by_centroids(
     current_centres: np.ndarray, previous_centres: np.ndarray, previous_ids: Sequence[int]
 ) -> Matching:
     """One-to-one matching by distance in the previous scaled space (see the docstring)."""
+    from scipy.optimize import linear_sum_assignment
+
     # an Outliers segment has no centre (+inf or NaN): it never matches by distance
     finite = np.isfinite(previous_centres).all(axis=1)
     usable = np.where(np.isfinite(previous_centres), previous_centres, 0.0)
@@ -355,8 +357,6 @@ def match_by_centroids(
     cost[:, ~finite] = 1e12
     cost[~np.isfinite(current_centres).all(axis=1)] = 1e12
     survived = {}
-    from scipy.optimize import linear_sum_assignment
-
     for c, p in zip(*linear_sum_assignment(cost), strict=True):
         limit = CENTROID_MATCH_SHARE * nearest[p] if np.isfinite(nearest[p]) else math.inf
         if finite[p] and cost[c, p] < 1e12 and distance[c, p] < limit:

@@ -301,11 +301,11 @@ def ward_cuts(tree: np.ndarray, ks: Sequence[int]) -> dict[int, np.ndarray]:
     One pass over the top merges serves every k (tested equal to fcluster at every k): fcluster
     costs ~0.2 ms a call, mostly validating the tree, and a search cuts five trees at nine k.
     """
+    from scipy.cluster.hierarchy import cut_tree
+
     n = len(tree) + 1
     heights = tree[:, 2]
     untied = [k for k in ks if k == 1 or (1 < k < n and heights[n - k - 1] < heights[n - k])]
-    from scipy.cluster.hierarchy import cut_tree
-
     cuts = {k: cut_tree(tree, n_clusters=k).ravel().astype(np.int64) for k in ks if k not in untied}
     if untied:
         cuts.update(_top_cuts(tree, untied))

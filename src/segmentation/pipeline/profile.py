@@ -125,6 +125,8 @@ def _welch_p(
 ) -> float:
     """Two-sided p-value of Welch's t-test, segment against everyone else, from each side's
     count, mean and variance (ddof=1)."""
+    from scipy import special
+
     if n_in < 2 or n_out < 2:
         return 1.0
     var_in, var_out = max(var_in, 0.0) / n_in, max(var_out, 0.0) / n_out
@@ -135,12 +137,12 @@ def _welch_p(
     # Welch-Satterthwaite degrees of freedom: small segments get the t distribution's tails
     dof = spread**2 / (var_in**2 / (n_in - 1) + var_out**2 / (n_out - 1))
     # Student's t CDF itself: scipy.stats' distribution objects cost 100x the call
-    from scipy import special  # (not at import: the server process never needs scipy)
-
     return float(2 * special.stdtr(dof, -abs(t)))
 
 
 def _proportion_p(hits_in: float, n_in: int, hits_out: float, n_out: int) -> float:
+    from scipy import special
+
     if n_in == 0 or n_out == 0:
         return 1.0
     pooled = (hits_in + hits_out) / (n_in + n_out)
@@ -148,8 +150,6 @@ def _proportion_p(hits_in: float, n_in: int, hits_out: float, n_out: int) -> flo
     if spread == 0:
         return 1.0
     z = (hits_in / n_in - hits_out / n_out) / spread
-    from scipy import special
-
     return float(2 * special.ndtr(-abs(z)))
 
 
