@@ -136,6 +136,20 @@ def test_rows_written_as_columns_read_back_as_the_dicts(ids: list[Any] | None) -
     assert json.loads(written) == expected
 
 
+def test_confidences_are_written_as_arrow_writes_them() -> None:
+    """The lookup of a rounded confidence's text gives Arrow's text of it, character for
+    character: the grid's ends, values that round to -0, and beyond [-1, 1] (the cast)."""
+    rng = np.random.default_rng(3)
+    rounded = np.round(np.concatenate([
+        rng.uniform(-1, 1, 5000), -rng.uniform(0, 1e-4, 500), rng.uniform(0, 1e-4, 500),
+        [-1.0, 1.0, 0.0, -0.0, 0.99995, -0.99995, 0.5, 1e-4, -1e-4],
+    ]), 4)  # fmt: skip
+    for values in (rounded, np.append(rounded, 1.5)):
+        written = bulk_json._confidence_texts(values).to_pylist()
+        assert written == pa.array(values).cast(pa.large_string()).to_pylist()
+    assert "-0" in written and "1" in written and "-1" in written
+
+
 def test_json_texts_are_json() -> None:
     values = ["plain", 'quo"te', 7, None, 2**80]
     assert [json.loads(t) for t in json_texts(values).to_pylist()] == values

@@ -92,10 +92,13 @@ def confidence(
         rows = slice(start, start + ASSIGN_BLOCK)
         block_labels = labels[rows]
         clustered = block_labels != NOISE
-        own = np.zeros(len(block_labels))
-        own[clustered] = np.linalg.norm(
-            X[rows][clustered] - centers[block_labels[clustered]], axis=1
-        )
+        if clustered.all():  # (no outlier: the same distances without two masked copies)
+            own = np.linalg.norm(X[rows] - centers[block_labels], axis=1)
+        else:
+            own = np.zeros(len(block_labels))
+            own[clustered] = np.linalg.norm(
+                X[rows][clustered] - centers[block_labels[clustered]], axis=1
+            )
         # b is the nearest centre other than the customer's own
         nearest, second = two_nearest[rows, 0], two_nearest[rows, 1]
         other = np.where(np.isclose(own, nearest), second, nearest)

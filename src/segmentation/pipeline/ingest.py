@@ -256,7 +256,9 @@ def _clean_values(
     if isinstance(values, np.ndarray):  # numbers, as the decoder read them
         numbers = values.astype(float, copy=False)
         return pd.Series(numbers, copy=False), "number", _check_numbers(field, numbers)
-    array = _object_array(values)  # inferred once as an array, not once per list
+    array = _object_array(values)  # inferred as an array, not once per list
+    if pd.api.types.infer_dtype(array, skipna=False) == "string":  # text, none missing
+        return pd.Series(array, dtype=object, copy=False), "text", []
     inferred = pd.api.types.infer_dtype(array, skipna=True)
     if inferred in NUMBER_COLUMNS:
         try:
@@ -265,9 +267,8 @@ def _clean_values(
             pass
         else:
             return pd.Series(numbers, copy=False), "number", _check_numbers(field, numbers)
-    elif inferred == "string":
-        if pd.api.types.infer_dtype(array, skipna=False) != "string":  # nulls among the text
-            array[pd.isna(array)] = None
+    elif inferred == "string":  # with nulls
+        array[pd.isna(array)] = None
         return pd.Series(array, dtype=object, copy=False), "text", []
     return _clean_column(field, pd.Series(array, dtype=object), expected)
 
@@ -340,6 +341,30 @@ def _check_ids(ids: pd.Series, id_field: str) -> list[Problem]:
     return problems
 
 
+def _clean_ids(field: str, ids: pd.Series) -> tuple[pd.Series, list[Problem]]:
+    """The id column as sent (ids are compared, never computed with: 64-bit keys stay exact),
+    missing as None, and its problems: a missing, duplicate or non-finite id.
+
+    The usual ids (whole numbers or text throughout, hence none missing) are told apart in
+    one C-level inference and checked for repeats by a hash of their values; only a column
+    with repeats, gaps or other values is looked at id by id."""
+    kind = pd.api.types.infer_dtype(ids, skipna=False)
+    as_int64 = _int64(ids) if kind == "integer" else None
+    plain = kind == "string" or as_int64 is not None
+    if plain and (ids if as_int64 is None else pd.Index(as_int64)).is_unique:
+        return _as_objects(ids), []
+    problems = _check_echoed(field, ids)
+    if kind not in ("integer", "string"):
+        ids = ids.astype(object).where(ids.notna(), None)
+    problems += _check_ids(ids if as_int64 is None else pd.Series(as_int64), field)
+    return _as_objects(ids), problems
+
+
+def _as_objects(column: pd.Series) -> pd.Series:
+    """The column as Python objects, not copied when it holds them already."""
+    return column if column.dtype == object else column.astype(object)
+
+
 def _check_records(customers: Any) -> None:
     """A list of objects, or InvalidInputError naming the records that are not objects."""
     if isinstance(customers, str | bytes) or not isinstance(customers, Sequence):
@@ -377,8 +402,13 @@ def exact_int64(ids: Sequence[Any] | pd.Series) -> np.ndarray | None:
     beyond 64 bits), for the caller to keep them as sent."""
     if pd.api.types.infer_dtype(ids, skipna=False) != "integer":
         return None
+    return _int64(ids)
+
+
+def _int64(whole_numbers: Sequence[Any] | pd.Series) -> np.ndarray | None:
+    """Whole numbers as int64, None when one lies beyond 64 bits."""
     try:
-        return np.array(ids, dtype=np.int64)
+        return np.array(whole_numbers, dtype=np.int64)
     except OverflowError:
         return None
 
@@ -458,14 +488,8 @@ other records, got '75,000'
     id_field = find_id_field(fields)
     for field in fields:
         if field == id_field:
-            # ids are compared, never computed with: kept as sent (64-bit keys stay exact)
-            ids = column(field)
-            # (whole numbers or text throughout, the usual ids, hold no missing value)
-            plain = pd.api.types.infer_dtype(ids, skipna=False) in ("integer", "string")
-            columns[field] = ids.astype(object) if plain else ids.astype(object).where(
-                ids.notna(), None
-            )  # fmt: skip
-            problems += _check_echoed(field, ids)
+            columns[field], id_problems = _clean_ids(field, column(field))
+            problems += id_problems
             continue
         expected = (expected_kinds or {}).get(field)
         cleaned, kind, field_problems = (
@@ -482,10 +506,6 @@ other records, got '75,000'
             if kind == "boolean":
                 boolean_fields.append(field)
 
-    if id_field is not None:
-        ids = columns[id_field]
-        as_int64 = exact_int64(ids)
-        problems += _check_ids(ids if as_int64 is None else pd.Series(as_int64), id_field)
     if problems:
         problems.sort(key=lambda p: p.record if p.record is not None else -1)
         raise InvalidInputError(problems)
