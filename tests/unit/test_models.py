@@ -134,7 +134,19 @@ def test_ward_cuts_equal_fcluster_or_cut_tree_at_every_k(X: np.ndarray) -> None:
 def test_ward_tree_of_the_sample_distances_is_the_tree_of_the_customers(X: np.ndarray) -> None:
     distances = sample_distances(X)
     assert np.array_equal(distances.euclidean, pdist(X))
-    assert np.array_equal(ward_tree(distances.euclidean), linkage(X, method="ward"))
+    assert np.array_equal(ward_tree(distances.euclidean), ward_tree(X))
+
+
+@pytest.mark.parametrize("X", TREES)
+def test_the_ward_tree_is_scipys(X: np.ndarray) -> None:
+    """fastcluster's tree: scipy's merges and sizes, heights within rounding, the same
+    segments at every k, ties included."""
+    tree, scipys = ward_tree(X), linkage(X, method="ward")
+    assert np.array_equal(tree[:, [0, 1, 3]], scipys[:, [0, 1, 3]])
+    assert np.allclose(tree[:, 2], scipys[:, 2], rtol=1e-12, atol=1e-12)
+    ks = list(range(1, len(X) + 1))
+    ours, theirs = ward_cuts(tree, ks), ward_cuts(scipys, ks)
+    assert all(np.array_equal(ours[k], theirs[k]) for k in ks)
 
 
 def _dbscan_cases() -> list[tuple[np.ndarray, int]]:
