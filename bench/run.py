@@ -705,9 +705,9 @@ def machine() -> dict[str, Any]:
 
 def python_loop_seconds(repeats: int = 3) -> float:
     """Seconds of a fixed pure-Python loop (3,000,000 additions), the best of `repeats`: how
-    fast this machine runs Python-level work right now. Its speed drifts within an hour (the
-    same loop has taken 0.25 s and 0.47 s the same day), so a figure with no peer of its own
-    (seconds at 1,000 customers, customers scored per second) is read beside this one."""
+    fast this machine runs Python-level work right now. Its speed drifts within an hour (up to
+    2x here), so a figure with no peer of its own (seconds at 1,000 customers, customers
+    scored per second) is read beside this one."""
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
