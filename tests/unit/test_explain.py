@@ -10,6 +10,7 @@ from sklearn.model_selection import KFold, cross_val_score
 from sklearn.tree import DecisionTreeClassifier
 
 from segmentation.pipeline.explain import (
+    _at_least_distinct,
     _metrics,
     confidence,
     permutation_importance,
@@ -55,6 +56,37 @@ def test_confidence_is_within_minus_1_and_1() -> None:
     assert scores.shape == (200,)
     assert np.all((scores >= -1) & (scores <= 1))
     assert np.all(scores[labels == NOISE] == 0)
+
+
+def test_confidence_of_a_customer_does_not_depend_on_outliers_beside_it() -> None:
+    # blocks without an outlier take a path without masks: the same numbers, bit for bit
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    centers = rng.normal(size=(3, 4))
+    labels = rng.integers(0, 3, size=300)
+    with_outliers = labels.copy()
+    with_outliers[::7] = NOISE
+    kept = with_outliers != NOISE
+    assert np.array_equal(
+        confidence(X, labels, centers)[kept], confidence(X, with_outliers, centers)[kept]
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "k", "expected"),
+    [
+        (np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]), 3, True),
+        # the first column alone falls short; the rows still differ
+        (np.array([[0.0, 1.0], [0.0, 2.0], [0.0, 3.0]]), 3, True),
+        (np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 1.0]]), 3, False),
+        # -0.0 and 0.0 are the same value
+        (np.array([[-0.0, 5.0], [0.0, 5.0]]), 2, False),
+    ],
+)
+def test_at_least_distinct_counts_rows_that_differ(
+    rows: np.ndarray, k: int, expected: bool
+) -> None:
+    assert _at_least_distinct(rows, k) is expected
 
 
 def test_confidence_with_one_segment_is_zero() -> None:
