@@ -194,8 +194,8 @@ def _rounded_texts() -> pa.Array:
 
 def _confidence_texts(rounded: np.ndarray) -> pa.Array:
     """The texts of confidences rounded to 4 decimals: those of Arrow's cast, character for
-    character. np.round gives rint(x * 10^4) / 10^4, the very number at its
-    position in `_rounded_texts`."""
+    character (np.round gives rint(x * 10^4) / 10^4, the very number at its position in
+    `_rounded_texts`; -0 has a position of its own, since Arrow writes it "-0")."""
     if not (np.abs(rounded) <= 1).all():
         return pa.array(rounded).cast(TEXT)
     positions = np.rint(rounded * ROUNDED_STEPS).astype(np.int64) + ROUNDED_STEPS
@@ -224,18 +224,19 @@ def assignments_json(
         ],
         TEXT,
     )
-    # each row ends with the next one's opening, and the ambiguous flag carries the text up
-    # to the id: Arrow's join costs about as much per piece as per row (8 pieces -> 6)
-    opening, after = '{"index":', "" if ids is None else ',"id":'
+    # each row ends with the next one's opening, and the ambiguous flag carries the text that
+    # follows it: Arrow's join costs about as much per piece as per row (8 pieces -> 6)
+    opening = '{"index":'
     closing = "}," + opening
+    after_flag = ',"id":' if ids is not None else closing
     pieces: list[Any] = [
         pa.array(np.arange(n)).cast(TEXT),
         middles.take(pa.array(np.searchsorted(segment_ids, scored.labels))),
         _confidence_texts(confidence),
         pc.if_else(
             pa.array(scored.ambiguous),
-            _literal(',"ambiguous":true' + after + ("" if ids is not None else closing)),
-            _literal(',"ambiguous":false' + after + ("" if ids is not None else closing)),
+            _literal(',"ambiguous":true' + after_flag),
+            _literal(',"ambiguous":false' + after_flag),
         ),
     ]
     if ids is not None:
