@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation import analyze
+from segmentation.analysis import content_digest
 from segmentation.pipeline.fit import relabel as _relabel
 from segmentation.pipeline.models import NOISE, CentroidModel
 
@@ -121,3 +122,28 @@ def test_relabelling_keeps_segment_sizes(labels: list[int]) -> None:
     for old, new in zip(raw, relabelled, strict=True):
         if old != NOISE:
             assert model.centers[new][0] == centers[old][0]
+
+
+@st.composite
+def id_frames(draw: st.DrawFn) -> pd.DataFrame:
+    """Ids as sent (whole numbers as Python objects, within 64 bits or beyond, or text)
+    beside numbers with gaps, text with gaps and flags."""
+    n = draw(st.integers(0, 30))
+    whole = st.integers(-(2**63), 2**63 - 1) | st.integers(-(2**70), 2**70)
+    ids = draw(st.lists(whole, min_size=n, max_size=n) | st.lists(st.text(), min_size=n,
+                                                                    max_size=n))  # fmt: skip
+    numbers = draw(st.lists(st.floats(allow_nan=True) | st.none(), min_size=n, max_size=n))
+    text = draw(st.lists(st.sampled_from(["a", "b", None]), min_size=n, max_size=n))
+    flags = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    frame = pd.DataFrame({"id": pd.Series(ids, dtype=object), "x": pd.Series(numbers, dtype=float),
+                          "r": pd.Series(text, dtype=object), "b": flags})  # fmt: skip
+    return frame[draw(st.permutations(list(frame.columns)))]
+
+
+@SETTINGS
+@given(id_frames())
+def test_the_content_digest_is_pandas_hash(frame: pd.DataFrame) -> None:
+    # the canonical row order sorts by it: the same numbers, so the same order as before
+    assert np.array_equal(
+        content_digest(frame), pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    )
