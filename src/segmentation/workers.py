@@ -302,6 +302,22 @@ def _return_large_blocks() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
 
 
+def _one_heap_per_worker() -> None:
+    """Have every worker process started from now on allocate from glibc's one main heap
+    (MALLOC_ARENA_MAX=1, unless the operator set it), which glibc reads as a process starts.
+
+    By default each thread that finds the heap busy gets an arena of its own (numpy's BLAS
+    threads at import already make four), and the search's two threads (k-means fits beside
+    Ward's tree, which runs without the GIL) leave memory spread over heaps that trimming
+    cannot hand back. Measured after a 100,000-customer analysis and scoring: 314 MiB per
+    analysis worker with arenas, 274 without; the 1,000,000-customer job's summed peak in
+    bench.floor 1.46 -> 1.32 GiB, the job's time 7.0-8.1 s with arenas and 5.6-7.6 s
+    without (two runs of two jobs each, alternated). The threads take turns on the GIL, so
+    they seldom wait for the heap's lock; a job's Arrow buffers of 4 MiB and more are mapped
+    from the system, not taken from the heap."""
+    os.environ.setdefault("MALLOC_ARENA_MAX", "1")
+
+
 def start_worker(*, large_jobs: bool = False) -> None:
     """What every worker does first: die with the server, run below the server's priority,
     keep BLAS to one thread, give the memory of finished tasks back, and, running
@@ -374,6 +390,7 @@ class ProcessPool:
         self.what, self.setting = what, setting
         self.pending = 0
         self._spill = spill_folder()
+        _one_heap_per_worker()
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:

@@ -79,6 +79,42 @@ def test_workers_run_below_the_servers_priority(pool: ProcessPool) -> None:
     assert JOB_WORKER_NICENESS > ANALYSIS_WORKER_NICENESS > 0  # batch jobs yield to analyses
 
 
+def _heaps_after_threads_allocate() -> int:
+    """In a worker: two threads build Ward trees at once (fastcluster allocates without the
+    GIL, so they meet at the heap's lock), then glibc's malloc_info counts the heaps."""
+    import ctypes
+    import tempfile
+    import threading
+
+    import numpy as np
+
+    from segmentation.pipeline.models import ward_tree
+
+    def build() -> None:
+        for seed in range(5):
+            ward_tree(np.random.default_rng(seed).normal(size=(600, 4)))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype = ctypes.c_void_p
+    with tempfile.NamedTemporaryFile(suffix=".xml") as report:
+        stream = libc.fopen(report.name.encode(), b"w")
+        libc.malloc_info(0, ctypes.c_void_p(stream))
+        libc.fclose(ctypes.c_void_p(stream))
+        return report.read().count(b"<heap nr=")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_info")
+def test_workers_allocate_from_one_heap(pool: ProcessPool) -> None:
+    # threads that each got an arena would leave memory that trimming cannot give back
+    assert asyncio.run(pool.run(os.getenv, "MALLOC_ARENA_MAX")) == "1"
+    assert asyncio.run(pool.run(_heaps_after_threads_allocate)) == 1
+
+
 def test_a_spilled_payload_is_read_once(tmp_path) -> None:
     spilled = Spilled.write(b"\x80\x05K\x07.", [], tmp_path)  # pickle of 7
     assert spilled.take() == 7
