@@ -116,10 +116,10 @@ def content_digest(frame: pd.DataFrame) -> np.ndarray:
     time for a column of whole numbers held as Python objects (the ids as sent).
 
     pandas hashes such a column as the text of each number, made by Python one number at a
-    time after a factorization of all of them: 0.85 s for a million ids. Here Arrow writes
-    the texts and they are hashed without the factorization, which only pays off for
-    repeated values: 0.35 s. The columns' hashes are then combined as pandas combines them
-    (CPython's tuple hash)."""
+    time after a factorization of all of them. Here Arrow writes the texts and they are
+    hashed without the factorization, which only pays off for repeated values (a million
+    customers with an id, two text fields and numbers: 0.90 s with pandas, 0.47 s here). The
+    columns' hashes are then combined as pandas combines them (CPython's tuple hash)."""
     hashes: list[np.ndarray] = []
     for _, column in frame.items():
         whole = exact_int64(column) if column.dtype == object else None
