@@ -309,9 +309,9 @@ def _one_heap_per_worker() -> None:
     is already set up).
 
     By default each thread that finds the heap busy gets an arena of its own (measured: four
-    heaps after two threads built Ward trees at once), and the search's two threads (k-means fits beside
-    Ward's tree, which runs without the GIL) leave memory spread over heaps that trimming
-    cannot hand back. Measured after a 100,000-customer analysis and scoring: 314 MiB per
+    heaps after two threads built Ward trees at once), and the search's two threads (k-means
+    fits beside Ward's tree, which runs without the GIL) leave memory spread over heaps that
+    trimming cannot hand back. Measured after a 100,000-customer analysis and scoring: 314 MiB per
     analysis worker with arenas, 274 without; the 1,000,000-customer job's summed peak in
     bench.floor 1.46 -> 1.32 GiB, the job's time 7.0-8.1 s with arenas and 5.6-7.6 s
     without (two runs of two jobs each, alternated). The threads take turns on the GIL, so
