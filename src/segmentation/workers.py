@@ -311,12 +311,12 @@ def _one_heap_per_worker() -> None:
     By default each thread that finds the heap busy gets an arena of its own (measured: four
     heaps after two threads built Ward trees at once), and the search's two threads (k-means
     fits beside Ward's tree, which runs without the GIL) leave memory spread over heaps that
-    trimming cannot hand back. Measured after a 100,000-customer analysis and scoring: 314 MiB per
-    analysis worker with arenas, 274 without; the 1,000,000-customer job's summed peak in
-    bench.floor 1.46 -> 1.32 GiB, the job's time 7.0-8.1 s with arenas and 5.6-7.6 s
-    without (two runs of two jobs each, alternated). The threads take turns on the GIL, so
-    they seldom wait for the heap's lock; a job's Arrow buffers of 4 MiB and more are mapped
-    from the system, not taken from the heap."""
+    trimming cannot hand back. Measured after a 100,000-customer analysis and scoring: 314
+    MiB per analysis worker with arenas, 274 without; the 1,000,000-customer job's summed
+    peak in bench.floor 1.46 -> 1.32 GiB, the job's time 7.0-8.1 s with arenas and 5.6-7.6 s
+    without (two runs of two jobs each, alternated, the variable set for the whole server).
+    The threads take turns on the GIL, so they seldom wait for the heap's lock; a job's
+    Arrow buffers of 4 MiB and more are mapped from the system, not taken from the heap."""
     os.environ.setdefault("MALLOC_ARENA_MAX", "1")
 
 
