@@ -35,7 +35,7 @@ from segmentation.pipeline.lineage import (
 from segmentation.pipeline.models import Algorithm
 from segmentation.pipeline.profile import profile_segments
 from segmentation.pipeline.quality import data_quality, warnings
-from segmentation.pipeline.schema import Schema, infer_schema
+from segmentation.pipeline.schema import Schema, clean, infer_schema
 from segmentation.pipeline.search import (
     SEARCH_SAMPLE_SIZE,
     SearchResult,
@@ -43,7 +43,14 @@ from segmentation.pipeline.search import (
     k_values,
     search,
 )
-from segmentation.results import ACCURACY_METHOD, K_SELECTION_METHOD, Analysis, KSelection, Segment
+from segmentation.results import (
+    ACCURACY_METHOD,
+    K_SELECTION_METHOD,
+    Analysis,
+    KSelection,
+    Outcome,
+    Segment,
+)
 
 __all__ = ["DEFAULT_K_RANGE", "MAX_K", "analyze", "previous_segmentation"]
 
@@ -92,6 +99,8 @@ class _Prepared:
     X: np.ndarray
     #: the input row of each canonical position (see `_canonical_order`)
     order: np.ndarray
+    #: what reading the customers left out or changed (a file's blank rows, repeated ids)
+    notes: tuple[str, ...] = ()
 
     def restore(self, values: np.ndarray) -> np.ndarray:
         """Per-customer values from canonical order back to input order."""
@@ -100,12 +109,14 @@ class _Prepared:
         return restored
 
 
-def _canonical_order(frame: pd.DataFrame) -> np.ndarray:
-    """Rows sorted by a hash of their content: every random step (search samples, half-sample
-    splits, k-means starts) then sees the same rows in the same order however the input was
-    ordered, so a shuffled file gives the same segments. Identical rows are interchangeable."""
+def _canonical_order(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
+    """Rows sorted by a hash of their features (in the schema's order, by name): every random
+    step (search samples, half-sample splits, k-means starts) then sees the same rows in the
+    same order however the input's rows and columns were ordered, and whatever fields it does
+    not use, so a shuffled file gives the same segments. Rows alike on every feature are
+    interchangeable."""
     try:
-        digest = content_digest(frame)
+        digest = content_digest(frame[[spec.name for spec in schema.features]])
     except TypeError:  # a cell pandas cannot hash: the input order is kept
         return np.arange(len(frame))
     return np.argsort(digest, kind="stable")
@@ -142,22 +153,28 @@ def _prepare(
     customers: pd.DataFrame | Sequence[Mapping[str, Any]],
     options: AnalysisOptions,
     max_fields: int | None,
+    input_notes: Sequence[str] = (),
 ) -> _Prepared:
-    ingested = ingest(customers)
+    ingested = ingest(customers, duplicate_ids=options.duplicate_ids)
     n_fields = len(ingested.frame.columns) + len(ingested.nested_fields)
     if max_fields is not None and n_fields > max_fields:
         raise InvalidInputError(
             Problem(f"customers have {n_fields} fields, more than the limit of {max_fields}")
         )
-    schema = infer_schema(ingested, features=options.features, exclude=options.exclude)
+    schema = infer_schema(
+        ingested, features=options.features, exclude=options.exclude, outcomes=options.outcomes,
+        random_state=options.random_state,
+    )  # fmt: skip
     if not schema.features:
         reasons = "; ".join(f"{f.name!r}: {f.reason}" for f in schema.fields) or "no fields at all"
         raise InvalidInputError(Problem(f"no usable feature field ({reasons})"))
-    order = _canonical_order(ingested.frame)
-    frame = ingested.frame.iloc[order].reset_index(drop=True)
+    cleaned = clean(ingested.frame, schema)
+    order = _canonical_order(cleaned, schema)
+    frame = cleaned.iloc[order].reset_index(drop=True)
     ingested = replace(ingested, frame=frame)
     encoder = FeatureEncoder(schema, options.random_state).fit(frame)
-    return _Prepared(ingested, schema, encoder, encoder.transform(frame), order)
+    notes = (*input_notes, *ingested.notes)
+    return _Prepared(ingested, schema, encoder, encoder.transform(frame), order, notes)
 
 
 def _search(prepared: _Prepared, options: AnalysisOptions, sample_size: int) -> SearchResult:
@@ -217,6 +234,7 @@ def _segments(
             centroid=profile.centroid,
             categories=profile.categories,
             characteristics=profile.characteristics,
+            outcomes=profile.outcomes,
             confidence=float(trust.confidence[ids == i].mean()),
             stability=float(trust.stability.per_segment[i]),
             ambiguous_share=float(trust.ambiguous[ids == i].mean()),
@@ -259,13 +277,30 @@ def _follow(
 
 
 def _customer_ids(
-    customers: pd.DataFrame | Sequence[Mapping[str, Any]], id_field: str | None
+    customers: pd.DataFrame | Sequence[Mapping[str, Any]],
+    id_field: str | None,
+    rows: np.ndarray | None,
 ) -> list[Any] | None:
+    """Each analysed customer's id as sent (the kept rows only, when `rows` says which)."""
     if id_field is None:
         return None
     if isinstance(customers, pd.DataFrame):
-        return list(customers[id_field].tolist())
-    return [record.get(id_field) for record in customers]
+        ids = list(customers[id_field].tolist())
+    else:
+        ids = [record.get(id_field) for record in customers]
+    return ids if rows is None else [ids[i] for i in rows.tolist()]
+
+
+def _outcomes(frame: pd.DataFrame, schema: Schema) -> tuple[Outcome, ...]:
+    """Each outcome field, with its rate or mean over every customer with a value."""
+    found = []
+    for spec in schema.outcomes:
+        values = frame[spec.name].to_numpy(dtype=float, na_value=np.nan)
+        present = values[~np.isnan(values)]
+        overall = float(present.mean()) if present.size else float("nan")
+        kind = "rate" if spec.positive is not None else "mean"
+        found.append(Outcome(spec.name, kind, spec.positive, spec.meaning, overall))
+    return tuple(found)
 
 
 def previous_segmentation(
@@ -314,6 +349,7 @@ def analyze(
     search_sample_size: int = SEARCH_SAMPLE_SIZE,
     progress: Progress | None = None,
     previous: PreviousSegmentation | Analysis | FittedSegmentation | None = None,
+    input_notes: Sequence[str] = (),
     **option_values: Any,
 ) -> Analysis:
     """Segment customers and explain the result.
@@ -333,6 +369,8 @@ def analyze(
     previous : the previous analysis of the same population (`previous_segmentation(...)`
         of an `Analysis`, or a stored one): segments keep their ids and names, and
         `lineage` reports who moved where and how fields drifted (pipeline/lineage.py).
+    input_notes : what reading the customers' file noted (blank rows skipped, no header
+        row), added to the data-quality warnings.
 
     Examples
     --------
@@ -348,7 +386,7 @@ def analyze(
     clock = _Clock(progress)
     if previous is not None and not isinstance(previous, PreviousSegmentation):
         previous = previous_segmentation(previous)
-    prepared = _prepare(customers, options, max_fields)
+    prepared = _prepare(customers, options, max_fields, input_notes)
     if previous is not None:
         previous.check_fields([s.name for s in prepared.schema.features])
     clock.lap("features")
@@ -372,7 +410,7 @@ def analyze(
         )
     clock.lap("explain")
     segments, axes = _segments(prepared, fitted, trust)
-    ids = _customer_ids(customers, prepared.customers.id_field)
+    ids = _customer_ids(customers, prepared.customers.id_field, prepared.customers.rows)
     reference = drift_reference(frame, prepared.schema)
     labels, lineage = fitted.segment_ids, None
     if previous is not None:
@@ -422,10 +460,12 @@ def _assemble(
         ),
         data_quality=data_quality(
             prepared.customers, prepared.schema, prepared.encoder, axes,
-            [*notes, *([range_note] if range_note else [])],
+            [*prepared.notes, *notes, *([range_note] if range_note else [])],
         ),
         algorithm=found.chosen.algorithm.value, random_state=options.random_state,
         options=options, encoder=prepared.encoder, model=fitted.model, centers=trust.centers,
         projection=plane,
         timings=timings, reference=reference, lineage=lineage, next_segment_id=next_id,
+        outcomes=_outcomes(prepared.customers.frame, prepared.schema),
+        input_rows=prepared.customers.rows,
     )  # fmt: skip

@@ -29,7 +29,8 @@ from segmentation.pipeline.ingest import (
 )
 from segmentation.pipeline.lineage import DriftReference
 from segmentation.pipeline.models import NOISE, CentroidModel, SegmentModel, nearest_centroid
-from segmentation.pipeline.schema import FieldRole
+from segmentation.pipeline.schema import FieldRole, FieldSpec, clean
+from segmentation.pipeline.values import read_numbers, text_values
 from segmentation.results import Analysis
 
 __all__ = [
@@ -91,10 +92,12 @@ def assignment_table(
     ambiguous: np.ndarray,
     segment_names: Mapping[int, str],
     ids: Sequence[Any] | np.ndarray | None = None,
+    index: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One row per customer: index, id (if any), clusterId, clusterName, confidence,
-    ambiguous; the shape of every assignments export (files, downloads, the CLI)."""
-    columns: dict[str, Any] = {"index": np.arange(len(labels))}
+    """One row per customer: index (its position in the input as sent; `index` when rows
+    were left out), id (if any), clusterId, clusterName, confidence, ambiguous; the shape of
+    every assignments export (files, downloads, the CLI)."""
+    columns: dict[str, Any] = {"index": np.arange(len(labels)) if index is None else index}
     if ids is not None:
         columns["id"] = ids if isinstance(ids, np.ndarray) else list(ids)
     columns["clusterId"] = labels
@@ -121,13 +124,34 @@ def fitted_of(analysis: Analysis) -> FittedSegmentation:
 
 
 def learned_numbers(encoder: FeatureEncoder) -> list[str]:
-    """The fields the segments learned as numbers."""
-    return [e.spec.name for e in encoder.encodings_ if e.spec.role is FieldRole.NUMERIC]
+    """The fields the segments learned as numbers sent as numbers (not as text that reads
+    as numbers: "$67,349", "29,85")."""
+    return [
+        e.spec.name
+        for e in encoder.encodings_
+        if e.spec.role is FieldRole.NUMERIC and e.spec.number_format is None
+    ]
 
 
-def _check_kinds(customers: IngestedCustomers, encoder: FeatureEncoder) -> list[Problem]:
-    """Values of another kind than at learning time: text or true/false in a numeric field,
-    an unreadable date."""
+def _unreadable(raw: pd.Series, read: pd.Series, spec: FieldSpec) -> np.ndarray:
+    """Which values of a field do not read as its numbers or dates, blanks and placeholder
+    texts aside (those are missing values, as when the segments were learned)."""
+    is_text = not pd.api.types.is_numeric_dtype(raw.dtype)
+    stated = text_values(raw).values if is_text else raw
+    if spec.role is FieldRole.DATE:
+        values = numeric_values(read.to_frame(spec.name), spec)
+    else:
+        values = read_numbers(stated, spec.number_format)
+    unreadable: np.ndarray = np.asarray(stated.notna()) & np.isnan(values)
+    return unreadable
+
+
+def _check_kinds(
+    customers: IngestedCustomers, read: pd.DataFrame, encoder: FeatureEncoder
+) -> list[Problem]:
+    """Values of another kind than at learning time: text or true/false in a field learned
+    from numbers, text that does not read as the numbers a field learned from text did, an
+    unreadable date. `read` is the customers as their schema reads them."""
     frame = customers.frame
     problems = [
         Problem("holds an object or a list where the segments learned a value", field=name)
@@ -138,19 +162,23 @@ def _check_kinds(customers: IngestedCustomers, encoder: FeatureEncoder) -> list[
         spec = encoding.spec
         if spec.role is FieldRole.CATEGORICAL or spec.name not in frame:
             continue
-        present = frame[spec.name].notna().to_numpy()
-        if spec.role is FieldRole.NUMERIC and (
-            spec.name in customers.boolean_fields
-            or not pd.api.types.is_numeric_dtype(frame[spec.name].dtype)
+        raw = frame[spec.name]
+        if (
+            spec.role is FieldRole.NUMERIC
+            and spec.number_format is None
+            and (
+                spec.name in customers.boolean_fields
+                or not pd.api.types.is_numeric_dtype(raw.dtype)
+            )
         ):
             # "75000" as text, or true, where numbers were learned: refused, not converted
-            unreadable = present
+            unreadable = raw.notna().to_numpy()
         else:
-            unreadable = present & np.isnan(numeric_values(frame, spec))
+            unreadable = _unreadable(raw, read[spec.name], spec)
         for position in np.flatnonzero(unreadable)[:MAX_PROBLEMS]:
             problems.append(
                 Problem(
-                    f"{describe(frame[spec.name].iloc[position])} is not "
+                    f"{describe(raw.iloc[position])} is not "
                     f"{'a date' if spec.role is FieldRole.DATE else 'a number'}, as this field "
                     "was when the segments were learned",
                     int(position),
@@ -181,8 +209,9 @@ def assign(
     encoder = fitted.encoder
     learned = dict.fromkeys(learned_numbers(encoder), "number")
     ingested = ingest(customers, min_customers=1, expected_kinds=learned)
-    frame = ingested.frame
-    problems = _check_kinds(ingested, encoder)
+    # read as the segments' customers were: text numbers, placeholders, spellings
+    frame = clean(ingested.frame, encoder.schema)
+    problems = _check_kinds(ingested, frame, encoder)
     if problems:
         raise InvalidInputError(problems)
     warnings = []

@@ -304,7 +304,8 @@ def _members_of(analysis: Analysis) -> dict[int, np.ndarray]:
     """Input positions per segment id, from one stable sort (not a scan per segment)."""
     order = np.argsort(analysis.labels, kind="stable")
     ids, starts = np.unique(analysis.labels[order], return_index=True)
-    return dict(zip(ids.tolist(), np.split(order, starts[1:]), strict=True))
+    positions = analysis.input_positions(order)
+    return dict(zip(ids.tolist(), np.split(positions, starts[1:]), strict=True))
 
 
 def write_analysis_json(

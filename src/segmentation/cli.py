@@ -108,6 +108,8 @@ def _options(args: argparse.Namespace) -> AnalysisOptions:
         for spec in OPTIONS
         if spec.cli is not None and getattr(args, spec.name) is not None
     }
+    if getattr(args, "header", None) is not None:
+        values["header"] = args.header
     return AnalysisOptions(**values)
 
 
@@ -291,16 +293,39 @@ def _add_option_flag(command: argparse.ArgumentParser, spec: OptionSpec) -> None
         "int_pair": {"type": _pair, "metavar": "MIN,MAX"},
         "names": {"type": _fields, "metavar": "A,B"},
     }  # fmt: skip
+    # a list may be given at once (A,B) or a flag at a time (--outcome A --outcome B)
+    repeatable: dict[str, Any] = {"action": "extend"} if spec.kind == "names" else {}
     command.add_argument(
         spec.cli, dest=spec.name, default=None,
         help=f"{spec.description} (default: {describe_default(spec)})", **kinds[spec.kind],
+        **repeatable,
     )  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="segmentation", description=__doc__.split("\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
+    _add_analyze_command(commands)
 
+    assign_cmd = commands.add_parser("assign", help="score new customers into saved segments")
+    assign_cmd.add_argument("--analysis", type=Path, required=True, help="an `analyze` folder")
+    assign_cmd.add_argument("file", type=Path)
+    assign_cmd.add_argument("--out", type=Path, default=None, help="CSV file (default stdout)")
+    assign_cmd.set_defaults(run=run_assign)
+
+    serve_cmd = commands.add_parser("serve", help="run the HTTP service")
+    serve_cmd.add_argument(
+        "--host", default="127.0.0.1",
+        help="the address to bind (default 127.0.0.1; another one with SEGMENTATION_AUTH=off "
+        "lets anyone on the network in, and a warning says so)",
+    )  # fmt: skip
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.set_defaults(run=run_serve)
+    _add_keys_commands(commands)
+    return root
+
+
+def _add_analyze_command(commands: Any) -> None:
     analyze_cmd = commands.add_parser("analyze", help="segment a customer file")
     analyze_cmd.add_argument(
         "file", help="CSV (any delimiter), Parquet or JSON Lines (with --engine spark: any "
@@ -325,6 +350,11 @@ def parser() -> argparse.ArgumentParser:
         "--spark-master", default=None, metavar="URL",
         help="with --engine spark: local[*] (default) or spark://host:7077",
     )  # fmt: skip
+    analyze_cmd.add_argument(
+        "--no-header", dest="header", action="store_const", const=False, default=None,
+        help="the file's first row is data, not field names (default: detected; a first row "
+        "that looks like data gets the names column_1, column_2, ...)",
+    )  # fmt: skip
     analyze_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     orders = analyze_cmd.add_argument_group(
         "transactions", "with --transactions the file holds orders; customers are derived (RFM)"
@@ -338,23 +368,6 @@ def parser() -> argparse.ArgumentParser:
     orders.add_argument("--invoice", help="invoice numbers; a leading C marks a cancellation")
     orders.add_argument("--as-of", help="the day recency counts to (default: the last date)")
     analyze_cmd.set_defaults(run=run_analyze)
-
-    assign_cmd = commands.add_parser("assign", help="score new customers into saved segments")
-    assign_cmd.add_argument("--analysis", type=Path, required=True, help="an `analyze` folder")
-    assign_cmd.add_argument("file", type=Path)
-    assign_cmd.add_argument("--out", type=Path, default=None, help="CSV file (default stdout)")
-    assign_cmd.set_defaults(run=run_assign)
-
-    serve_cmd = commands.add_parser("serve", help="run the HTTP service")
-    serve_cmd.add_argument(
-        "--host", default="127.0.0.1",
-        help="the address to bind (default 127.0.0.1; another one with SEGMENTATION_AUTH=off "
-        "lets anyone on the network in, and a warning says so)",
-    )  # fmt: skip
-    serve_cmd.add_argument("--port", type=int, default=8000)
-    serve_cmd.set_defaults(run=run_serve)
-    _add_keys_commands(commands)
-    return root
 
 
 def _add_keys_commands(commands: Any) -> None:

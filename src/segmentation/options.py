@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from segmentation.errors import InvalidInputError, Problem
-from segmentation.pipeline.ingest import describe
+from segmentation.pipeline.ingest import DUPLICATE_IDS, describe
 from segmentation.storage.database import ID_PATTERN
 
 __all__ = [
@@ -81,6 +81,25 @@ OPTIONS: tuple[OptionSpec, ...] = (
         nullable=True, min_items=1, cli="--features",
     ),
     OptionSpec("exclude", "exclude", "names", (), "Fields not to use.", cli="--exclude"),
+    OptionSpec(
+        "outcomes", "outcomes", "names", (),
+        "Outcome fields (churn, response): reported per segment as a rate or a mean, never "
+        "used to segment. Fields named like one (Churn, Exited, y) with two levels are found "
+        "without it.",
+        cli="--outcome",
+    ),
+    OptionSpec(
+        "duplicate_ids", "duplicateIds", "choice", "refuse",
+        "Customers whose id repeats: 'refuse' them (the error says how many and how the "
+        "rows differ), or keep the 'first' or 'last' row of each id.",
+        choices=DUPLICATE_IDS, cli="--duplicate-ids",
+    ),
+    OptionSpec(
+        "header", "header", "bool", None,
+        "Files only: whether the first row names the fields (default: detected; a first row "
+        "that looks like data gets generic names column_1, column_2, ...).",
+        nullable=True,
+    ),
     OptionSpec(
         "random_state", "randomState", "int", 0,
         "Seed: the same input and seed give the same response.",
@@ -236,6 +255,9 @@ class AnalysisOptions:
     k_range: tuple[int, int] | None = None
     features: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()
+    duplicate_ids: str = "refuse"
+    header: bool | None = None
     random_state: int = 0
     eps: float | None = None
     min_samples: int | None = None
@@ -245,7 +267,7 @@ class AnalysisOptions:
 
     def __post_init__(self) -> None:
         # sequences arrive as lists from JSON and callers: stored as tuples (hashable, frozen)
-        for name in ("k_range", "features", "exclude"):
+        for name in ("k_range", "features", "exclude", "outcomes"):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))

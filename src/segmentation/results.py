@@ -21,6 +21,7 @@ __all__ = [
     "FieldReport",
     "KSelection",
     "Metrics",
+    "Outcome",
     "Projection",
     "Segment",
 ]
@@ -61,6 +62,24 @@ class Segment:
     standardized: dict[str, float]
     #: the name a segment that survived a refit carried before its profile changed
     renamed_from: str | None = None
+    #: each outcome's rate (or mean) among the segment's customers; None: none has a value
+    outcomes: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An outcome field (churn, response): reported per segment, never a feature.
+
+    `kind` is "rate" (the share of customers at the `positive` level) or "mean"; `meaning`
+    is "loss" (churn, attrition, default: to prevent), "gain" (response, conversion: to
+    repeat) or None (a target of unknown direction); `overall` is over every customer with
+    a value."""
+
+    field: str
+    kind: str
+    positive: str | None
+    meaning: str | None
+    overall: float
 
 
 @dataclass(frozen=True)
@@ -171,6 +190,11 @@ class Analysis:
     sample_only: bool = False
     #: the Spark engine's per-customer segments, a lazy Spark DataFrame (None otherwise)
     assignments: Any = None
+    #: the outcome fields, reported per segment (`Segment.outcomes`)
+    outcomes: tuple[Outcome, ...] = ()
+    #: the positions (in the input) of the customers analysed, when rows whose id repeated
+    #: another's were left out (`duplicate_ids`); None: every row, in order
+    input_rows: np.ndarray | None = None
 
     @property
     def n_customers(self) -> int:
@@ -181,3 +205,8 @@ class Analysis:
     def members(self, segment_id: int) -> np.ndarray:
         """Positions (in input order) of the customers in one segment."""
         return np.flatnonzero(self.labels == segment_id)
+
+    def input_positions(self, positions: np.ndarray) -> np.ndarray:
+        """Positions among the analysed customers as positions in the input as sent (they
+        differ when rows whose id repeated another's were left out)."""
+        return positions if self.input_rows is None else self.input_rows[positions]

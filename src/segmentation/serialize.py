@@ -32,6 +32,7 @@ from segmentation.results import (
     FieldReport,
     KSelection,
     Metrics,
+    Outcome,
     Projection,
     Segment,
 )
@@ -134,7 +135,23 @@ def _candidate(candidate: Candidate, chosen: Candidate) -> dict[str, Any]:
     }
 
 
-def _cluster(segment: Segment, customers: list[Any]) -> dict[str, Any]:
+def _cluster_outcomes(segment: Segment, kinds: Mapping[str, str]) -> dict[str, Any]:
+    """{"Churn": {"rate": 0.59}} or {"Spend next year": {"mean": 120.5}} per outcome."""
+    return {
+        field: {kinds.get(field, "rate"): None if value is None else _number(value)}
+        for field, value in segment.outcomes.items()
+    }
+
+
+def _outcomes_to_wire(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    return [
+        {"field": o.field, "kind": o.kind, "positive": o.positive, "meaning": o.meaning,
+         "overall": _number(o.overall)}
+        for o in outcomes
+    ]  # fmt: skip
+
+
+def _cluster(segment: Segment, customers: list[Any], kinds: Mapping[str, str]) -> dict[str, Any]:
     return {
         "clusterId": segment.segment_id,
         "customers": customers,
@@ -149,6 +166,7 @@ def _cluster(segment: Segment, customers: list[Any]) -> dict[str, Any]:
         "isOutliers": segment.is_outliers,
         "categories": segment.categories,
         "standardized": {k: round(v, 4) for k, v in segment.standardized.items()},
+        "outcomes": _cluster_outcomes(segment, kinds),
         **({"renamedFrom": segment.renamed_from} if segment.renamed_from is not None else {}),
     }
 
@@ -240,9 +258,10 @@ def customer_scores(analysis: Analysis, positions: range | None = None) -> list[
     """The `customerScores` rows of the customers at `positions` (all by default)."""
     ids = analysis.customer_ids
     before = analysis.lineage.previous_labels if analysis.lineage is not None else None
+    rows = analysis.input_rows
     return [
         {
-            "index": i,
+            "index": i if rows is None else int(rows[i]),
             **({"id": ids[i]} if ids is not None else {}),
             "clusterId": int(analysis.labels[i]),
             "confidence": round(float(analysis.confidence[i]), 4),
@@ -262,17 +281,20 @@ def analysis_to_wire(
 ) -> dict[str, Any]:
     """The seed's response (clusters, featureImportance, accuracy) plus the additive keys."""
     clusters = []
+    kinds = {o.field: o.kind for o in analysis.outcomes}
     # a Spark analysis holds only a sample of its customers: no per-customer lists
     include_customers = include_customers and not analysis.sample_only
     include_customer_scores = include_customer_scores and not analysis.sample_only
     for segment in analysis.segments:
         members = analysis.members(segment.segment_id)
-        customers = [records[i] for i in members] if include_customers and records else []
-        clusters.append(_cluster(segment, customers))
+        kept = analysis.input_positions(members).tolist()
+        customers = [records[i] for i in kept] if include_customers and records else []
+        clusters.append(_cluster(segment, customers, kinds))
     payload: dict[str, Any] = {
         "clusters": clusters,
         "featureImportance": {k: round(v, 6) for k, v in analysis.feature_importance.items()},
         "accuracy": _number(analysis.accuracy),
+        "outcomes": _outcomes_to_wire(analysis.outcomes),
         "accuracyMethod": analysis.accuracy_method,
         "algorithm": analysis.algorithm,
         "metrics": _metrics_to_wire(analysis.metrics),
@@ -343,6 +365,10 @@ def _segment(cluster: Mapping[str, Any]) -> Segment:
         is_outliers=cluster["isOutliers"],
         standardized=dict(cluster.get("standardized", {})),
         renamed_from=cluster.get("renamedFrom"),
+        outcomes={
+            field: next(iter(value.values()), None)
+            for field, value in cluster.get("outcomes", {}).items()
+        },
     )
 
 
@@ -463,4 +489,8 @@ def analysis_from_wire(
         reference=fitted.reference,
         lineage=_lineage_from_wire(summary["lineage"]) if "lineage" in summary else None,
         next_segment_id=fitted.next_id,
+        outcomes=tuple(
+            Outcome(o["field"], o["kind"], o["positive"], o["meaning"], _float(o["overall"]))
+            for o in summary.get("outcomes", [])
+        ),
     )

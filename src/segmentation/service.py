@@ -335,9 +335,10 @@ class SegmentationService:
         customers = read_customers_request(parse_json(body), FIELD_PREVIEW_CUSTOMERS)
         schema = infer_schema(ingest(customers, min_customers=1))
         fields = [
-            {"field": spec.name, "role": spec.role.value, "reason": spec.reason or None}
+            {"field": spec.name, "role": spec.role.value, "reason": spec.reason or None,
+             "handling": "; ".join(spec.notes) or None}
             for spec in schema.fields
-        ]
+        ]  # fmt: skip
         return dumps({"customers": len(customers), "fields": fields})
 
     # -- scoring -------------------------------------------------------------------------
@@ -532,8 +533,9 @@ def write_results(analysis: Analysis, customers: Customers, out: Path, source: s
     else:
         names = {segment.segment_id: segment.name for segment in analysis.segments}
         assignment_table(
-            analysis.labels, analysis.confidence, analysis.ambiguous, names, analysis.customer_ids
-        ).to_csv(out / "assignments.csv", index=False)
+            analysis.labels, analysis.confidence, analysis.ambiguous, names,
+            analysis.customer_ids, analysis.input_rows,
+        ).to_csv(out / "assignments.csv", index=False)  # fmt: skip
         assignments = "assignments.csv"
     advice = recommend(analysis)
     (out / "recommendations.md").write_text(_markdown(source, analysis.n_customers, advice))

@@ -390,7 +390,7 @@ def test_field_roles_before_a_run(base_url: str) -> None:
     body = response.json()
     roles = {f["field"]: f["role"] for f in body["fields"]}
     assert body["customers"] == 50
-    assert roles == {"id": "id", "age": "numeric", "region": "categorical", "code": "ignored",
+    assert roles == {"id": "id", "age": "numeric", "region": "categorical", "code": "id",
                      "flag": "boolean", "constant": "ignored"}  # fmt: skip
     reasons = {f["field"]: f["reason"] for f in body["fields"]}
     assert "same value" in reasons["constant"]

@@ -173,7 +173,7 @@ def test_a_large_id_used_twice_is_named_exactly() -> None:
     customers = [{"id": 2**53, "x": 1}, {"id": 2**53 + 1, "x": 2}, {"id": 2**53 + 1, "x": 3}]
     with pytest.raises(
         InvalidInputError,
-        match=r"^record 2, field 'id': duplicate id 9007199254740993, also used by record 1$",
+        match=r"^record 2, field 'id': duplicate id 9007199254740993, also used by record 1;",
     ) as error:
         ingest(customers)
     assert _problems(error) == [(2, "id")]

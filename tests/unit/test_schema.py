@@ -7,7 +7,7 @@ import pytest
 
 from segmentation.errors import InvalidInputError
 from segmentation.pipeline.ingest import ingest
-from segmentation.pipeline.schema import FieldRole, Schema, infer_schema
+from segmentation.pipeline.schema import FieldRole, Schema, clean, infer_schema
 
 N = 12
 
@@ -70,10 +70,10 @@ def test_money_field_whose_name_ends_in_id_is_a_feature() -> None:
     assert _spec(_schema(frame), "amount_paid")[0] is FieldRole.NUMERIC
 
 
-def test_unique_integer_field_named_like_an_id_is_ignored() -> None:
+def test_unique_integer_field_named_like_an_id_is_an_identifier() -> None:
     frame = pd.DataFrame({"order_id": list(range(N)), "income": [float(i % 4) for i in range(N)]})
     role, reason = _spec(_schema(frame), "order_id")
-    assert role is FieldRole.IGNORED
+    assert role is FieldRole.ID
     assert "identifier" in reason
 
 
@@ -87,7 +87,9 @@ def test_unique_integer_field_named_like_an_id_is_ignored() -> None:
         # constant apart from missing values
         ([1.0, None] * (N // 2), FieldRole.IGNORED, "the same value for every customer"),
         # a unique text code per customer
-        ([f"X{i}" for i in range(N)], FieldRole.IGNORED, "a different value for every customer"),
+        ([f"X{i}" for i in range(N)], FieldRole.ID, "an identifier: a different code"),
+        # a different sentence for every customer: free text
+        ([f"note number {i}" for i in range(N)], FieldRole.IGNORED, "a different text"),
         # a few text levels
         (["gold", "silver", "bronze"] * (N // 3), FieldRole.CATEGORICAL, ""),
         # text levels with missing values
@@ -178,15 +180,19 @@ FRAME = pd.DataFrame(
         ({"exclude": ["region"]}, ["age", "income"]),
         # both: features then exclude
         ({"features": ["income", "age"], "exclude": ["age"]}, ["income"]),
-        # the id stays an id even when listed as a feature
-        ({"features": ["id", "age"]}, ["age"]),
     ],
 )
 def test_features_and_exclude(options: dict[str, list[str]], features: list[str]) -> None:
     schema = _schema(FRAME, **options)
     assert [f.name for f in schema.features] == features
     for spec in schema.ignored:
-        assert spec.reason == "excluded by the options"
+        assert spec.reason in ("excluded by the options", "not named in features")
+
+
+def test_a_feature_that_cannot_be_one_is_refused_with_its_reason() -> None:
+    # a field named in features is never silently dropped
+    with pytest.raises(InvalidInputError, match=r"field 'id': cannot be a feature: the customer id"):
+        _schema(FRAME, features=["id", "age"])
 
 
 @pytest.mark.parametrize(
@@ -214,18 +220,24 @@ def test_fields_are_listed_in_input_order_and_roles_looked_up() -> None:
 
 
 @pytest.mark.parametrize(
-    "values",
+    ("values", "numbers"),
     [
         # thousands separators in every record: numbers formatted by a spreadsheet
-        ["75,000", "80,000", "1,200", "64,500"],
+        (["75,000", "80,000", "1,200", "64,500"], [75000, 80000, 1200, 64500]),
         # currency signs
-        ["$75", "$80.50", "$12", "$7"],
+        (["$75", "$80.50", "$12", "$7"], [75, 80.5, 12, 7]),
+        # decimal commas, blanks and a percent sign
+        (["29,85", " ", "1.889,50", "12%"], [29.85, None, 1889.5, 12]),
     ],
 )
-def test_numbers_written_as_formatted_text_are_refused(values: list[str]) -> None:
+def test_numbers_written_as_formatted_text_are_read_as_numbers(
+    values: list[str], numbers: list[float | None]
+) -> None:
     customers = [{"id": i, "income": v, "age": 30 + i} for i, v in enumerate(values)]
-    with pytest.raises(InvalidInputError, match=r"record 0, field 'income': .*formatted text"):
-        _schema(customers)
+    schema = _schema(customers)
+    assert schema.role("income") is FieldRole.NUMERIC
+    read = clean(ingest(customers).frame, schema)["income"].tolist()
+    assert read == pytest.approx([float("nan") if n is None else n for n in numbers], nan_ok=True)
 
 
 def test_a_field_with_no_value_at_all_says_so() -> None:

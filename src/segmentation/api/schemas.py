@@ -184,10 +184,19 @@ class FieldsRequest(_Strict):
     customerData: list[Customer] = Field(min_length=1, max_length=10_000)
 
 
+FieldRole = Literal["id", "numeric", "boolean", "categorical", "date", "outcome", "ignored"]
+
+
 class FieldRoleOut(_Out):
     field: str
-    role: Literal["id", "numeric", "boolean", "categorical", "date", "ignored"]
-    reason: str | None = Field(description="Why the field is the id or is ignored.")
+    role: FieldRole
+    reason: str | None = Field(
+        description="Why the field has its role: an identifier, an outcome (reported per "
+        "segment, never a feature), or why it is ignored."
+    )
+    handling: str | None = Field(
+        None, description="How its values are read: blanks, placeholders, decimal commas, bands."
+    )
 
 
 class FieldsOut(_Out):
@@ -222,6 +231,32 @@ class TransactionsSpec(_Strict):
 FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
 
 
+class OutcomeValue(_Out):
+    """An outcome in one segment: its rate (share at the positive level) or its mean; null
+    when no customer of the segment has a value."""
+
+    rate: FiniteNumber | None = None
+    mean: FiniteNumber | None = None
+
+
+class OutcomeOut(_Out):
+    """An outcome field (churn, response): reported per segment, never used to segment."""
+
+    field: str
+    kind: Literal["rate", "mean"] = Field(
+        description="rate: the share of customers at the positive level; mean: its average."
+    )
+    positive: str | None = Field(
+        None, description="The level a rate counts ('Yes', '1', 'Attrited Customer')."
+    )
+    meaning: Literal["loss", "gain"] | None = Field(
+        None,
+        description="loss: to prevent (churn, attrition, default); gain: to repeat (response, "
+        "conversion); null: unknown.",
+    )
+    overall: FiniteNumber | None = Field(None, description="Over every customer with a value.")
+
+
 class ClusterIn(BaseModel):
     """A cluster as /api/analyze returned it; customers may have been dropped."""
 
@@ -235,6 +270,7 @@ class ClusterIn(BaseModel):
     size: int | None = Field(None, ge=0)
     stability: float | None = None
     isOutliers: bool = False
+    outcomes: dict[str, OutcomeValue] = Field(default_factory=dict)
 
 
 class FieldIn(BaseModel):
@@ -256,6 +292,7 @@ class AnalysisIn(BaseModel):
     clusters: list[ClusterIn] = Field(min_length=1)
     accuracy: float | None = None
     dataQuality: DataQualityIn | None = None
+    outcomes: list[OutcomeOut] = Field(default_factory=list)
 
     def axes(self) -> dict[str, str] | None:
         """Field -> business axis as the analysis reported them, if it did."""
@@ -322,6 +359,11 @@ class ClusterOut(_Out):
     )
     renamedFrom: str | None = Field(
         None, description="The name a segment that persists carried in the previous analysis."
+    )
+    outcomes: dict[str, OutcomeValue] = Field(
+        default_factory=dict,
+        description="Each outcome field's rate or mean in the segment (see the top-level "
+        "outcomes).",
     )
 
 
@@ -474,6 +516,10 @@ class AnalysisResponse(_Out):
     clusters: list[ClusterOut]
     featureImportance: dict[str, float] = Field(description=IMPORTANCE_DOC)
     accuracy: float | None = Field(description=ACCURACY_DOC)
+    outcomes: list[OutcomeOut] = Field(
+        default_factory=list,
+        description="Outcome fields (churn, response): reported per cluster, never a feature.",
+    )
     accuracyMethod: str
     algorithm: str
     metrics: MetricsOut

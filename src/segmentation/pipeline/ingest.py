@@ -62,13 +62,17 @@ class IngestedCustomers:
 
     `frame` columns are float64 (numbers, booleans as 0/1) or object (text); missing values
     are NaN / None. `id_field` names the customer id column if there is one. `nested_fields`
-    held objects or lists, which are kept in the records but cannot be features.
+    held objects or lists, which are kept in the records but cannot be features. `rows` are
+    the positions (in the input) of the rows kept when repeated ids were settled by keeping
+    one row per id (None: every row), and `notes` say what was left out.
     """
 
     frame: pd.DataFrame
     id_field: str | None
     boolean_fields: tuple[str, ...]
     nested_fields: tuple[str, ...]
+    rows: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ def _kind(value: Any) -> str:
             return "null"
         return "number" if math.isfinite(value) else "nonfinite"
     if isinstance(value, str):
-        return "text"
+        # a blank is no value, as an empty cell is: "" beside numbers is not a type error
+        return "text" if value.strip() else "null"
     if isinstance(value, NonFiniteNumber):
         return "nonfinite"
     if isinstance(value, pd.Timestamp | np.datetime64):
@@ -181,7 +186,7 @@ def _check_numbers(field: str, values: np.ndarray) -> list[Problem]:
 
 
 def _to_float(value: Any) -> float:
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return math.nan
     try:
         return float(value)
@@ -311,39 +316,15 @@ def _json_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _check_ids(ids: pd.Series, id_field: str) -> list[Problem]:
-    problems = [
-        Problem(f"has no {id_field!r} while other records do", int(position), id_field)
-        for position in np.flatnonzero(ids.isna().to_numpy())[:MAX_PROBLEMS]
-    ]
-    # an object or array as id is compared by its JSON text (dicts cannot be hashed)
+def _id_keys(ids: pd.Series) -> pd.Series:
+    """Ids as hashable keys: an object or array as id is compared by its JSON text."""
     plain = pd.api.types.infer_dtype(ids, skipna=True) in ("integer", "string", "empty")
-    keys = ids if plain else ids.map(lambda v: _json_key(v) if isinstance(v, dict | list) else v)
-    duplicated = keys.duplicated(keep=False) & ids.notna()
-    if duplicated.any():
-        first_position: dict[Any, int] = {}
-        for position in np.flatnonzero(duplicated.to_numpy()):
-            value = ids.iloc[position]
-            key = keys.iloc[position]
-            if key in first_position:
-                problems.append(
-                    Problem(
-                        f"duplicate id {describe(value)}, also used by record "
-                        f"{first_position[key]}",
-                        int(position),
-                        id_field,
-                    )
-                )
-            else:
-                first_position[key] = int(position)
-            if len(problems) >= MAX_PROBLEMS:
-                break
-    return problems
+    return ids if plain else ids.map(lambda v: _json_key(v) if isinstance(v, dict | list) else v)
 
 
-def _clean_ids(field: str, ids: pd.Series) -> tuple[pd.Series, list[Problem]]:
+def _clean_ids(field: str, ids: pd.Series) -> tuple[pd.Series, list[Problem], bool]:
     """The id column as sent (ids are compared, never computed with: 64-bit keys stay exact),
-    missing as None, and its problems: a missing, duplicate or non-finite id.
+    missing as None, its problems (a missing or non-finite id), and whether some id repeats.
 
     The usual ids (whole numbers or text throughout, hence none missing) are told apart in
     one C-level inference and checked for repeats by a hash of their values; only a column
@@ -352,12 +333,96 @@ def _clean_ids(field: str, ids: pd.Series) -> tuple[pd.Series, list[Problem]]:
     as_int64 = _int64(ids) if kind == "integer" else None
     plain = kind == "string" or as_int64 is not None
     if plain and (ids if as_int64 is None else pd.Index(as_int64)).is_unique:
-        return _as_objects(ids), []
+        return _as_objects(ids), [], False
     problems = _check_echoed(field, ids)
     if kind not in ("integer", "string"):
         ids = ids.astype(object).where(ids.notna(), None)
-    problems += _check_ids(ids if as_int64 is None else pd.Series(as_int64), field)
-    return _as_objects(ids), problems
+    problems += [
+        Problem(f"has no {field!r} while other records do", int(position), field)
+        for position in np.flatnonzero(ids.isna().to_numpy())[:MAX_PROBLEMS]
+    ]
+    keys = _id_keys(ids if as_int64 is None else pd.Series(as_int64))
+    repeated = bool((keys.duplicated() & ids.notna()).any())
+    return _as_objects(ids), problems, repeated
+
+
+DUPLICATE_IDS = ("refuse", "first", "last")
+DIFFERING_FIELDS_SHOWN = 4
+
+
+def _repeats(frame: pd.DataFrame, id_field: str) -> tuple[pd.Series, pd.Series]:
+    """Which rows repeat an earlier row's id, and which of those repeat its every field."""
+    keys = _id_keys(frame[id_field])
+    repeated = keys.duplicated() & frame[id_field].notna()
+    hashable = [c for c in frame.columns if c != id_field]
+    try:
+        identical = frame[hashable].assign(__key=keys).duplicated() & repeated
+    except TypeError:  # a cell pandas cannot hash: no row counts as identical
+        identical = pd.Series(False, index=frame.index)
+    return repeated, identical
+
+
+def _repeated_ids_problem(frame: pd.DataFrame, id_field: str) -> Problem:
+    """One problem for every repeated id: how many repeat, whether the rows are copies, and
+    what the caller can do."""
+    keys = _id_keys(frame[id_field])
+    repeated, identical = _repeats(frame, id_field)
+    first_repeat = int(np.flatnonzero(repeated.to_numpy())[0])
+    earlier = int(np.flatnonzero((keys == keys.iloc[first_repeat]).to_numpy())[0])
+    n_ids = int(keys[repeated].nunique())
+    extra = int(repeated.sum())
+    copies = int(identical.sum())
+    message = (
+        f"duplicate id {describe(frame[id_field].iloc[first_repeat])}, also used by record "
+        f"{earlier}; {n_ids:,} {'id appears' if n_ids == 1 else 'ids appear'} more than once "
+        f"({extra:,} extra {'row' if extra == 1 else 'rows'})"
+    )
+    if copies == extra:
+        return Problem(
+            f"{message}, each an exact copy of an earlier row: keep one row per id with "
+            "duplicateIds 'first' (CLI: --duplicate-ids first)",
+            first_repeat,
+            id_field,
+        )
+    sharing = frame[keys.isin(keys[repeated])].assign(__key=keys)
+    differing = [
+        c for c in frame.columns
+        if c != id_field and (sharing.groupby("__key")[c].nunique(dropna=False) > 1).any()
+    ]  # fmt: skip
+    shown = ", ".join(repr(c) for c in differing[:DIFFERING_FIELDS_SHOWN])
+    more = f" and {len(differing) - DIFFERING_FIELDS_SHOWN} more" if (
+        len(differing) > DIFFERING_FIELDS_SHOWN
+    ) else ""  # fmt: skip
+    copies_said = (
+        f"{copies:,} {'is an exact copy' if copies == 1 else 'are exact copies'}, the others"
+        if copies
+        else "the rows"
+    )
+    return Problem(
+        f"{message}; {copies_said} differ in {shown}{more}. If each row is an order or another "
+        "record of a customer, derive one row per customer first (--transactions, or a "
+        "transactions part in POST /api/jobs); or keep one row per id with duplicateIds "
+        "'first' or 'last' (CLI: --duplicate-ids)",
+        first_repeat,
+        id_field,
+    )
+
+
+def _one_row_per_id(
+    frame: pd.DataFrame, id_field: str, keep: str
+) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """The frame with one row per id (the first or last of each), the kept rows' positions,
+    and a note of what was left out."""
+    keys = _id_keys(frame[id_field])
+    kept = ~(keys.duplicated(keep=keep) & frame[id_field].notna()).to_numpy()  # type: ignore[arg-type]
+    rows = np.flatnonzero(kept)
+    left_out = len(frame) - len(rows)
+    note = (
+        f"{left_out:,} {'row' if left_out == 1 else 'rows'} whose id repeats another row's "
+        f"{'was' if left_out == 1 else 'were'} left out, keeping the {keep} row of each id "
+        f"(duplicateIds '{keep}')"
+    )
+    return frame.iloc[rows].reset_index(drop=True), rows, note
 
 
 def _as_objects(column: pd.Series) -> pd.Series:
@@ -448,13 +513,16 @@ def ingest(
     customers: pd.DataFrame | Sequence[Mapping[str, Any]] | CustomerColumns,
     min_customers: int = 2,
     expected_kinds: Mapping[str, str] | None = None,
+    duplicate_ids: str = "refuse",
 ) -> IngestedCustomers:
     """Validate customers and return them as one frame with clean dtypes.
 
     Segmenting needs `min_customers=2`; scoring new customers into stored segments needs 1.
     `expected_kinds` (field -> "number", "text" or "boolean"): a field mixing kinds names the
     records that differ from this kind rather than from its majority (scoring new customers
-    against what stored segments learned).
+    against what stored segments learned). `duplicate_ids`: "refuse" ids that repeat (one
+    problem saying how many and how the rows differ), or keep the "first" or "last" row of
+    each id (`IngestedCustomers.rows` says which).
 
     Raises `InvalidInputError` listing every problem found (up to 20 named), or
     `InsufficientDataError` when there are fewer than 2 customers.
@@ -486,9 +554,10 @@ other records, got '75,000'
     boolean_fields: list[str] = []
     nested_fields: list[str] = []
     id_field = find_id_field(fields)
+    ids_repeat = False
     for field in fields:
         if field == id_field:
-            columns[field], id_problems = _clean_ids(field, column(field))
+            columns[field], id_problems, ids_repeat = _clean_ids(field, column(field))
             problems += id_problems
             continue
         expected = (expected_kinds or {}).get(field)
@@ -506,14 +575,19 @@ other records, got '75,000'
             if kind == "boolean":
                 boolean_fields.append(field)
 
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(n_customers))
+    rows: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+    if ids_repeat and id_field is not None and not any(p.field == id_field for p in problems):
+        if duplicate_ids == "refuse":
+            problems.append(_repeated_ids_problem(frame, id_field))
+        else:
+            frame, rows, note = _one_row_per_id(frame, id_field, duplicate_ids)
+            notes = (note,)
     if problems:
         problems.sort(key=lambda p: p.record if p.record is not None else -1)
         raise InvalidInputError(problems)
-
-    frame = pd.DataFrame(columns, index=pd.RangeIndex(n_customers))
     return IngestedCustomers(
-        frame=frame,
-        id_field=id_field,
-        boolean_fields=tuple(boolean_fields),
-        nested_fields=tuple(nested_fields),
-    )
+        frame=frame, id_field=id_field, boolean_fields=tuple(boolean_fields),
+        nested_fields=tuple(nested_fields), rows=rows, notes=notes,
+    )  # fmt: skip

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from segmentation.pipeline.features import category_codes, numeric_values
+from segmentation.pipeline.outcomes import OutcomeSummary, summarize_outcome
 from segmentation.pipeline.schema import (
     ADDITIVE_AXES,
     FieldRole,
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 MIN_EFFECT_SD = 0.5
+# fields this often without a value (or with a placeholder) have that as a trait to describe
+MISSING_TRAIT_SHARE = 0.05
 MIN_SHARE_LIFT = 1.3
 MIN_SHARE_POINTS = 0.15
 MAX_P_VALUE = 0.01
@@ -51,7 +54,7 @@ class Evidence:
     """One measured difference between a segment and everyone: the basis of a phrase."""
 
     field: str
-    kind: str  # "mean" | "share" | "date"
+    kind: str  # "mean" | "share" | "date" | "missing" (no value) | "outcome"
     segment_value: float
     overall_value: float
     effect: float  # standardized difference (means) or Cohen's h (shares)
@@ -68,6 +71,8 @@ class SegmentProfile:
     characteristics: tuple[str, ...]
     evidence: tuple[Evidence, ...]
     standardized: dict[str, float]
+    #: each outcome's rate or mean in the segment (None: no customer has a value)
+    outcomes: dict[str, float | None] = field(default_factory=dict)
 
 
 def format_number(value: float) -> str:
@@ -173,6 +178,8 @@ class FieldSummary:
     var: np.ndarray
     minimum: float = math.nan
     levels: dict[str, np.ndarray] | None = None
+    #: customers per segment, with a value or without (None: not known)
+    rows: np.ndarray | None = None
 
     @classmethod
     def of_levels(cls, spec: FieldSpec, levels: dict[str, np.ndarray]) -> FieldSummary:
@@ -240,9 +247,35 @@ class FieldSummary:
         return float(f"{self.mean[segment]:.6g}") if self.count[segment] else None
 
     def evidence(self, segment: int) -> list[Evidence]:
-        spec = self.spec
         if self.levels is not None:
             return self._share_evidence(segment)
+        return self._mean_evidence(segment) + self._missing_evidence(segment)
+
+    def _missing_evidence(self, segment: int) -> list[Evidence]:
+        """The segment's share of customers with no value (or a placeholder: a salary of
+        0, a year never set), when that share is a trait: the encoding marks it once
+        missing values are common (features.MISSING_INDICATOR_SHARE)."""
+        if self.rows is None or not self.rows[segment]:
+            return []
+        rows, total_rows = int(self.rows[segment]), int(self.rows.sum())
+        missing_in = rows - int(self.count[segment])
+        overall = (total_rows - self.total) / total_rows if total_rows else 0.0
+        if not MISSING_TRAIT_SHARE <= overall <= 1 - MISSING_TRAIT_SHARE:
+            return []
+        share = missing_in / rows
+        # said the way the segment stands out: "with no X" when it lacks X more often
+        without = share >= overall
+        seg, ref = (share, overall) if without else (1 - share, 1 - overall)
+        p = _proportion_p(missing_in, rows, overall * total_rows - missing_in, total_rows - rows)
+        if seg - ref >= MIN_SHARE_POINTS and seg >= MIN_SHARE_LIFT * ref and p < MAX_P_VALUE:
+            words = "with no" if without else "with a"
+            phrase = f"{seg:.0%} {words} {label(self.spec.name)} vs {ref:.0%} overall"
+            h = _cohens_h(seg, ref)
+            return [Evidence(self.spec.name, "missing", seg, ref, h, p, None, phrase)]
+        return []
+
+    def _mean_evidence(self, segment: int) -> list[Evidence]:
+        spec = self.spec
         n_in = int(self.count[segment])
         sd, overall = self.overall_sd, self.overall_mean
         if not n_in or sd == 0:
@@ -316,7 +349,8 @@ def summarize(
         squares = np.bincount(ids, weights=(kept - mean[ids]) ** 2, minlength=n_segments)
         var = np.where(count > 1, squares / np.maximum(count - 1, 1), math.nan)
     minimum = float(kept.min()) if kept.size else math.nan
-    return FieldSummary(spec, count, mean, var, minimum), values
+    rows = np.bincount(segment_ids, minlength=n_segments)
+    return FieldSummary(spec, count, mean, var, minimum, rows=rows), values
 
 
 # Names by (income level, spend level), and by (value level, frequency level).
@@ -529,11 +563,68 @@ def _no_difference(standardized: dict[str, float], size: int) -> str:
     return f"Close to the average on every field{detail}"
 
 
+# an outcome worth a phrase: this far from its overall rate (relative, and in points) or mean
+OUTCOME_LIFT = 1.2
+OUTCOME_POINTS = 0.02
+OUTCOME_EFFECT_SD = 0.2
+YES_TEXTS = frozenset({"yes", "y", "true", "t", "1"})
+
+
+def outcome_of(summary: OutcomeSummary, segment: int) -> float | None:
+    """An outcome's rate or mean in one segment (None: no customer there has a value)."""
+    return float(summary.mean[segment]) if summary.count[segment] else None
+
+
+def outcome_phrase(summary: OutcomeSummary, value: float, overall: float) -> str:
+    """'Churn: 59% vs 27% overall', 'Attrited Customer (Attrition flag): 41% vs 16%
+    overall', 'Target 12.3 vs 8.1 overall'."""
+    name = label(summary.field)
+    if summary.kind == "mean":
+        return f"{name} {format_number(value)} vs {format_number(overall)} overall"
+    positive = summary.positive or ""
+    what = name if positive.casefold() in YES_TEXTS else f"{positive} ({name})"
+    return f"{what}: {value:.0%} vs {overall:.0%} overall"
+
+
+def outcome_evidence(summary: OutcomeSummary, segment: int) -> Evidence | None:
+    """The outcome's difference in a segment, when it is large and significant."""
+    n_in, total = int(summary.count[segment]), int(summary.count.sum())
+    overall = summary.overall
+    if not n_in or n_in == total or not math.isfinite(overall):
+        return None
+    value = float(summary.mean[segment])
+    out_mean = (overall * total - value * n_in) / (total - n_in)
+    if summary.kind == "rate":
+        p = _proportion_p(value * n_in, n_in, out_mean * (total - n_in), total - n_in)
+        lifted = value >= OUTCOME_LIFT * overall or value <= overall / OUTCOME_LIFT
+        large = lifted and abs(value - overall) >= OUTCOME_POINTS
+        effect = _cohens_h(min(max(value, 0.0), 1.0), min(max(overall, 0.0), 1.0))
+    else:
+        # the mean's test is a numeric field's: the same pooled spread and Welch's test
+        numbers = FieldSummary(
+            FieldSpec(summary.field, FieldRole.NUMERIC), summary.count, summary.mean, summary.var
+        )
+        sd = numbers.overall_sd
+        effect = (value - overall) / sd if sd else 0.0
+        mean_out, var_out, n_out = numbers.outside(segment)
+        var_in = float(summary.var[segment]) if n_in > 1 else 0.0
+        p = _welch_p(value, var_in, n_in, mean_out, var_out, n_out)
+        large = abs(effect) >= OUTCOME_EFFECT_SD
+    if not large or p >= MAX_P_VALUE:
+        return None
+    phrase = outcome_phrase(summary, value, overall)
+    return Evidence(summary.field, "outcome", value, overall, effect, p, summary.positive, phrase)
+
+
 def describe(
-    summaries: Sequence[FieldSummary], segment: int, size: int
+    summaries: Sequence[FieldSummary],
+    segment: int,
+    size: int,
+    outcomes: Sequence[OutcomeSummary] = (),
 ) -> tuple[tuple[Evidence, ...], tuple[str, ...], dict[str, float]]:
     """A segment's evidence (largest difference first), its characteristics (the phrases of
-    at most MAX_CHARACTERISTICS of it, or why there is none) and its standardized means."""
+    its outcomes that differ, then of at most MAX_CHARACTERISTICS traits, or why there is
+    none) and its standardized means. Outcomes are said but never evidence for a name."""
     evidence = sorted(
         (item for summary in summaries for item in summary.evidence(segment)),
         key=lambda e: -abs(e.effect),
@@ -542,7 +633,9 @@ def describe(
     characteristics = [e.phrase for e in evidence[:MAX_CHARACTERISTICS]]
     if not characteristics:
         characteristics = [_no_difference(standardized, size)]
-    return tuple(evidence), tuple(characteristics), standardized
+    stated = [found for o in outcomes if (found := outcome_evidence(o, segment)) is not None]
+    stated.sort(key=lambda e: -abs(e.effect))
+    return tuple(evidence), (*(e.phrase for e in stated), *characteristics), standardized
 
 
 def centroid_of(summaries: Sequence[FieldSummary], segment: int) -> dict[str, float | None]:
@@ -557,6 +650,20 @@ def centroid_of(summaries: Sequence[FieldSummary], segment: int) -> dict[str, fl
 def categories_of(summaries: Sequence[FieldSummary], segment: int) -> dict[str, dict[str, float]]:
     """The segment's share of each level of each categorical field, largest first."""
     return {s.spec.name: s.shares(segment) for s in summaries if s.levels is not None}
+
+
+def outcome_summaries(
+    frame: pd.DataFrame, schema: Schema, segment_ids: np.ndarray, n_segments: int
+) -> list[OutcomeSummary]:
+    """Each outcome's count, rate or mean, and variance per segment (the frame as read by
+    `schema.clean`: an outcome is 0/1 or its numbers)."""
+    return [
+        summarize_outcome(
+            spec.name, spec.positive, spec.meaning,  # type: ignore[arg-type]
+            frame[spec.name].to_numpy(dtype=float, na_value=np.nan), segment_ids, n_segments,
+        )
+        for spec in schema.outcomes
+    ]  # fmt: skip
 
 
 def profile_segments(
@@ -579,12 +686,15 @@ def profile_segments(
         axis = field_axis(summary.spec, values.get(summary.spec.name))
         if axis is not None:
             axes[summary.spec.name] = axis
+    outcomes = outcome_summaries(frame, schema, segment_ids, n_segments)
     by_name = {s.spec.name: s for s in summaries}
     axis_scores = _AxisScores(by_name, values, axes, segment_ids, n_segments)
     sizes = np.bincount(segment_ids, minlength=n_segments)
     names, described = [], []
     for segment in range(n_segments):
-        evidence, characteristics, standardized = describe(summaries, segment, int(sizes[segment]))
+        evidence, characteristics, standardized = describe(
+            summaries, segment, int(sizes[segment]), outcomes
+        )
         if segment == outlier_segment:
             names.append(OUTLIERS_NAME)
         else:
@@ -601,6 +711,7 @@ def profile_segments(
             characteristics,
             evidence,
             standardized,
+            {o.field: outcome_of(o, segment) for o in outcomes},
         )
         for segment, (name, (evidence, characteristics, standardized)) in enumerate(
             zip(names, described, strict=True)

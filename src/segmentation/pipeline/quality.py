@@ -27,22 +27,18 @@ def data_quality(
     axes: dict[str, str],
     notes: Sequence[str],
 ) -> DataQuality:
-    handling = encoder.describe()
+    encoded = encoder.describe()
     reports = []
+    frame = customers.frame
     for spec in schema.fields:
-        frame = customers.frame
+        # missing as read: blanks and placeholders count (ids and ignored fields as sent)
         missing = int(frame[spec.name].isna().sum()) if spec.name in frame else 0
+        handling = "; ".join(n for n in (*spec.notes, encoded.get(spec.name, "")) if n)
         reports.append(
-            FieldReport(
-                spec.name,
-                str(spec.role),
-                missing,
-                handling.get(spec.name, ""),
-                spec.reason,
-                axes.get(spec.name),
-            )
-        )
-    return DataQuality(len(customers.frame), tuple(reports), tuple(notes))
+            FieldReport(spec.name, str(spec.role), missing, handling, spec.reason,
+                        axes.get(spec.name))
+        )  # fmt: skip
+    return DataQuality(len(frame), tuple(reports), tuple(notes))
 
 
 def _accuracy_note(trust: Trust, n_customers: int) -> str | None:
@@ -80,7 +76,12 @@ def warnings(
     notes = [
         f"Field {spec.name!r} was ignored: {spec.reason}."
         for spec in schema.ignored
-        if spec.reason != "excluded by the options"
+        if spec.reason not in ("excluded by the options", "not named in features")
+    ]
+    notes += [
+        f"Field {spec.name!r} is an outcome: its {'rate' if spec.positive else 'mean'} is "
+        "reported per segment, and it is never used to segment."
+        for spec in schema.outcomes
     ]
     feature_names = [spec.name for spec in schema.features]
     duplicates = int(customers.frame[feature_names].duplicated().sum())

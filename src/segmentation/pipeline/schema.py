@@ -1,14 +1,21 @@
-"""Each field's role: id, numeric, boolean, categorical, date, or ignored (with the reason).
+"""Each field's role: id, numeric, boolean, categorical, date, outcome, or ignored (with the
+reason), and how its values are read.
 
-The role decides how a field is encoded and described. An id is never a feature; free text,
-constants and nested values are ignored and reported, never guessed at.
+The role decides how a field is encoded and described. An id is never a feature: the customer
+id, row numbers, client numbers and codes (whole numbers all different, in sequence, or long;
+an id-like name). An outcome (churn, response) is reported per segment, never a feature, and a
+field that restates one is left out. Free text, constants, nested values and fields that are
+almost empty are ignored and reported, never guessed at. Text is read as what it holds: dates,
+numbers however a spreadsheet wrote them, bands at their midpoints, yes/no; placeholder codes
+are missing values (see pipeline/values.py). `clean` reads customers the way a schema says,
+so new customers are read exactly as the ones the segments were learned on.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -16,20 +23,44 @@ import pandas as pd
 
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.ingest import IngestedCustomers
+from segmentation.pipeline.outcomes import (
+    LEAK_AUC,
+    NUMERIC_OUTCOME_WORDS,
+    leak_strength,
+    outcome_meaning,
+    outcome_values,
+    outcome_word,
+    positive_level,
+)
+from segmentation.pipeline.values import (
+    YES_NO,
+    band_reading,
+    decimal_comma_evident,
+    format_count,
+    number_reading,
+    numeric_placeholders,
+    read_numbers,
+    text_values,
+    yes_no_reading,
+)
+from segmentation.pipeline.values import without as values_without
 
 __all__ = [
     "ADDITIVE_AXES",
+    "ALMOST_EMPTY_SHARE",
     "AXIS_LABELS",
     "FieldRole",
     "FieldSpec",
     "Schema",
     "axis_fields",
     "axis_of",
+    "clean",
     "detect_date_format",
     "infer_schema",
     "is_money",
     "name_words",
     "parse_dates",
+    "read_field",
 ]
 
 # A text field with more distinct values than this is free text or a code, not a category.
@@ -140,7 +171,7 @@ def is_money(field: str) -> bool:
 class FieldRole(StrEnum):
     """How a field takes part in the segmentation."""
 
-    #: identifies the customer; never a feature
+    #: identifies the customer (or a row, an account); never a feature
     ID = "id"
     #: a number; imputed with the median, log-transformed when skewed, standardized
     NUMERIC = "numeric"
@@ -150,30 +181,62 @@ class FieldRole(StrEnum):
     CATEGORICAL = "categorical"
     #: calendar dates; used as days before the latest date in the data
     DATE = "date"
+    #: what happened to the customer (churned, responded); reported per segment, never a
+    #: feature
+    OUTCOME = "outcome"
     #: not used; `FieldSpec.reason` says why
     IGNORED = "ignored"
 
 
 @dataclass(frozen=True)
 class FieldSpec:
+    """One field's role and how its values are read (the same way for new customers).
+
+    `number_format` reads text as numbers (see `values.read_numbers`), `placeholders` are
+    numeric codes read as missing (text placeholders such as 'NULL' always are), `aliases`
+    map case and whitespace variants of a level to its spelling. An outcome counts its
+    `positive` level (None: its mean) and `meaning` says whether it is a loss or a gain.
+    `notes` say how the values were read, for the data-quality report.
+    """
+
     name: str
     role: FieldRole
     reason: str = ""
     date_format: str | None = None
+    number_format: str | None = None
+    placeholders: tuple[float, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+    positive: str | None = None
+    meaning: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def is_feature(self) -> bool:
-        return self.role not in (FieldRole.ID, FieldRole.IGNORED)
+        return self.role not in (FieldRole.ID, FieldRole.IGNORED, FieldRole.OUTCOME)
+
+    @property
+    def reads_numbers(self) -> bool:
+        """Whether the field's values are read as numbers (its text included)."""
+        return self.role in (FieldRole.NUMERIC, FieldRole.BOOLEAN) or (
+            self.role is FieldRole.OUTCOME and self.number_format is not None
+        )
 
 
 @dataclass(frozen=True)
 class Schema:
+    """Every field's role, in input order; `features` in a canonical order (by name), so
+    that the order of the columns never changes a result."""
+
     fields: tuple[FieldSpec, ...]
     id_field: str | None
 
     @property
     def features(self) -> tuple[FieldSpec, ...]:
-        return tuple(f for f in self.fields if f.is_feature)
+        return tuple(sorted((f for f in self.fields if f.is_feature), key=lambda f: f.name))
+
+    @property
+    def outcomes(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.role is FieldRole.OUTCOME)
 
     @property
     def ignored(self) -> tuple[FieldSpec, ...]:
@@ -181,6 +244,9 @@ class Schema:
 
     def role(self, name: str) -> FieldRole:
         return next(f.role for f in self.fields if f.name == name)
+
+    def spec(self, name: str) -> FieldSpec:
+        return next(f for f in self.fields if f.name == name)
 
 
 def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
@@ -210,90 +276,358 @@ def _date_format_of(present: pd.Series) -> str | None:
     return None
 
 
-def _text_role(name: str, n_present: int, distinct: pd.Series, n_customers: int) -> FieldSpec:
-    """The role of a text field with `n_present` values, `distinct` of them different."""
-    levels = len(distinct)
+# --- reading each field's values --------------------------------------------------------------
+
+# a field at least this empty (placeholders included) cannot steer segments: left out
+ALMOST_EMPTY_SHARE = 0.9
+# whole numbers all different: an identifier when this many customers would have repeated a
+# measured quantity (expected coincidences under an even spread over their range) ...
+ID_COINCIDENCES = 5.0
+# ... or when they are this long (client and card numbers)
+ID_DIGITS = 8
+MIN_ID_CUSTOMERS = 20
+MIN_NAMED_ID_CUSTOMERS = 10
+ID_NAME_ENDINGS = ("id", "ids", "key", "uuid", "guid", "number", "num", "no", "nr")
+ID_NAME_WORDS = frozenset({"id", "key", "uuid", "guid", "number", "num", "no", "nr", "code"})
+GENERIC_NAME = re.compile(r"^column_\d+$")
+
+
+def id_like_name(field: str) -> bool:
+    """`CustomerId`, `RowNumber`, `CLIENTNUM`, `Loyalty Number`, `account_no`."""
+    words = name_words(field.strip())
+    normalized = re.sub(r"[^a-z0-9]", "", field.lower())
+    return bool(words) and (words[-1] in ID_NAME_WORDS or normalized.endswith(ID_NAME_ENDINGS))
+
+
+def _constant(name: str, levels: int, notes: Sequence[str] = ()) -> FieldSpec:
+    reason = "no value for any customer" if levels == 0 else "the same value for every customer"
+    return FieldSpec(name, FieldRole.IGNORED, reason, notes=tuple(notes))
+
+
+def _identifier(name: str, values: np.ndarray) -> str | None:
+    """Why whole numbers, all different, identify customers rather than measure them."""
+    n = len(values)
+    if n < MIN_NAMED_ID_CUSTOMERS or np.isnan(values).any() or (values % 1 != 0).any():
+        return None
+    if not pd.Index(values).is_unique:
+        return None
+    low, high = float(values.min()), float(values.max())
+    span = high - low + 1
+    if id_like_name(name):
+        return "an identifier: a different whole number for every customer, named as an id"
+    if n < MIN_ID_CUSTOMERS:
+        return None
+    if span == n:
+        return f"row numbers: every whole number from {low:.0f} to {high:.0f} once"
+    if n * n / (2 * span) >= ID_COINCIDENCES:
+        return (
+            f"an identifier: {n:,} different whole numbers where a measured quantity would "
+            "repeat values"
+        )
+    if low >= 10 ** (ID_DIGITS - 1) and len(f"{low:.0f}") == len(f"{high:.0f}"):
+        return f"an identifier: {n:,} different {len(f'{low:.0f}')}-digit numbers"
+    return None
+
+
+def _numeric_spec(
+    name: str,
+    values: np.ndarray,
+    *,
+    is_boolean: bool = False,
+    number_format: str | None = None,
+    notes: Sequence[str] = (),
+) -> tuple[FieldSpec, np.ndarray]:
+    """A field of numbers: its id, placeholder, constant and boolean tests, and its values
+    with placeholders as NaN."""
+    reason = _identifier(name, values)
+    if reason is not None:
+        return FieldSpec(name, FieldRole.ID, reason, notes=tuple(notes)), values
+    codes = {} if is_boolean or number_format == YES_NO else numeric_placeholders(values)
+    cleaned = values_without(values, codes)
+    notes = [
+        *notes,
+        *(f"{code:g} in {format_count(count, 'customer')} read as missing (a placeholder: it "
+          "stands apart from every other value)" for code, count in codes.items()),
+    ]  # fmt: skip
+    present = cleaned[~np.isnan(cleaned)]
+    if not len(present) or present.min() == present.max():
+        return _constant(name, min(len(present), 1), notes), cleaned
+    common = dict(number_format=number_format, placeholders=tuple(codes), notes=tuple(notes))
+    if is_boolean or bool(np.isin(present, (0.0, 1.0)).all()):
+        return FieldSpec(name, FieldRole.BOOLEAN, **common), cleaned  # type: ignore[arg-type]
+    return FieldSpec(name, FieldRole.NUMERIC, **common), cleaned  # type: ignore[arg-type]
+
+
+def _aliases(text: pd.Series) -> tuple[tuple[str, str], ...]:
+    """Spellings of one level that differ only in case ('yes', 'YES' beside 'Yes'), each
+    mapped to the most frequent one."""
+    counts = text.value_counts()
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for level, count in counts.items():
+        groups.setdefault(str(level).casefold(), []).append((-int(count), str(level)))
+    aliases = []
+    for spellings in groups.values():
+        if len(spellings) > 1:
+            canonical = min(spellings)[1]
+            aliases += [(other, canonical) for _, other in sorted(spellings) if other != canonical]
+    return tuple(sorted(aliases))
+
+
+def apply_aliases(text: pd.Series, aliases: Sequence[tuple[str, str]]) -> pd.Series:
+    return text.replace(dict(aliases)) if aliases else text
+
+
+def _text_spec(name: str, text: pd.Series, n_customers: int, notes: list[str]) -> FieldSpec:
+    """The role of a text field (stripped, placeholders as missing) that holds no dates,
+    numbers or yes/no: a category, an identifier, or free text (ignored)."""
+    aliases = _aliases(text.dropna())
+    distinct = apply_aliases(text, aliases).dropna().unique()
+    levels, n_present = len(distinct), int(text.notna().sum())
     if levels <= 1:
-        return _constant(name, levels)
-    date_format = _date_format_of(distinct)
-    if date_format is not None:
-        return FieldSpec(name, FieldRole.DATE, date_format=date_format)
-    unique_per_customer = levels == n_present and n_present >= 10
-    if unique_per_customer:
-        return FieldSpec(name, FieldRole.IGNORED, "a different value for every customer (a code)")
+        return _constant(name, levels, notes)
+    if levels == n_present and n_present >= 10:
+        tokens = not any(" " in str(v) for v in distinct[:1000])
+        if tokens or id_like_name(name):
+            return FieldSpec(
+                name, FieldRole.ID, "an identifier: a different code for every customer",
+                notes=tuple(notes),
+            )  # fmt: skip
+        return FieldSpec(name, FieldRole.IGNORED, "a different text for every customer (free text)")
     if levels > MAX_CATEGORY_LEVELS or (n_customers >= 40 and levels > n_customers / 2):
-        return FieldSpec(name, FieldRole.IGNORED, f"free text or a code ({levels} distinct values)")
-    return FieldSpec(name, FieldRole.CATEGORICAL)
+        return FieldSpec(
+            name, FieldRole.IGNORED, f"free text or a code ({levels} distinct values)",
+            notes=tuple(notes),
+        )  # fmt: skip
+    if aliases:
+        merged = format_count(len(aliases), "spelling")
+        notes = [*notes, f"{merged} that differ from a level only in case read as that level"]
+    return FieldSpec(name, FieldRole.CATEGORICAL, aliases=aliases, notes=tuple(notes))
 
 
-# "75,000", "$1,200.50", "1 200": numbers a spreadsheet formatted; which separator is decimal
-# cannot be known, so they are refused with the record that shows one rather than guessed.
-FORMATTED_NUMBER = re.compile(r"^[+-]?[$€£]?\s?\d{1,3}([,\s]\d{3})+(\.\d+)?$|^[+-]?[$€£]\s?\d")
+def _text_field(
+    name: str, column: pd.Series, n_customers: int, decimal_hint: str | None
+) -> tuple[FieldSpec, np.ndarray | pd.Series]:
+    """A text field read as dates, numbers (plain, formatted, or bands), yes/no, or text."""
+    read = text_values(column)
+    text, notes = read.values, read.notes
+    distinct = pd.Series(text.dropna().unique(), dtype=object)
+    if len(distinct) == 0:
+        return _constant(name, 0, notes), text
+    date_format = _date_format_of(distinct) if len(distinct) > 1 else None
+    if date_format is not None:
+        spec = FieldSpec(name, FieldRole.DATE, date_format=date_format, notes=tuple(notes))
+        return spec, text
+    reading = number_reading(text, decimal_hint) or band_reading(text, decimal_hint)
+    if reading is not None:
+        return _numeric_spec(
+            name, reading.values, number_format=reading.number_format,
+            notes=[*notes, *reading.notes],
+        )  # fmt: skip
+    yes_no = yes_no_reading(text)
+    if yes_no is not None:
+        return _numeric_spec(
+            name, yes_no.values, is_boolean=True, number_format=YES_NO, notes=notes
+        )
+    spec = _text_spec(name, text, n_customers, notes)
+    return spec, apply_aliases(text, spec.aliases)
 
 
-def _check_formatted_numbers(name: str, text: pd.Series, distinct: pd.Series) -> None:
-    # tested on the distinct values (a million rows hold a few hundred levels), then the
-    # first record holding a formatted one is found
-    formatted = distinct.str.match(FORMATTED_NUMBER).fillna(False).astype(bool)
-    plain = pd.to_numeric(distinct, errors="coerce").notna()
-    if len(distinct) and bool((formatted | plain).all()) and bool(formatted.any()):
-        position = int(np.argmax(text.isin(set(distinct[formatted])).to_numpy()))
+def _value_field(
+    name: str, column: pd.Series, customers: IngestedCustomers, decimal_hint: str | None
+) -> tuple[FieldSpec, np.ndarray | pd.Series]:
+    """A field's role from its values, and its values as read (numbers as float64 with
+    placeholders as NaN, text stripped with placeholders as None)."""
+    n_customers = len(customers.frame)
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        numbers = column.to_numpy(dtype=float, na_value=np.nan)
+        return _numeric_spec(name, numbers, is_boolean=name in customers.boolean_fields)
+    return _text_field(name, column, n_customers, decimal_hint)
+
+
+def _decimal_hint(frame: pd.DataFrame, fields: Sequence[str]) -> str | None:
+    """A comma when some text field of these customers shows decimal commas ("29,85"): a
+    "1,234" elsewhere in the same export is then read as 1.234 too."""
+    for name in fields:
+        column = frame[name]
+        if not pd.api.types.is_numeric_dtype(column.dtype) and decimal_comma_evident(
+            text_values(column).values
+        ):
+            return ","
+    return None
+
+
+def _levels(values: np.ndarray | pd.Series) -> dict[str, int]:
+    """Customers per distinct value, as text ("2" for 2.0)."""
+    counts = pd.Series(values).dropna().value_counts()
+    return {(f"{k:g}" if isinstance(k, float) else str(k)): int(v) for k, v in counts.items()}
+
+
+def _outcome_of(
+    spec: FieldSpec, values: np.ndarray | pd.Series, word: str | None, explicit: bool
+) -> FieldSpec | None:
+    """The field as an outcome (its positive level for a rate, None for a mean), or None
+    when its shape is not an outcome's; named by the caller, that is an error."""
+    usable = spec.role in (FieldRole.BOOLEAN, FieldRole.NUMERIC, FieldRole.CATEGORICAL)
+    levels = _levels(values) if usable else {}
+    if len(levels) == 2:
+        if spec.role is FieldRole.BOOLEAN:
+            positive = "yes" if spec.number_format == YES_NO else "1"
+        else:
+            positive = positive_level(levels, word)
+        return replace(spec, role=FieldRole.OUTCOME, positive=positive)
+    if spec.role is FieldRole.NUMERIC and (explicit or word in NUMERIC_OUTCOME_WORDS):
+        return replace(spec, role=FieldRole.OUTCOME, positive=None)
+    if explicit:
+        why = spec.reason or f"{spec.role.value}, {len(levels)} levels"
         raise InvalidInputError(
             Problem(
-                f"{text.iloc[position]!r} is a number written as formatted text; "
-                "send plain numbers (75000, not '75,000')",
-                position,
-                name,
+                f"cannot be an outcome ({why}): an outcome has two levels (a rate) or holds "
+                "numbers (a mean)",
+                field=spec.name,
             )
         )
+    return None
 
 
-def _text_or_number_role(name: str, text: pd.Series, n_customers: int) -> FieldSpec:
-    """Text that is really dates or numbers ("2013-05-01", "75000") gets their role; text
-    with leading zeros ("0042") is a code, whatever its digits say."""
-    # every test below looks at the distinct values, found once: a million customers hold a
-    # few hundred (each pass over the rows cost 0.1 s at 1,000,000 customers)
-    present = text.dropna()
-    distinct = pd.Series(present.unique(), dtype=object)
-    _check_formatted_numbers(name, text, distinct)
-    if _date_format_of(distinct) is None and len(distinct):
-        as_numbers = pd.to_numeric(distinct, errors="coerce")
-        is_code = distinct.str.match(r"^[+-]?0\d").any()
-        if as_numbers.notna().all() and not is_code:
-            return _numeric_role(name, pd.to_numeric(text, errors="coerce").astype(float), False)
-    return _text_role(name, len(present), distinct, n_customers)
+def _find_outcomes(
+    specs: dict[str, FieldSpec],
+    values: Mapping[str, np.ndarray | pd.Series],
+    named_outcomes: Sequence[str],
+    named_features: set[str],
+) -> None:
+    """Turn the outcome fields into outcomes: those the caller named, those whose name and
+    shape say so, and the last column of a file without a header row (its usual place)."""
+    for name in named_outcomes:
+        if specs[name].role is FieldRole.IGNORED and name not in values:
+            continue  # excluded: exclude wins
+        found = _outcome_of(specs[name], values.get(name, pd.Series(dtype=object)), None, True)
+        assert found is not None
+        words = [w.lower() for w in name_words(name.strip())]
+        specs[name] = replace(
+            found, reason="named as an outcome: reported per segment, never a feature",
+            meaning=outcome_meaning(words),
+        )  # fmt: skip
+    for name, spec in specs.items():
+        if name in named_features or name in named_outcomes or name not in values:
+            continue
+        words = [w.lower() for w in name_words(name.strip())]
+        found_word = outcome_word(words)
+        if found_word is None:
+            continue
+        outcome = _outcome_of(spec, values[name], found_word[0], explicit=False)
+        if outcome is not None:
+            specs[name] = replace(
+                outcome, meaning=found_word[1],
+                reason=f"an outcome ('{found_word[0]}' in its name): reported per segment, "
+                "never a feature",
+            )  # fmt: skip
+    names = list(specs)
+    if names and all(GENERIC_NAME.match(n) for n in names) and not named_outcomes:
+        last = names[-1]
+        spec = specs[last]
+        if last in values and last not in named_features and spec.role is not FieldRole.OUTCOME:
+            outcome = _outcome_of(spec, values[last], None, explicit=False)
+            if outcome is not None and outcome.positive is not None:
+                specs[last] = replace(
+                    outcome, reason="an outcome: the last column of a file without a header "
+                    "row, with two levels (where such files put it)",
+                )  # fmt: skip
 
 
-def _constant(name: str, levels: int) -> FieldSpec:
-    reason = "no value for any customer" if levels == 0 else "the same value for every customer"
-    return FieldSpec(name, FieldRole.IGNORED, reason)
+def _as_outcome_values(spec: FieldSpec, values: np.ndarray | pd.Series) -> np.ndarray:
+    numbers = values if isinstance(values, np.ndarray) else None
+    text = values if isinstance(values, pd.Series) else pd.Series(dtype=object)
+    return outcome_values(text, spec.positive, numbers)
 
 
-def _numeric_role(name: str, values: pd.Series, is_boolean: bool) -> FieldSpec:
-    present = values.dropna()
-    if present.nunique() <= 1:
-        return _constant(name, present.nunique())
-    if is_boolean or set(np.unique(present.to_numpy())) <= {0.0, 1.0}:
-        return FieldSpec(name, FieldRole.BOOLEAN)
-    return FieldSpec(name, FieldRole.NUMERIC)
+def _leak_values(spec: FieldSpec, values: np.ndarray | pd.Series) -> np.ndarray | pd.Series:
+    if spec.role is FieldRole.DATE and isinstance(values, pd.Series):
+        assert spec.date_format is not None
+        stamps = parse_dates(values, spec.date_format)
+        return (stamps - pd.Timestamp("1970-01-01")).dt.days.to_numpy(dtype=float, na_value=np.nan)
+    return values
 
 
-def _select(
-    columns: Sequence[str], features: Sequence[str] | None, exclude: Sequence[str]
-) -> set[str]:
-    """The fields the caller allows as features; unknown names are errors, not no-ops."""
-    known = set(columns)
-    shown = ", ".join(repr(c) for c in list(columns)[:30])
+def _find_leaks(
+    specs: dict[str, FieldSpec],
+    values: Mapping[str, np.ndarray | pd.Series],
+    named_features: set[str],
+    random_state: int,
+) -> None:
+    """Leave out the fields that restate an outcome: on their own they predict it almost
+    perfectly (a classifier's score of it, a status set when it happened)."""
+    outcomes = [(s, _as_outcome_values(s, values[s.name])) for s in specs.values()
+                if s.role is FieldRole.OUTCOME and s.name in values]  # fmt: skip
+    if not outcomes:
+        return
+    for name, spec in list(specs.items()):
+        if not spec.is_feature or name in named_features:
+            continue
+        feature = _leak_values(spec, values[name])
+        for outcome, target in outcomes:
+            strength = leak_strength(feature, target, random_state)
+            if strength is not None and strength >= LEAK_AUC:
+                measure = "AUC" if outcome.positive is not None else "rank correlation"
+                specs[name] = replace(
+                    spec, role=FieldRole.IGNORED,
+                    reason=f"restates the outcome {outcome.name!r}: on its own it predicts it "
+                    f"almost perfectly ({measure} {strength:.3f}), so it is left out",
+                )  # fmt: skip
+                break
+
+
+def _drop_almost_empty(
+    specs: dict[str, FieldSpec],
+    values: Mapping[str, np.ndarray | pd.Series],
+    named_features: set[str],
+) -> None:
+    """Leave out the features with hardly any value (placeholders included): imputed, they
+    would mostly say where values are missing."""
+    for name, spec in list(specs.items()):
+        if not spec.is_feature or name in named_features:
+            continue
+        missing = float(pd.isna(values[name]).mean())
+        if missing > ALMOST_EMPTY_SHARE:
+            specs[name] = replace(
+                spec, role=FieldRole.IGNORED,
+                reason=f"almost empty: {missing:.0%} of customers have no value",
+            )  # fmt: skip
+
+
+def _check_names(
+    fields: Sequence[str],
+    features: Sequence[str] | None,
+    exclude: Sequence[str],
+    outcomes: Sequence[str],
+) -> None:
+    """Every field the options name exists; none is both a feature and an outcome."""
+    known = set(fields)
+    shown = ", ".join(repr(c) for c in list(fields)[:30])
     problems = [
         Problem(f"names unknown field {name!r}; the customers have: {shown}", field=option)
-        for option, names in (("features", features or []), ("exclude", exclude))
+        for option, names in (("features", features or []), ("exclude", exclude),
+                              ("outcomes", outcomes))
         for name in names
         if name not in known
+    ]  # fmt: skip
+    problems += [
+        Problem(f"{name!r} is named in features too; a field is a feature or an outcome",
+                field="outcomes")
+        for name in outcomes if name in (features or ())
+    ]  # fmt: skip
+    if problems:
+        raise InvalidInputError(problems)
+
+
+def _check_named_features(specs: Mapping[str, FieldSpec], named: Sequence[str]) -> None:
+    """A field named in `features` is used, or the request fails saying why it cannot be."""
+    problems = [
+        Problem(f"cannot be a feature: {specs[name].reason}", field=name)
+        for name in named
+        if name in specs and not specs[name].is_feature
     ]
     if problems:
         raise InvalidInputError(problems)
-    allowed = set(features) if features else known
-    return allowed - set(exclude)
 
 
 def infer_schema(
@@ -301,35 +635,78 @@ def infer_schema(
     *,
     features: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
+    outcomes: Sequence[str] = (),
+    random_state: int = 0,
 ) -> Schema:
-    """Decide each field's role from its name and values.
+    """Decide each field's role, and how its values are read, from its name and values.
 
-    `features` (if given) is the complete list of fields to use and `exclude` removes fields;
-    either naming a field the customers do not have raises `InvalidInputError`.
+    `features` (if given) is the complete list of fields to use, `exclude` removes fields,
+    `outcomes` names outcome fields (others are recognised by name and shape); naming a
+    field the customers do not have raises `InvalidInputError`, and so does naming a
+    feature that cannot be one (with the reason).
     """
     frame = customers.frame
-    all_fields = [*frame.columns, *customers.nested_fields]
-    allowed = _select(all_fields, features, exclude)
-    specs: list[FieldSpec] = []
+    _check_names([*frame.columns, *customers.nested_fields], features, exclude, outcomes)
+    # features then exclude: a field named in both is excluded
+    named = set(features or ()) - set(exclude)
+    candidates = [n for n in frame.columns if n not in exclude and n != customers.id_field]
+    decimal_hint = _decimal_hint(frame, candidates)
+    specs: dict[str, FieldSpec] = {}
+    values: dict[str, np.ndarray | pd.Series] = {}
     for name in frame.columns:
-        column = frame[name]
         if name == customers.id_field:
-            specs.append(FieldSpec(name, FieldRole.ID, "the customer id"))
-        elif name not in allowed:
-            specs.append(FieldSpec(name, FieldRole.IGNORED, "excluded by the options"))
-        elif not pd.api.types.is_numeric_dtype(column.dtype):
-            specs.append(_text_or_number_role(name, column, len(frame)))
-        elif (
-            name_words(name)[-1:] == ["id"]
-            and column.notna().all()
-            and bool((column % 1 == 0).all())
-            and column.nunique() == len(column) >= 10
-        ):
-            specs.append(FieldSpec(name, FieldRole.IGNORED, "an identifier (unique per customer)"))
+            specs[name] = FieldSpec(name, FieldRole.ID, "the customer id")
+        elif name in exclude:
+            specs[name] = FieldSpec(name, FieldRole.IGNORED, "excluded by the options")
         else:
-            specs.append(_numeric_role(name, column, name in customers.boolean_fields))
-    specs += [
+            specs[name], values[name] = _value_field(name, frame[name], customers, decimal_hint)
+    _find_outcomes(specs, values, outcomes, named)
+    if features:
+        for name, spec in list(specs.items()):
+            if spec.is_feature and name not in named:
+                specs[name] = replace(spec, role=FieldRole.IGNORED, reason="not named in features")
+    _find_leaks(specs, values, named, random_state)
+    _drop_almost_empty(specs, values, named)
+    _check_named_features(specs, sorted(named))
+    nested = [
         FieldSpec(name, FieldRole.IGNORED, "holds objects or lists, which cannot be compared")
         for name in customers.nested_fields
     ]
-    return Schema(fields=tuple(specs), id_field=customers.id_field)
+    _check_named_features({s.name: s for s in nested}, sorted(named))
+    return Schema(fields=(*specs.values(), *nested), id_field=customers.id_field)
+
+
+# --- reading customers the way their schema says ----------------------------------------------
+
+
+def read_field(column: pd.Series, spec: FieldSpec) -> np.ndarray | pd.Series:
+    """One field's values read as its spec says: numbers (float64, placeholders NaN), an
+    outcome's rate flags or numbers, or text (stripped, placeholders None, aliases merged)."""
+    if spec.role in (FieldRole.ID, FieldRole.IGNORED):
+        return column
+    numeric_dtype = pd.api.types.is_numeric_dtype(column.dtype)
+    if numeric_dtype and spec.role in (FieldRole.CATEGORICAL, FieldRole.DATE):
+        return column  # a level sent as a number: read as its text where it is encoded
+    text = None if numeric_dtype else apply_aliases(text_values(column).values, spec.aliases)
+    numbers = None
+    if spec.reads_numbers or (spec.role is FieldRole.OUTCOME and numeric_dtype):
+        source = column if text is None else text
+        numbers = values_without(read_numbers(source, spec.number_format), spec.placeholders)
+    if spec.role is FieldRole.OUTCOME:
+        return outcome_values(pd.Series(dtype=object) if text is None else text, spec.positive,
+                              numbers)  # fmt: skip
+    if numbers is not None:
+        return numbers
+    assert text is not None
+    return text
+
+
+def clean(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """The customers with every feature and outcome read as the schema says (see
+    `read_field`); ids, ignored and unknown fields as they were. The input is not changed."""
+    specs = {spec.name: spec for spec in schema.fields}
+    columns = {
+        name: read_field(frame[name], specs[name]) if name in specs else frame[name]
+        for name in frame.columns
+    }
+    return pd.DataFrame(columns, index=frame.index)

@@ -31,11 +31,25 @@ def _spec_state(spec: FieldSpec) -> dict[str, Any]:
         "role": spec.role.value,
         "reason": spec.reason,
         "dateFormat": spec.date_format,
+        "numberFormat": spec.number_format,
+        "placeholders": list(spec.placeholders),
+        "aliases": [list(pair) for pair in spec.aliases],
+        "positive": spec.positive,
+        "meaning": spec.meaning,
+        "notes": list(spec.notes),
     }
 
 
 def _spec_of(state: dict[str, Any]) -> FieldSpec:
-    return FieldSpec(state["name"], FieldRole(state["role"]), state["reason"], state["dateFormat"])
+    # keys added since the first models: absent in those, which read values as sent
+    return FieldSpec(
+        state["name"], FieldRole(state["role"]), state["reason"], state["dateFormat"],
+        number_format=state.get("numberFormat"),
+        placeholders=tuple(float(v) for v in state.get("placeholders", ())),
+        aliases=tuple((a, b) for a, b in state.get("aliases", ())),
+        positive=state.get("positive"), meaning=state.get("meaning"),
+        notes=tuple(state.get("notes", ())),
+    )  # fmt: skip
 
 
 def _encoding_state(encoding: FieldEncoding) -> dict[str, Any]:

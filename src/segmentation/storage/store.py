@@ -364,7 +364,9 @@ class AnalysisStore:
 def _assignments_frame(analysis: Analysis, customer_ids: Sequence[Any] | None) -> pd.DataFrame:
     names = {segment.segment_id: segment.name for segment in analysis.segments}
     ids = None if customer_ids is None else _column_ids(customer_ids)
-    return assignment_table(analysis.labels, analysis.confidence, analysis.ambiguous, names, ids)
+    return assignment_table(
+        analysis.labels, analysis.confidence, analysis.ambiguous, names, ids, analysis.input_rows
+    )
 
 
 def _column_ids(customer_ids: Sequence[Any]) -> Sequence[Any] | np.ndarray:
