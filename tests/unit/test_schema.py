@@ -191,7 +191,7 @@ def test_features_and_exclude(options: dict[str, list[str]], features: list[str]
 
 def test_a_feature_that_cannot_be_one_is_refused_with_its_reason() -> None:
     # a field named in features is never silently dropped
-    with pytest.raises(InvalidInputError, match=r"field 'id': cannot be a feature: the customer id"):
+    with pytest.raises(InvalidInputError, match=r"'id': cannot be a feature: the customer id"):
         _schema(FRAME, features=["id", "age"])
 
 
