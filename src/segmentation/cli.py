@@ -32,14 +32,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from segmentation.analysis import analyze
 from segmentation.assign import assign, assignment_table
 from segmentation.auth import ApiKey, AuditEvent, AuditLog, KeyStore, Scope
 from segmentation.config import Settings
 from segmentation.errors import SegmentationError
-from segmentation.files import detect_kind, read_customers
+from segmentation.files import CustomerFile, detect_kind, read_customer_file
 from segmentation.options import OPTIONS, AnalysisOptions, OptionSpec, describe_default
 from segmentation.pipeline.lineage import PreviousSegmentation, lineage_summary
 from segmentation.pipeline.search import format_score
@@ -53,12 +51,12 @@ __all__ = ["main"]
 BAR_WIDTH = 30
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: Path, header: bool | None = None) -> CustomerFile:
     if not path.is_file():
         raise SegmentationError(f"{path}: no such file")
     with path.open("rb") as handle:
         head = handle.read(8192)
-    return read_customers(path, detect_kind(head, path.name))
+    return read_customer_file(path, detect_kind(head, path.name), header=header)
 
 
 class _ProgressBar:
@@ -81,11 +79,12 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
-def _customers(args: argparse.Namespace) -> pd.DataFrame:
+def _customers(args: argparse.Namespace) -> CustomerFile:
     """The file's rows, or with --transactions one row per customer derived from its orders."""
-    frame = _read(Path(args.file))
+    read = _read(Path(args.file), args.header)
     if not args.transactions:
-        return frame
+        return read
+    frame = read.frame
     if args.customer_id is None or args.date is None:
         raise SegmentationError("--transactions needs --customer-id and --date")
     derived = customers_from_transactions(
@@ -98,7 +97,7 @@ def _customers(args: argparse.Namespace) -> pd.DataFrame:
         f"id, {derived.return_rows:,} cancellations or returns, "
         f"{derived.customers_with_only_returns:,} customers with only returns left out)"
     )
-    return derived.customers
+    return CustomerFile(derived.customers, read.notes)
 
 
 def _options(args: argparse.Namespace) -> AnalysisOptions:
@@ -142,9 +141,12 @@ def run_analyze(args: argparse.Namespace) -> int:
         written = write_results(analysis, [], args.out, args.file.rstrip("/").rsplit("/", 1)[-1])
         _print_summary(analysis, args.out, written)
         return 0
-    frame = _customers(args)
+    read = _customers(args)
+    frame = read.frame
     progress = _ProgressBar(sys.stderr.isatty() and not args.quiet)
-    analysis = analyze(frame, options=options, progress=progress, previous=previous)
+    analysis = analyze(
+        frame, options=options, progress=progress, previous=previous, input_notes=read.notes
+    )
     progress.done()
     written = write_results(analysis, frame, args.out, Path(args.file).name)
     _print_summary(analysis, args.out, written)
@@ -165,7 +167,7 @@ def run_assign(args: argparse.Namespace) -> int:
     if not (args.analysis / "model.json").is_file():
         raise SegmentationError(f"{args.analysis}: no model.json (run `segmentation analyze`)")
     fitted = load_fitted(args.analysis)
-    frame = _read(args.file)
+    frame = _read(args.file).frame
     scored = assign(fitted, frame)
     id_field = fitted.encoder.schema.id_field
     ids = frame[id_field].tolist() if id_field is not None and id_field in frame else None

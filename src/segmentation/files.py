@@ -2,8 +2,13 @@
 
 The delimiter is sniffed from the first 64 KiB among `,;\t|` (a space-aligned text file is read
 on whitespace); the encoding is UTF-8 (with or without BOM) or, failing that, Latin-1, which
-decodes any byte. Codes such as zero-padded ids are kept as text: only pandas' own inference
-turns columns into numbers, never a guess of ours.
+decodes any byte. Text is kept as written: codes such as zero-padded ids stay text, "NULL" or
+"NA" are not turned into missing values here (the schema reads and reports placeholders), and
+only a column whose every value is a plain number becomes numbers. A first row that looks like
+data (its cells are values of their columns) is data: the fields are then named column_1,
+column_2, ... (`header` forces either reading). Rows with no value in any field (the blank
+rows a spreadsheet writes after the data) and columns with neither a name nor a value are
+skipped. What was skipped or assumed is said in `CustomerFile.notes`.
 """
 
 from __future__ import annotations
@@ -12,17 +17,27 @@ import bz2
 import csv
 import gzip
 import lzma
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segmentation.errors import InvalidInputError, Problem
 
-__all__ = ["FILE_KINDS", "check_customer_file", "detect_kind", "read_customers"]
+__all__ = [
+    "FILE_KINDS",
+    "CustomerFile",
+    "check_customer_file",
+    "detect_kind",
+    "read_customer_file",
+    "read_customers",
+]
 
 FILE_KINDS = ("csv", "parquet", "jsonl")
 SNIFF_BYTES = 65_536
@@ -79,33 +94,101 @@ def _encoding(path: Path, opener: Callable[..., IO[Any]]) -> str:
         return "latin-1"
 
 
-def _read_csv(path: Path, rows: int | None = None) -> pd.DataFrame:
-    compression, opener = _compression(path)
-    encoding = _encoding(path, opener)
-    with opener(path, "rt", encoding=encoding, newline="") as handle:
-        sample = handle.read(SNIFF_BYTES)
+@dataclass(frozen=True)
+class CustomerFile:
+    """A file's customers, one row each, and what reading them skipped or assumed."""
+
+    frame: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
+
+def _delimiter(sample: str) -> str | None:
+    """The sniffed delimiter; None for a whitespace-aligned text file."""
     try:
-        delimiter: str | None = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:
         # the sniffer gives up on ragged rows: take the header's most frequent delimiter, so
         # that pandas reports the ragged row instead of reading one wide column
         header = sample.splitlines()[0] if sample else ""
         counts = {d: header.count(d) for d in DELIMITERS}
         best = max(counts, key=lambda d: counts[d])
-        delimiter = best if counts[best] else None  # None: whitespace-aligned text
-    try:
-        # as text first: pandas' own number inference would turn the code "0001" into 1
-        frame = pd.read_csv(
-            path, sep=delimiter or r"\s+", encoding=encoding, dtype=str, nrows=rows,
-            compression=compression,  # by content: an upload is staged as .csv
-        )  # fmt: skip
-        return frame.apply(_numbers_unless_codes)
-    except pd.errors.ParserError as error:
-        raise InvalidInputError(
-            Problem(f"the CSV file cannot be read: {error}", field="file")
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise InvalidInputError(Problem("the file holds no rows", field="file")) from None
+        return best if counts[best] else None
+
+
+GENERIC_FIELD = "column_{}"
+HEADER_PROBE_ROWS = 200
+NUMBER_CELL = r"^\s*[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?\s*$"
+
+
+def first_row_is_data(probe: pd.DataFrame) -> bool:
+    """Whether a file's first row (of `probe`, read without a header) holds data rather than
+    field names: most of its cells are values of their own column, or numbers in a column of
+    numbers. Field names are neither ("Age" is no age)."""
+    if len(probe) < 2:
+        return False
+    first, rest = probe.iloc[0], probe.iloc[1:]
+    looks_like_data = 0
+    for position in range(probe.shape[1]):
+        cell, column = first.iloc[position], rest.iloc[:, position].dropna()
+        if not isinstance(cell, str) or not cell.strip() or column.empty:
+            continue
+        numbers = column.str.match(NUMBER_CELL)
+        if cell.strip() in set(column.str.strip()) or (
+            re.match(NUMBER_CELL, cell) and numbers.mean() >= 0.9
+        ):
+            looks_like_data += 1
+    return looks_like_data >= max(1, (probe.shape[1] + 1) // 2)
+
+
+def _names(header: pd.Series) -> list[str]:
+    """Field names from a header row: a blank name becomes `Unnamed: i` and a repeated one
+    gets `.1`, `.2`, as pandas names them."""
+    names: list[str] = []
+    for position, value in enumerate(header):
+        name = value if isinstance(value, str) and value.strip() else f"Unnamed: {position}"
+        base, count = name, 1
+        while name in names:
+            name, count = f"{base}.{count}", count + 1
+        names.append(name)
+    return names
+
+
+def _without_blanks(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The frame without rows that hold no value in any field and without columns that have
+    neither a name nor a value, and a note of each."""
+    notes = []
+    empty_columns = [
+        c for c in frame.columns if str(c).startswith("Unnamed: ") and _is_blank(frame[c]).all()
+    ]
+    if empty_columns:
+        frame = frame.drop(columns=empty_columns)
+        notes.append(
+            f"{len(empty_columns)} {'column' if len(empty_columns) == 1 else 'columns'} with "
+            "neither a name nor a value skipped"
+        )
+    if frame.shape[1] == 0:
+        return frame, notes
+    # a blank row is blank in its first field: only those rows are looked at field by field
+    candidates = np.flatnonzero(_is_blank(frame.iloc[:, 0]).to_numpy())
+    if len(candidates):
+        part = frame.iloc[candidates]
+        blank = np.logical_and.reduce([_is_blank(part[c]).to_numpy() for c in part.columns])
+        rows = candidates[blank]
+        if len(rows):
+            trailing = bool(rows[-1] == len(frame) - 1 and len(rows) == rows[-1] - rows[0] + 1)
+            where = " at the end of the file" if trailing else ""
+            notes.append(
+                f"{len(rows):,} {'row' if len(rows) == 1 else 'rows'} with no value in any "
+                f"field skipped{where}"
+            )
+            frame = frame.drop(index=frame.index[rows]).reset_index(drop=True)
+    return frame, notes
+
+
+def _is_blank(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column.isna()
+    return column.isna() | column.astype(str).str.strip().eq("")
 
 
 def _numbers_unless_codes(column: pd.Series) -> pd.Series:
@@ -121,6 +204,46 @@ def _numbers_unless_codes(column: pd.Series) -> pd.Series:
     return converted.astype("int64") if integral else converted
 
 
+def _read_csv(path: Path, rows: int | None = None, header: bool | None = None) -> CustomerFile:
+    compression, opener = _compression(path)
+    encoding = _encoding(path, opener)
+    with opener(path, "rt", encoding=encoding, newline="") as handle:
+        sample = handle.read(SNIFF_BYTES)
+    delimiter = _delimiter(sample)
+    read: dict[str, Any] = dict(
+        sep=delimiter or r"\s+", encoding=encoding, compression=compression,  # by content
+        # as text, as written: pandas' own inference would turn the code "0001" into 1, and
+        # its missing-value words would hide placeholders such as "NULL" from the report
+        dtype=str, keep_default_na=False, na_values=[""], header=None,
+    )  # fmt: skip
+    notes = []
+    try:
+        if header is None:
+            probe = pd.read_csv(path, nrows=HEADER_PROBE_ROWS, **read)
+            header = not first_row_is_data(probe)
+            if not header:
+                notes.append(
+                    "the first row looks like data, not field names: the fields are named "
+                    "column_1, column_2, ... (header: true reads it as names)"
+                )
+        frame = pd.read_csv(path, nrows=None if rows is None else rows + 1, **read)
+    except pd.errors.ParserError as error:
+        raise InvalidInputError(
+            Problem(f"the CSV file cannot be read: {error}", field="file")
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise InvalidInputError(Problem("the file holds no rows", field="file")) from None
+    if header:
+        frame.columns = _names(frame.iloc[0])
+        frame = frame.iloc[1:].reset_index(drop=True)
+    else:
+        frame.columns = [GENERIC_FIELD.format(i + 1) for i in range(frame.shape[1])]
+    if rows is not None:
+        frame = frame.head(rows)
+    frame, skipped = _without_blanks(frame)
+    return CustomerFile(frame.apply(_numbers_unless_codes), (*notes, *skipped))
+
+
 # Parquet column types a customer field can have; lists, structs, binary and decimals cannot
 # be compared or echoed as JSON
 SCALAR_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_string,
@@ -129,20 +252,30 @@ SCALAR_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_string,
 CHECK_ROWS = 1000
 
 
-def read_customers(path: Path, kind: str, rows: int | None = None) -> pd.DataFrame:
-    """One row per customer from a stored upload (the first `rows` only, if given);
+def read_customer_file(
+    path: Path, kind: str, rows: int | None = None, header: bool | None = None
+) -> CustomerFile:
+    """One row per customer from a file (the first `rows` only, if given) and what reading
+    it noted; `header` (CSV only): whether the first row names the fields (None: detected).
     InvalidInputError names what is wrong."""
     try:
         if kind == "parquet":
             frame = pd.read_parquet(path)
-            return frame if rows is None else frame.head(rows)
+            return CustomerFile(frame if rows is None else frame.head(rows))
         if kind == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False, nrows=rows)
+            return CustomerFile(pd.read_json(path, lines=True, dtype=False, nrows=rows))
     except (ValueError, TypeError, AttributeError) as error:  # pandas' JSON reader raises all
         raise InvalidInputError(
             Problem(f"the {kind} file cannot be read: {error}", field="file")
         ) from None
-    return _read_csv(path, rows)
+    return _read_csv(path, rows, header)
+
+
+def read_customers(
+    path: Path, kind: str, rows: int | None = None, header: bool | None = None
+) -> pd.DataFrame:
+    """`read_customer_file`'s customers alone."""
+    return read_customer_file(path, kind, rows, header).frame
 
 
 def check_customer_file(path: Path, kind: str) -> None:

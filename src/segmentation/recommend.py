@@ -1,11 +1,18 @@
 """Advice from an analysis: one concrete action per segment, ordered by business impact.
 
+Each segment's action is chosen from what distinguishes it (its levers): an outcome rate far
+from the overall one (churn: retain and win back; response: first in the next campaign),
+recency, value, income and frequency, tenure (onboard the new, reward the long-standing),
+and product mix (an over-represented level). The strongest lever wins, and segments of one
+analysis get different actions unless one has no other lever. A segment is called close to
+the average only when its characteristics say so.
+
 Impact is size x value, where value is the segment's spend (or, without spend fields, income)
 relative to the customer-weighted average. Each recommendation names its segment and cites the
 figures that justify it; a refit's advice follows (the largest movements between segments,
 segments that emerged or disappeared, fields that drifted: see pipeline/lineage.py), then
-cross-segment advice (a large segment that spends little, value concentrated in few
-customers, segments too unstable to act on).
+cross-segment advice (an outcome concentrated in one segment, a large segment that spends
+little, value concentrated in few customers, segments too unstable to act on).
 
 Works on a full `Analysis` or on the summaries a front end posts back (customers optional).
 """
@@ -14,13 +21,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from segmentation.pipeline.lineage import PSI_SIGNIFICANT, Lineage, Transition, drifted, flows
-from segmentation.pipeline.profile import OUTLIERS_NAME, format_number, label
+from segmentation.pipeline.naming import OUTLIERS_NAME
 from segmentation.pipeline.schema import ADDITIVE_AXES, AXIS_LABELS, axis_fields, axis_of
-from segmentation.results import Analysis
+from segmentation.pipeline.words import (
+    MISSING_LEVEL,
+    format_number,
+    is_generic_level,
+    label,
+    level_phrase,
+)
+from segmentation.results import Analysis, Outcome
 
 __all__ = [
     "Direction",
@@ -52,6 +66,12 @@ class SegmentSummary:
     characteristics: Sequence[str] = ()
     stability: float | None = None
     is_outliers: bool = False
+    #: each outcome's rate or mean in the segment
+    outcomes: Mapping[str, float | None] = field(default_factory=dict)
+    #: each categorical field's share per level
+    categories: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: each numeric field's mean in overall standard deviations from the overall mean
+    standardized: Mapping[str, float] = field(default_factory=dict)
 
 
 class Direction(StrEnum):
@@ -71,9 +91,13 @@ class Figure:
     value: float
     average: float
     direction: Direction
+    #: a rate or a share, written as a percentage
+    percent: bool = False
 
     @property
     def text(self) -> str:
+        if self.percent:
+            return f"{self.label} {self.value:.0%} vs {self.average:.0%} average"
         return f"{self.label} {format_number(self.value)} vs {format_number(self.average)} average"
 
     @property
@@ -106,10 +130,11 @@ class Recommendation:
 def summaries_of(analysis: Analysis) -> list[SegmentSummary]:
     return [
         SegmentSummary(
-            s.segment_id, s.name, s.size, s.centroid, s.characteristics, s.stability, s.is_outliers
+            s.segment_id, s.name, s.size, s.centroid, s.characteristics, s.stability,
+            s.is_outliers, s.outcomes, s.categories, s.standardized,
         )
         for s in analysis.segments
-    ]
+    ]  # fmt: skip
 
 
 class _Averages:
@@ -214,50 +239,313 @@ RULES: tuple[Rule, ...] = (
      "they spend little", (("value", _DOWN),)),
     ({"frequency": "H"}, "Reward the frequency of {segment} with points and early access:",
      "they come back often", (("frequency", _UP),)),
-    ({"value": "M"}, "Grow {segment} with personalised cross-sell recommendations:",
-     "they are close to the average and the easiest to move up", (("value", _NEAR),)),
-    ({}, "Tailor a dedicated campaign to {segment}:", "it stands out from the other customers",
-     ()),
+    ({"frequency": "L"},
+     "Raise the purchase frequency of {segment} with reminders and a subscription offer:",
+     "they buy less often than the other customers", (("frequency", _DOWN),)),
+    # without spend fields, income says what customers can afford, not what they bring
+    ({"value": "?", "income": "H"},
+     "Target {segment} with premium offers and personal outreach:",
+     "their income is well above the average", (("income", _UP),)),
+    ({"value": "?", "income": "L"},
+     "Serve {segment} with value-for-money offers through low-cost channels:",
+     "their budget is limited", (("income", _DOWN),)),
 )  # fmt: skip
 
+# An outcome worth acting on: its rate this far from the overall one, relatively and in points
+# (a mean: relatively), significant for the segment's size (two-proportion z-test).
+OUTCOME_LIFT = 1.2
+OUTCOME_POINTS = 0.02
+OUTCOME_Z = 2.576  # two-sided p < 0.01
+# outcomes weigh more than traits: they are what the business wants to change; one far above
+# the average comes before any trait
+OUTCOME_WEIGHT = 1.5
+OUTCOME_PRIORITY = 100.0
+# a level this over-represented (and by 15 points) is the segment's product mix
+MIX_LIFT = 1.5
+MIX_POINTS = 0.15
+MIX_WEIGHT = 0.8
 
-def _segment_action(
-    segment: SegmentSummary, averages: _Averages
-) -> tuple[str, str, list[tuple[str, Direction]]]:
-    """The action, its reason, and the axes (with the direction the reason claims) whose
-    figures back it: a reason cites only what supports it."""
-    quoted = f'"{segment.name}"'
-    if segment.is_outliers or segment.name == OUTLIERS_NAME:
-        return (
-            f"Review the customers in {quoted} one by one before any campaign:",
-            "they fit no segment, and may be data errors or exceptional accounts",
-            [],
+
+@dataclass(frozen=True)
+class _Lever:
+    """One thing that distinguishes a segment and the action it calls for. `key` names the
+    lever's kind: segments of one analysis get different kinds where they can."""
+
+    key: str
+    strength: float
+    action: str
+    why: str
+    figures: tuple[Figure, ...] = ()
+    #: the fields it rests on
+    fields: tuple[str, ...] = ()
+    #: an outcome far above the average (churn, default, response): every segment where it is
+    #: gets this action, whatever else distinguishes it
+    must: bool = False
+
+
+# what an outcome's meaning asks for, when its rate is above and when below the average
+OUTCOME_ACTIONS: dict[str | None, tuple[tuple[str, str], tuple[str, str]]] = {
+    "loss": (
+        ("Retain {segment} and win back those already lost:",
+         "they leave far more often than the other customers"),
+        ("Ask {segment} for referrals and reviews:",
+         "they stay far more often than the other customers"),
+    ),
+    "risk": (
+        ("Review the terms offered to {segment} and monitor them closely:",
+         "{outcome} is far more frequent among them"),
+        ("Offer {segment} better terms to win more of their business:",
+         "{outcome} is far rarer among them"),
+    ),
+    "gain": (
+        ("Put {segment} first in the next campaign:",
+         "they respond far more often than the other customers"),
+        ("Test another offer or channel on {segment} before the next campaign:",
+         "they respond far less often than the other customers"),
+    ),
+    None: (
+        ("Find out what drives {outcome} among {segment}:", "it is far above the average there"),
+        ("Find out what keeps {outcome} low among {segment}:", "it is far below the average there"),
+    ),
+}  # fmt: skip
+
+
+def _significant(rate: float, overall: float, size: int, total: int) -> bool:
+    """A two-proportion z-test of a segment's rate against everyone else's (p < 0.01)."""
+    others = total - size
+    if size <= 0 or others <= 0:
+        return False
+    rest = (overall * total - rate * size) / others
+    pooled = overall
+    spread = math.sqrt(max(pooled * (1 - pooled), 0.0) * (1 / size + 1 / others))
+    return spread > 0 and abs(rate - rest) / spread > OUTCOME_Z
+
+
+def _outcome_levers(
+    segment: SegmentSummary, outcomes: Sequence[Outcome], total: int
+) -> list[_Lever]:
+    levers = []
+    for outcome in outcomes:
+        value = segment.outcomes.get(outcome.field)
+        overall = outcome.overall
+        if value is None or not _finite(value) or not _finite(overall) or overall <= 0:
+            continue
+        ratio = value / overall
+        if outcome.kind == "rate" and (
+            abs(value - overall) < OUTCOME_POINTS
+            or not _significant(value, overall, segment.size, total)
+        ):
+            continue
+        if 1 / OUTCOME_LIFT < ratio < OUTCOME_LIFT:
+            continue
+        above = ratio >= OUTCOME_LIFT
+        action, why = OUTCOME_ACTIONS[outcome.meaning][0 if above else 1]
+        name = label(outcome.field)
+        direction = Direction.ABOVE if above else Direction.BELOW
+        figure = Figure(name, value, overall, direction, percent=outcome.kind == "rate")
+        strength = OUTCOME_WEIGHT * abs(math.log(ratio)) if ratio > 0 else OUTCOME_WEIGHT * 3
+        levers.append(
+            _Lever(
+                # one kind per meaning: five campaigns' responses are one lever, not five
+                f"outcome:{outcome.meaning}:{direction.value}",
+                strength + (OUTCOME_PRIORITY if above else 0.0),
+                action.replace("{outcome}", name.lower()),
+                why.replace("{outcome}", name.lower()),
+                (figure,),
+                (outcome.field,),
+                must=above,
+            )
         )
+    return levers
+
+
+def _rule_levers(segment: SegmentSummary, averages: _Averages) -> list[_Lever]:
+    """The value, income, frequency and recency rules that match (the first match and any
+    later one on other axes), each as strong as its most different cited axis."""
     levels = {
         axis: _level(averages.ratio(segment, axis))
         for axis in ("spend", "income", "frequency", "recency")
     }
-    # without spend fields, income stands for value (and is then not a second axis)
-    value_axis = "spend" if levels["spend"] != "?" else "income"
-    levels["value"] = levels[value_axis]
-    if value_axis == "income":
-        levels["income"] = "?"
+    # value is what customers bring: spend; income alone gets rules of its own
+    levels["value"] = levels["spend"]
+    levers = []
     for needs, action, why, claims in RULES:
-        if all(levels[axis] == level for axis, level in needs.items()):
-            backed = [(value_axis if axis == "value" else axis, d) for axis, d in claims]
-            return action.format(segment=quoted), why, backed
-    raise AssertionError("the last rule matches every segment")
+        if not all(levels[axis] == level for axis, level in needs.items()):
+            continue
+        backed = [("spend" if axis == "value" else axis, d) for axis, d in claims]
+        ratios = [averages.ratio(segment, axis) for axis, _ in backed]
+        strength = max((abs(math.log(r)) for r in ratios if r is not None and r > 0), default=0.0)
+        figures = tuple(averages.figure(segment, axis, d) for axis, d in backed)
+        fields = tuple(f for axis, _ in backed for f in averages.fields.get(axis, ()))
+        levers.append(_Lever(f"rule:{action}", strength, action, why, figures, fields))
+    return levers
+
+
+def _tenure_lever(segment: SegmentSummary, averages: _Averages) -> list[_Lever]:
+    ratio = averages.ratio(segment, "tenure")
+    if ratio is None or LOW_RATIO < ratio < HIGH_RATIO or ratio <= 0:
+        return []
+    if ratio <= LOW_RATIO:
+        action = "Onboard {segment} with a welcome series and an early second-purchase offer:"
+        why, direction = "they are newer customers than the others", Direction.BELOW
+    else:
+        action = "Reward the loyalty of {segment} with anniversary perks and early access:"
+        why, direction = "they have been customers the longest", Direction.ABOVE
+    figure = averages.figure(segment, "tenure", direction)
+    fields = tuple(averages.fields["tenure"])
+    return [
+        _Lever(f"tenure:{direction.value}", abs(math.log(ratio)), action, why, (figure,), fields)
+    ]
+
+
+def _mix_lever(
+    segment: SegmentSummary, overall_shares: Mapping[str, Mapping[str, float]]
+) -> list[_Lever]:
+    """The level most over-represented in the segment (its product mix or channel)."""
+    best: tuple[float, str, str, float, float] | None = None
+    for field_name, shares in segment.categories.items():
+        for level, share in shares.items():
+            overall = overall_shares.get(field_name, {}).get(level, 0.0)
+            if level == MISSING_LEVEL or overall <= 0:
+                continue
+            if share >= MIX_LIFT * overall and share - overall >= MIX_POINTS:
+                strength = MIX_WEIGHT * math.log(share / overall)
+                if best is None or strength > best[0]:
+                    best = (strength, field_name, level, share, overall)
+    if best is None:
+        return []
+    strength, field_name, level, share, overall = best
+    what = (
+        level_phrase(field_name, level) if is_generic_level(level)
+        else f"{level} ({label(field_name)})"
+    )  # fmt: skip
+    figure = Figure(what, share, overall, Direction.ABOVE, percent=True)
+    return [
+        _Lever(
+            f"mix:{field_name}:{level}", strength,
+            f"Shape the offer for {{segment}} around {what}:", "it sets them apart", (figure,),
+            (field_name,),
+        )
+    ]  # fmt: skip
+
+
+def _fallback(segment: SegmentSummary, shared: Sequence[str] = ()) -> _Lever:
+    """A segment with no lever of its own: close to the average (only when its
+    characteristics say so), too small to tell, or different on fields no rule speaks of,
+    or only on `shared` fields, whose lever an earlier segment took."""
+    first = segment.characteristics[0] if segment.characteristics else ""
+    if not first or first.startswith("Close to the average"):
+        return _Lever(
+            "average", 0.0, "Grow {segment} with personalised cross-sell recommendations:",
+            "they are close to the average on every field, the broad middle to move up",
+        )  # fmt: skip
+    if first.startswith("No difference is significant"):
+        return _Lever(
+            "unclear", 0.0, "Gather more data on {segment} before a campaign of its own:",
+            "no difference from the other customers is significant yet",
+        )  # fmt: skip
+    own = {f: z for f, z in segment.standardized.items() if f not in shared}
+    trait = max(own.items(), key=lambda kv: abs(kv[1]), default=None)
+    if trait is None or not trait[1]:
+        return _Lever(
+            f"apart:{segment.cluster_id}", 0.0,
+            "Address {segment} with a message built on what sets them apart:",
+            "their traits below set them apart",
+        )  # fmt: skip
+    field_name, z = trait
+    high = "high" if z > 0 else "low"
+    return _Lever(
+        f"apart:{segment.cluster_id}", 0.0,
+        f"Address {{segment}} with a message built on their {high} {label(field_name).lower()}:",
+        "it sets them apart from the other customers",
+    )  # fmt: skip
+
+
+def _overall_shares(segments: Sequence[SegmentSummary]) -> dict[str, dict[str, float]]:
+    """Each categorical level's share over all customers, from the segments' shares."""
+    total = sum(s.size for s in segments) or 1
+    shares: dict[str, dict[str, float]] = {}
+    for segment in segments:
+        for field_name, levels in segment.categories.items():
+            for level, share in levels.items():
+                field_shares = shares.setdefault(field_name, {})
+                field_shares[level] = field_shares.get(level, 0.0) + share * segment.size / total
+    return shares
+
+
+def _choose_levers(
+    segments: Sequence[SegmentSummary],
+    averages: _Averages,
+    outcomes: Sequence[Outcome],
+) -> dict[int, _Lever]:
+    """Each segment's lever: the strongest (segment, lever) pairs first, each lever kind to
+    one segment (the churn lever goes to the segment that churns most); a segment whose
+    every lever went to another is told apart by a trait of its own."""
+    total = sum(s.size for s in segments)
+    overall = _overall_shares(segments)
+    levers = {
+        s.cluster_id: [*_outcome_levers(s, outcomes, total), *_rule_levers(s, averages),
+                       *_tenure_lever(s, averages), *_mix_lever(s, overall)]
+        for s in segments
+    }  # fmt: skip
+    pairs = sorted(
+        ((lever, position) for position, s in enumerate(segments)
+         for lever in levers[s.cluster_id]),
+        key=lambda pair: (-pair[0].strength, pair[1]),
+    )  # fmt: skip
+    chosen: dict[int, _Lever] = {}
+    taken: set[str] = set()
+    for lever, position in pairs:
+        segment = segments[position]
+        if segment.cluster_id in chosen:
+            continue
+        if lever.key not in taken:
+            chosen[segment.cluster_id] = lever
+            taken.add(lever.key)
+        elif lever.must:
+            # a second segment where the outcome is far above: the same action, led by what
+            # sets this one apart
+            chosen[segment.cluster_id] = _led_by_own_trait(lever, segment)
+    for segment in segments:
+        if segment.cluster_id not in chosen:
+            own = levers[segment.cluster_id]
+            strongest = max(own, key=lambda lever: lever.strength).fields if own else ()
+            chosen[segment.cluster_id] = _fallback(segment, strongest)
+    return chosen
+
+
+def _led_by_own_trait(lever: _Lever, segment: SegmentSummary) -> _Lever:
+    """The lever's action for a second segment, led by the trait that sets it apart most."""
+    trait = max(segment.standardized.items(), key=lambda kv: abs(kv[1]), default=None)
+    if trait is None or not trait[1]:
+        return lever
+    field_name, z = trait
+    lead = f", leading with their {'high' if z > 0 else 'low'} {label(field_name).lower()}:"
+    return replace(lever, action=lever.action.removesuffix(":") + lead)
+
+
+def _outliers_advice(segment: SegmentSummary, total: int, impact: float) -> Recommendation:
+    share = segment.size / total if total else 0.0
+    return Recommendation(
+        segment.name, segment.cluster_id,
+        f'Review the customers in "{segment.name}" one by one before any campaign:',
+        "they fit no segment, and may be data errors or exceptional accounts "
+        f"({segment.size} customers, {share:.0%} of the base).",
+        0, impact,
+    )  # fmt: skip
 
 
 def recommend(
     analysis: Analysis | Sequence[SegmentSummary],
     accuracy: float | None = None,
     axes: Mapping[str, str] | None = None,
+    outcomes: Sequence[Outcome] | None = None,
 ) -> list[Recommendation]:
     """Per-segment actions by impact (size x value), then cross-segment advice.
 
     `axes` maps fields to business axes (`dataQuality.fields[].axis` of an analysis); without
-    it the field names decide.
+    it the field names decide. `outcomes` are the analysis' outcome fields (their overall
+    rates and meaning); each segment's own rate is in `SegmentSummary.outcomes`.
 
     Examples
     --------
@@ -272,36 +560,37 @@ well above the average value per customer (40 customers, 20% of the base; Spend 
     if isinstance(analysis, Analysis):
         accuracy = analysis.accuracy if accuracy is None else accuracy
         axes = analysis.data_quality.axes if axes is None else axes
+        outcomes = analysis.outcomes if outcomes is None else outcomes
         segments = summaries_of(analysis)
     else:
         segments = list(analysis)
+    outcomes = list(outcomes or ())
     total = sum(s.size for s in segments)
     averages = _Averages(segments, axes)
     impact = {s.cluster_id: s.size * averages.value(s) for s in segments}
     ordered = sorted(
         segments, key=lambda s: (s.is_outliers or s.name == OUTLIERS_NAME, -impact[s.cluster_id])
     )
+    regular = [s for s in ordered if not (s.is_outliers or s.name == OUTLIERS_NAME)]
+    levers = _choose_levers(regular, averages, outcomes)
     advice: list[Recommendation] = []
     for segment in ordered:
-        action, why, claims = _segment_action(segment, averages)
-        figures = tuple(averages.figure(segment, axis, direction) for axis, direction in claims)
+        if segment.cluster_id not in levers:
+            advice.append(_outliers_advice(segment, total, impact[segment.cluster_id]))
+            continue
+        lever = levers[segment.cluster_id]
         share = segment.size / total if total else 0.0
-        cited = [f.text for f in figures] or list(segment.characteristics[:2])
+        cited = [f.text for f in lever.figures] or list(segment.characteristics[:2])
         evidence = "; ".join([f"{segment.size} customers, {share:.0%} of the base", *cited])
         advice.append(
             Recommendation(
-                segment.name,
-                segment.cluster_id,
-                action,
-                f"{why} ({evidence}).",
-                0,
-                impact[segment.cluster_id],
-                figures,
+                segment.name, segment.cluster_id, lever.action.format(segment=f'"{segment.name}"'),
+                f"{lever.why} ({evidence}).", 0, impact[segment.cluster_id], lever.figures,
             )
-        )
+        )  # fmt: skip
     if isinstance(analysis, Analysis) and analysis.lineage is not None:
         advice += _lineage_advice(analysis.lineage, segments, averages)
-    advice += _cross_segment(segments, averages, total, accuracy)
+    advice += _cross_segment(segments, averages, total, accuracy, outcomes)
     return [replace(r, priority=i + 1) for i, r in enumerate(advice)]
 
 
@@ -446,11 +735,56 @@ def _doubts(regular: Sequence[SegmentSummary], accuracy: float | None) -> list[R
     return advice
 
 
+# an outcome worth a cross-segment word: one segment holds this many times its share of the
+# customers among the outcome's cases, and at least a third of them
+OUTCOME_CONCENTRATION_LIFT = 1.5
+OUTCOME_CONCENTRATION_MIN_SHARE = 1 / 3
+
+
+def _outcome_concentration(
+    regular: Sequence[SegmentSummary], outcomes: Sequence[Outcome], total: int
+) -> list[Recommendation]:
+    """Where a loss outcome (churn, default) concentrates: the budget to prevent it goes
+    there first."""
+    advice = []
+    for outcome in outcomes:
+        if outcome.kind != "rate" or outcome.meaning not in ("loss", "risk"):
+            continue
+        cases = {
+            s.cluster_id: s.size * rate
+            for s in regular
+            if (rate := s.outcomes.get(outcome.field)) is not None and _finite(rate)
+        }
+        all_cases = sum(cases.values())
+        if not all_cases or not cases:
+            continue
+        top = max(regular, key=lambda s: cases.get(s.cluster_id, 0.0))
+        case_share = cases.get(top.cluster_id, 0.0) / all_cases
+        customer_share = top.size / total
+        if case_share >= max(
+            OUTCOME_CONCENTRATION_LIFT * customer_share, OUTCOME_CONCENTRATION_MIN_SHARE
+        ):
+            name = label(outcome.field)
+            advice.append(
+                Recommendation(
+                    top.name, top.cluster_id,
+                    f'Spend the budget against {name.lower()} on "{top.name}" first:',
+                    f"{case_share:.0%} of all {name.lower()} cases are among its "
+                    f"{customer_share:.0%} of the customers.", 0, 0.0,
+                )
+            )  # fmt: skip
+    return advice
+
+
 def _cross_segment(
-    segments: Sequence[SegmentSummary], averages: _Averages, total: int, accuracy: float | None
+    segments: Sequence[SegmentSummary],
+    averages: _Averages,
+    total: int,
+    accuracy: float | None,
+    outcomes: Sequence[Outcome] = (),
 ) -> list[Recommendation]:
     regular = [s for s in segments if not (s.is_outliers or s.name == OUTLIERS_NAME)]
-    advice = []
+    advice = _outcome_concentration(regular, outcomes, total) if regular and total else []
     if (averages.has("spend") or averages.has("income")) and regular and total:
         advice += _largest_below_value(regular, averages, total)
         advice += _concentration(regular, averages, total)

@@ -336,6 +336,7 @@ def recommendations_to_wire(advice: Sequence[Recommendation]) -> dict[str, Any]:
                         "value": _number(f.value, 6),
                         "average": _number(f.average, 6),
                         "direction": f.direction.value,
+                        "percent": f.percent,
                     }
                     for f in r.figures
                 ],

@@ -43,7 +43,7 @@ from segmentation.pipeline.lineage import PreviousSegmentation
 from segmentation.pipeline.schema import infer_schema
 from segmentation.recommend import Recommendation, SegmentSummary, recommend
 from segmentation.report import render_report
-from segmentation.results import Analysis
+from segmentation.results import Analysis, Outcome
 from segmentation.serialize import analysis_to_wire, dumps, parse_json, server_timing
 from segmentation.storage.database import check_id
 from segmentation.storage.model_file import load_fitted, save_fitted
@@ -228,17 +228,19 @@ class SegmentationService:
         options: AnalysisOptions,
         progress: Progress | None = None,
         tenant: str | None = None,
+        input_notes: Sequence[str] = (),
     ) -> Analysis:
         """`analyze` with the service's limits, following `previousAnalysisId` when given
         (UnknownAnalysisError if it is not stored, or not the tenant's); option problems
-        named as a request names them (`options.nClusters`)."""
+        named as a request names them (`options.nClusters`); `input_notes` say what reading
+        a file skipped."""
         previous = None
         if options.previous_analysis_id is not None:
             previous = self.store.previous(options.previous_analysis_id, tenant)
         try:
             return analyze(
                 customers, options=options, max_fields=self.settings.max_fields,
-                progress=progress, previous=previous,
+                progress=progress, previous=previous, input_notes=input_notes,
             )  # fmt: skip
         except InvalidInputError as error:
             raise on_the_wire(error) from None
@@ -437,10 +439,13 @@ class SegmentationService:
 
     @staticmethod
     def advise(
-        segments: Sequence[SegmentSummary], accuracy: float | None, axes: Mapping[str, str] | None
+        segments: Sequence[SegmentSummary],
+        accuracy: float | None,
+        axes: Mapping[str, str] | None,
+        outcomes: Sequence[Outcome] = (),
     ) -> list[Recommendation]:
         """Advice from the summaries a front end posts back."""
-        return recommend(segments, accuracy=accuracy, axes=axes)
+        return recommend(segments, accuracy=accuracy, axes=axes, outcomes=outcomes)
 
     def report(self, analysis_id: str, tenant: str | None = None) -> str:
         analysis = self.store.analysis(analysis_id, tenant)

@@ -14,15 +14,15 @@ import httpx
 import pandas as pd
 import pytest
 
-from segmentation.pipeline.profile import format_number
+from segmentation.pipeline.words import format_number
 from segmentation.rfm import customers_from_transactions
 from tests.e2e.conftest import DATASETS, REQUEST_TIMEOUT, analyze_ok, frame_records
 
 pytestmark = pytest.mark.slow
 
-# "... 1271 vs 606 average": the shape of every cited figure (characteristics, quoted when a
-# segment has no figure, read "(26.0 vs 304)" instead)
-CITED = re.compile(r"\d[\d.]*[kM]? vs -?\d[\d.]*[kM]? average")
+# "... 1271 vs 606 average", "Churn 47% vs 27% average": the shape of every cited figure
+# (characteristics, quoted when a segment has no figure, read "(26.0 vs 304)" instead)
+CITED = re.compile(r"\d[\d.]*(%|[kM]?) vs -?\d[\d.]*(%|[kM]?) average")
 
 
 def _read(name: str, **options: Any) -> pd.DataFrame:
@@ -77,7 +77,9 @@ def test_every_cited_figure_goes_the_way_its_sentence_says(
         assert len(CITED.findall(text)) == len(action["figures"]), (text, action["figures"])
         for figure in action["figures"]:
             shown = (
-                f"{figure['label']} {format_number(figure['value'])} vs "
+                f"{figure['label']} {figure['value']:.0%} vs {figure['average']:.0%} average"
+                if figure["percent"]
+                else f"{figure['label']} {format_number(figure['value'])} vs "
                 f"{format_number(figure['average'])} average"
             )
             assert shown in text, (shown, text)

@@ -15,12 +15,11 @@ from segmentation.pipeline.ingest import ingest
 from segmentation.pipeline.profile import (
     OUTLIERS_NAME,
     SegmentProfile,
-    axis_of,
-    format_number,
     profile_segments,
     summarize,
 )
-from segmentation.pipeline.schema import FieldRole, FieldSpec, infer_schema
+from segmentation.pipeline.schema import FieldRole, FieldSpec, axis_of, infer_schema
+from segmentation.pipeline.words import format_number
 
 MALL = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mall_customers.csv"
 
@@ -120,7 +119,8 @@ def test_names_are_unique_within_an_analysis(same: bool) -> None:
     names = [p.name for p in _profiles(frame, segments)]
     assert len(set(names)) == 3, names
     assert names[2] == "High-Value Customers"
-    assert all(name.startswith("Budget-Conscious Customers") for name in names[:2])
+    assert all(name.startswith("Budget-Conscious") for name in names[:2])
+    assert all(len(name) <= 40 for name in names)
 
 
 def test_characteristics_carry_numbers() -> None:

@@ -4,6 +4,7 @@ and JSON is `segmentation.serialize`."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,8 +13,9 @@ from pydantic import ValidationError
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.ingest import describe
 from segmentation.recommend import SegmentSummary
+from segmentation.results import Outcome
 
-__all__ = ["problems_from_validation", "summaries_from_wire"]
+__all__ = ["outcomes_from_wire", "problems_from_validation", "summaries_from_wire"]
 
 
 def problems_from_validation(error: ValidationError, root: str = "") -> InvalidInputError:
@@ -60,6 +62,45 @@ def summaries_from_wire(clusters: Sequence[Any]) -> list[SegmentSummary]:
             characteristics=cluster.characteristics,
             stability=cluster.stability,
             is_outliers=cluster.isOutliers,
+            outcomes={
+                field: value.rate if value.rate is not None else value.mean
+                for field, value in cluster.outcomes.items()
+            },
+            categories=_categories(getattr(cluster, "categories", None)),
+            standardized=_standardized(getattr(cluster, "standardized", None)),
         )
         for cluster in clusters
     ]
+
+
+def _categories(posted: Any) -> dict[str, dict[str, float]]:
+    """A posted-back cluster's `categories` (an additive key the request model lets through
+    unchecked), kept where it has the response's shape."""
+    if not isinstance(posted, dict):
+        return {}
+    return {
+        str(field): {str(level): float(share) for level, share in shares.items()
+                     if isinstance(share, int | float) and not isinstance(share, bool)}
+        for field, shares in posted.items()
+        if isinstance(shares, dict)
+    }  # fmt: skip
+
+
+def _standardized(posted: Any) -> dict[str, float]:
+    """A posted-back cluster's `standardized` (additive, unchecked), its numbers only."""
+    if not isinstance(posted, dict):
+        return {}
+    return {
+        str(field): float(value)
+        for field, value in posted.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    }
+
+
+def outcomes_from_wire(outcomes: Sequence[Any]) -> list[Outcome]:
+    """A posted-back analysis' outcome fields (schemas.OutcomeOut) as the core's."""
+    return [
+        Outcome(o.field, o.kind, o.positive, o.meaning, float("nan") if o.overall is None
+                else o.overall)
+        for o in outcomes
+    ]  # fmt: skip

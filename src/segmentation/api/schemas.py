@@ -249,10 +249,10 @@ class OutcomeOut(_Out):
     positive: str | None = Field(
         None, description="The level a rate counts ('Yes', '1', 'Attrited Customer')."
     )
-    meaning: Literal["loss", "gain"] | None = Field(
+    meaning: Literal["loss", "risk", "gain"] | None = Field(
         None,
-        description="loss: to prevent (churn, attrition, default); gain: to repeat (response, "
-        "conversion); null: unknown.",
+        description="loss: customers leaving (churn, attrition); risk: default, fraud, claims; "
+        "gain: to repeat (response, conversion); null: unknown.",
     )
     overall: FiniteNumber | None = Field(None, description="Over every customer with a value.")
 
@@ -569,6 +569,9 @@ class CitedFigure(_Out):
     direction: Literal["above", "below", "near"] = Field(
         description="What the sentence claims: above or below the average, or near it (within "
         "0.8x-1.25x)."
+    )
+    percent: bool = Field(
+        False, description="A rate or a share (0.59), which the sentence writes as 59%."
     )
 
 

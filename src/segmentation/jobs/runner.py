@@ -26,7 +26,7 @@ from segmentation.errors import (
     ServiceBusyError,
     WorkerDiedError,
 )
-from segmentation.files import read_customers
+from segmentation.files import read_customer_file
 from segmentation.jobs.model import Job, JobStatus, JobTransitionError
 from segmentation.jobs.store import OPTIONS_FILE, TRANSACTIONS_FILE, JobStore
 from segmentation.options import AnalysisOptions
@@ -55,23 +55,26 @@ class JobCancelledError(SegmentationError):
     """Raised inside a worker when its job was cancelled: the analysis is abandoned."""
 
 
-def _read_input(jobs: JobStore, job: Job, max_customers: int) -> tuple[Any, AnalysisOptions]:
-    """The job's customers and options: the JSON body, or a file (its orders turned into one
-    row per customer when a transactions spec came with it)."""
+def _read_input(
+    jobs: JobStore, job: Job, max_customers: int
+) -> tuple[Any, AnalysisOptions, tuple[str, ...]]:
+    """The job's customers, options and what reading a file noted: the JSON body, or a file
+    (its orders turned into one row per customer when a transactions spec came with it)."""
     path = jobs.input_path(job)
     if job.input_name == JSON_INPUT:
         request = read_analyze_request(parse_json(path.read_bytes()), max_customers)
-        return request.customers, request.options
+        return request.customers, request.options, ()
     options_path = path.parent / OPTIONS_FILE
     options = AnalysisOptions.from_wire(
         parse_json(options_path.read_bytes()) if options_path.exists() else None
     )
-    customers = read_customers(path, path.suffix.lstrip("."))
+    read = read_customer_file(path, path.suffix.lstrip("."), header=options.header)
+    customers = read.frame
     spec_path = path.parent / TRANSACTIONS_FILE
     if spec_path.exists():
         spec = TransactionColumns.from_wire(parse_json(spec_path.read_bytes()))
         customers = spec.derive(customers).customers
-    return customers, options
+    return customers, options, read.notes
 
 
 def _run_spark_job(
@@ -102,10 +105,12 @@ def run_job(job_id: str, attempt: int, service: SegmentationService) -> str:
     job = jobs.get(job_id)
     if job.input_name == SPARK_INPUT:
         return _run_spark_job(jobs.input_path(job), service, report, job.tenant)
-    customers, options = _read_input(jobs, job, service.settings.max_customers)
+    customers, options, notes = _read_input(jobs, job, service.settings.max_customers)
     report("features", READ_PROGRESS)
     # the job's analysis, and the previous one it follows, are its tenant's
-    analysis = service.run_analysis(customers, options, progress=report, tenant=job.tenant)
+    analysis = service.run_analysis(
+        customers, options, progress=report, tenant=job.tenant, input_notes=notes
+    )
     return service.store_analysis(analysis, customers, options, tenant=job.tenant)
 
 

@@ -56,6 +56,9 @@ def category_text(column: pd.Series) -> pd.Series:
     that encoding, profiles and drift all count (astype(str) is 3x map(str) at 1M rows)."""
     if isinstance(column.dtype, pd.StringDtype):  # text already: only the gaps to fill
         return column.fillna(MISSING_LEVEL)
+    if pd.api.types.is_float_dtype(column.dtype):  # codes sent as numbers: 1.0 reads "1"
+        text = column.map(lambda v: f"{v:g}" if v == v else MISSING_LEVEL)
+        return text.astype(str)
     return column.astype(object).where(column.notna(), MISSING_LEVEL).astype(str)
 
 
@@ -150,9 +153,10 @@ class FeatureEncoder:
 
     def _learn(self, frame: pd.DataFrame, spec: FieldSpec, start: int) -> FieldEncoding:
         if spec.role is FieldRole.CATEGORICAL:
-            text = frame[spec.name]
-            missing = int(text.isna().sum())
-            shares = text.fillna(MISSING_LEVEL).value_counts(normalize=True)
+            text = category_text(frame[spec.name])
+            missing = int((text == MISSING_LEVEL).sum())
+            # levels as every later step reads them: two values that read alike are one
+            shares = text.value_counts(normalize=True)
             kept = [str(v) for v, s in shares.items() if s >= RARE_LEVEL_SHARE][:MAX_LEVELS]
             levels = tuple(kept) + ((OTHER_LEVEL,) if len(kept) < len(shares) else ())
             notes: list[str] = [f"missing values as level {MISSING_LEVEL!r}"] if missing else []

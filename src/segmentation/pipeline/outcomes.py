@@ -32,8 +32,10 @@ __all__ = [
 # for the business: a loss to prevent, or a gain to repeat.
 LOSS_WORDS = frozenset(
     {"churn", "churned", "churning", "attrition", "attrited", "exited", "cancelled", "canceled",
-     "default", "defaulted", "fraud", "fraudulent", "claim", "lapsed", "terminated"}
+     "lapsed", "terminated"}
 )  # fmt: skip
+# a risk the business carries rather than a customer leaving
+RISK_WORDS = frozenset({"default", "defaulted", "fraud", "fraudulent", "claim"})
 GAIN_WORDS = frozenset(
     {"converted", "conversion", "response", "responded", "accepted", "subscribed", "y"}
 )
@@ -52,12 +54,13 @@ LEAK_AUC = 0.98
 LEAK_MIN_CLASS = 10
 LEAK_SAMPLE = 50_000
 
-Meaning = Literal["loss", "gain"]
+Meaning = Literal["loss", "risk", "gain"]
 
 
 def outcome_word(words: Sequence[str]) -> tuple[str, Meaning | None] | None:
     """The word of a field's name (lower-case words) that makes it an outcome, and what it
-    means (a loss, a gain, or None: a target of unknown direction); None if no word does.
+    means: a loss (customers leaving), a risk (default, fraud, claims), a gain (response,
+    conversion), or None (a target of unknown direction); None if no word does.
 
     Examples
     --------
@@ -72,6 +75,8 @@ def outcome_word(words: Sequence[str]) -> tuple[str, Meaning | None] | None:
     for word in words:
         if word in LOSS_WORDS:
             return word, "loss"
+        if word in RISK_WORDS:
+            return word, "risk"
         if word in GAIN_WORDS and (word != "y" or len(words) == 1):
             return word, "gain"
     for word in words:

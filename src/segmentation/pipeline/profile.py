@@ -1,4 +1,4 @@
-"""Segments in the user's words: centroids in original units, characteristics, business names.
+"""Segments in the user's words: centroids in original units, characteristics, outcomes.
 
 A characteristic is stated only when the difference is large (|standardized difference| >= 0.5,
 or a share at least 15 points and 1.3x above the overall one) and significant (Welch's t-test
@@ -8,14 +8,14 @@ or a two-proportion z-test, p < 0.01), and it always carries the numbers behind 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from segmentation.pipeline.features import category_codes, numeric_values
+from segmentation.pipeline.features import MISSING_LEVEL, category_codes, numeric_values
+from segmentation.pipeline.naming import OUTLIERS_NAME, business_name, field_name, make_unique
 from segmentation.pipeline.outcomes import OutcomeSummary, summarize_outcome
 from segmentation.pipeline.schema import (
     ADDITIVE_AXES,
@@ -25,13 +25,14 @@ from segmentation.pipeline.schema import (
     axis_fields,
     axis_of,
 )
+from segmentation.pipeline.words import format_number, is_generic_level, label, level_phrase
 
 __all__ = [
+    "OUTLIERS_NAME",
     "Evidence",
     "FieldSummary",
     "SegmentProfile",
     "describe",
-    "format_number",
     "profile_segments",
     "summarize",
 ]
@@ -43,10 +44,6 @@ MIN_SHARE_LIFT = 1.3
 MIN_SHARE_POINTS = 0.15
 MAX_P_VALUE = 0.01
 MAX_CHARACTERISTICS = 5
-HIGH, LOW = 0.5, -0.5
-# a prefix ("Young", "Senior", "Lapsing") needs a clearer difference than a level does
-STRONG = 0.8
-OUTLIERS_NAME = "Outliers"
 
 
 @dataclass(frozen=True)
@@ -75,30 +72,6 @@ class SegmentProfile:
     outcomes: dict[str, float | None] = field(default_factory=dict)
 
 
-def format_number(value: float) -> str:
-    """Short human figure: 152k, 1.2M, 14.3, 0.42."""
-    magnitude = abs(value)
-    if magnitude >= 999_500:  # 999,999 reads 1.0M, not 1000k
-        return f"{value / 1e6:.1f}M"
-    if magnitude >= 1e4:
-        return f"{value / 1e3:.0f}k"
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 1:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def label(field: str) -> str:
-    """A field name as a reader would write it: `CASH_ADVANCE` -> `Cash advance`,
-    `NumWebPurchases` -> `Num Web Purchases`."""
-    text = field.replace("_", " ").strip()
-    if text.isupper():
-        text = text.lower()
-    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
-    return text[:1].upper() + text[1:]
-
-
 def _date_text(days: float) -> str:
     return (pd.Timestamp("1970-01-01") + pd.Timedelta(days=round(days))).strftime("%Y-%m-%d")
 
@@ -120,9 +93,15 @@ def _mean_phrase(spec: FieldSpec, seg: float, overall: float, non_negative: bool
 
 
 def _share_phrase(spec: FieldSpec, level: str | None, seg: float, overall: float) -> str:
-    if spec.role is FieldRole.BOOLEAN:
-        return f"{seg:.0%} {label(spec.name)} vs {overall:.0%} overall"
-    return f"{seg:.0%} {level} ({label(spec.name)}) vs {overall:.0%} overall"
+    """ "45% Partner", "60% No Internet Service", "95% Fiber optic (Internet service)", "30%
+    with no Channel sales", each against the overall share."""
+    if level == MISSING_LEVEL:
+        what = f"with no {label(spec.name)}"
+    elif level is None or is_generic_level(level):
+        what = level_phrase(spec.name, level)
+    else:
+        what = f"{level} ({label(spec.name)})"
+    return f"{seg:.0%} {what} vs {overall:.0%} overall"
 
 
 def _welch_p(
@@ -353,36 +332,12 @@ def summarize(
     return FieldSummary(spec, count, mean, var, minimum, rows=rows), values
 
 
-# Names by (income level, spend level), and by (value level, frequency level).
-INCOME_SPEND_NAMES = {
-    ("H", "H"): "High-Value Customers", ("H", "L"): "Cautious Affluent Customers",
-    ("L", "H"): "Impulsive Spenders", ("L", "L"): "Budget-Conscious Customers",
-    ("M", "M"): "Mainstream Customers", ("H", "M"): "Affluent Moderate Spenders",
-    ("L", "M"): "Modest-Income Customers", ("M", "H"): "Enthusiastic Spenders",
-    ("M", "L"): "Low-Spending Customers",
-}  # fmt: skip
-VALUE_FREQUENCY_NAMES = {
-    ("H", "H"): "Champions", ("H", "L"): "Big-Ticket Occasional Buyers",
-    ("L", "H"): "Frequent Bargain Hunters", ("L", "L"): "Low-Engagement Customers",
-    ("M", "M"): "Core Customers", ("H", "M"): "High-Value Customers",
-    ("M", "H"): "Loyal Regulars", ("L", "M"): "Light Spenders", ("M", "L"): "Occasional Buyers",
-}  # fmt: skip
-AVERAGE_NAMES = frozenset(
-    {"Mainstream Customers", "Core Customers", "Mid-Value Customers", "Regular Buyers"}
-)
-VALUE_NAMES = {"H": "High-Value Customers", "M": "Mid-Value Customers", "L": "Low-Value Customers"}
-
-
 def field_axis(spec: FieldSpec, values: np.ndarray | None) -> str | None:
     """`axis_of` for a field of the data, whose values say whether it counts."""
     if spec.role not in (FieldRole.NUMERIC, FieldRole.DATE):
         return None
     is_count = values is not None and bool(np.all(np.mod(values[~np.isnan(values)], 1) == 0))
     return axis_of(spec.name, is_count)
-
-
-def _level(z: float) -> str:
-    return "H" if z >= HIGH else "L" if z <= LOW else "M"
 
 
 class _AxisScores:
@@ -425,131 +380,11 @@ class _AxisScores:
                 z = member.standardized(segment)
                 if axis == "age" and "birth" in member.spec.name.lower():
                     z = -z  # a later birth year is a younger customer
-                if axis == "recency" and member.spec.role is FieldRole.DATE:
-                    z = -z  # a later last-purchase date is a more recent customer
+                if axis in ("recency", "tenure") and member.spec.role is FieldRole.DATE:
+                    z = -z  # a later date is a more recent, or a newer, customer
                 zs.append(z)
             scores[axis] = float(np.mean(zs))
         return scores
-
-
-def _business_name(axis: dict[str, float], evidence: list[Evidence]) -> str | None:
-    if "income" in axis and "spend" in axis:
-        base = INCOME_SPEND_NAMES[(_level(axis["income"]), _level(axis["spend"]))]
-    elif ("spend" in axis or "income" in axis) and "frequency" in axis:
-        value = axis.get("spend", axis.get("income", 0.0))
-        base = VALUE_FREQUENCY_NAMES[(_level(value), _level(axis["frequency"]))]
-    elif "spend" in axis or "income" in axis:
-        base = VALUE_NAMES[_level(axis.get("spend", axis.get("income", 0.0)))]
-    elif "frequency" in axis:
-        base = {"H": "Frequent Buyers", "M": "Regular Buyers", "L": "Infrequent Buyers"}[
-            _level(axis["frequency"])
-        ]
-    else:
-        return None
-    if axis.get("recency", 0.0) >= STRONG:
-        base = "Lapsing " + base
-    age = axis.get("age", 0.0)
-    if age <= -STRONG:
-        base = "Young " + base
-    elif age >= STRONG:
-        base = "Senior " + base
-    return base
-
-
-# words that carry no meaning in a segment's name: "Num Web Visits Month" reads "Web Visits"
-FILLER_WORDS = frozenset(
-    {"num", "number", "nb", "n", "mnt", "amt", "amount", "month", "monthly", "per", "of", "the",
-     "total", "count", "avg", "average", "k", "1", "100"}
-)  # fmt: skip
-MAX_NAME_LENGTH = 40
-MAX_NAME_WORDS = 3
-
-
-def short_label(field: str) -> str:
-    """A field's label for a name: filler and unit words dropped, at most three words.
-
-    Examples
-    --------
-    >>> [short_label(f) for f in ("NumWebVisitsMonth", "MntWines", "Annual Income (k$)")]
-    ['Web Visits', 'Wines', 'Annual Income']
-    """
-    words = [w for w in re.split(r"[\s()$%/_-]+", label(field)) if w]
-    kept = [w for w in words if w.lower() not in FILLER_WORDS] or words
-    return " ".join(w[:1].upper() + w[1:] for w in kept[:MAX_NAME_WORDS])
-
-
-def _descriptor(item: Evidence) -> tuple[str, str]:
-    """("High", "Grocery"), ("Mostly", "Female"): the qualifier and what it qualifies."""
-    if item.kind == "share":
-        return "Mostly", item.level if item.level else short_label(item.field)
-    return ("High" if item.effect > 0 else "Low"), short_label(item.field)
-
-
-def _field_name(evidence: list[Evidence]) -> str:
-    """A short name from the one or two most different fields ("High Grocery & Milk
-    Customers"), within MAX_NAME_LENGTH characters."""
-    top = [_descriptor(e) for e in sorted(evidence, key=lambda e: -abs(e.effect))[:2]]
-    if not top:
-        return "Typical Customers"
-    (qualifier, what), *rest = top
-    options = [f"{qualifier} {what}"]
-    if rest:
-        other_qualifier, other = rest[0]
-        joined = other if other_qualifier == qualifier else f"{other_qualifier.lower()} {other}"
-        options.insert(0, f"{qualifier} {what} & {joined}")
-    for option in options:
-        if len(option) + len(" Customers") <= MAX_NAME_LENGTH:
-            return f"{option} Customers"
-    return options[-1][:MAX_NAME_LENGTH]
-
-
-# how look-alike segments are told apart, from the lowest value of their most different field
-RANK_WORDS = {2: ("Lower", "Higher"), 3: ("Lowest", "Middle", "Highest")}
-
-
-def _make_unique(
-    names: list[str], evidence: list[list[Evidence]], standardized: list[dict[str, float]]
-) -> list[str]:
-    """Shared names get the field on which the holders differ most ("Higher Age" / "Lower
-    Age"); an average-profile name shared by several segments says nothing, so those are
-    named after their own fields."""
-    result = list(names)
-    for name in sorted(set(names)):
-        holders = [i for i, n in enumerate(names) if n == name]
-        if len(holders) < 2:
-            continue
-        if name in AVERAGE_NAMES:
-            for i in holders:
-                result[i] = _field_name(evidence[i])
-            continue
-        spreads = {
-            field: max(standardized[i][field] for i in holders)
-            - min(standardized[i][field] for i in holders)
-            for field in standardized[holders[0]]
-        }
-        field = max(spreads, key=lambda f: spreads[f], default=None)
-        if field is not None and spreads[field] >= MIN_EFFECT_SD:
-            ranked = sorted(holders, key=lambda i: standardized[i][field])
-            rank_words = RANK_WORDS.get(len(ranked))
-            for rank, i in enumerate(ranked):
-                word = rank_words[rank] if rank_words else f"#{rank + 1} by"
-                result[i] = f"{name} ({word} {short_label(field)})"
-            continue
-        for i in holders:
-            lowered = name.lower()
-            extra = next(
-                (e for e in sorted(evidence[i], key=lambda e: -abs(e.effect))
-                 if label(e.field).lower() not in lowered),
-                None,
-            )  # fmt: skip
-            if extra is not None:
-                result[i] = f"{name} ({' '.join(_descriptor(extra))})"
-    seen: dict[str, int] = {}
-    for i, name in enumerate(result):
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            result[i] = f"{name} {seen[name]}"
-    return result
 
 
 def _no_difference(standardized: dict[str, float], size: int) -> str:
@@ -698,11 +533,9 @@ def profile_segments(
         if segment == outlier_segment:
             names.append(OUTLIERS_NAME)
         else:
-            names.append(
-                _business_name(axis_scores(segment), list(evidence)) or _field_name(list(evidence))
-            )
+            names.append(business_name(axis_scores(segment), evidence) or field_name(evidence))
         described.append((evidence, characteristics, standardized))
-    names = _make_unique(names, [list(d[0]) for d in described], [d[2] for d in described])
+    names = make_unique(names, [d[0] for d in described], [d[2] for d in described])
     return [
         SegmentProfile(
             name,

@@ -88,8 +88,32 @@ SPEND_WORDS = frozenset(
         "payments",
         "ltv",
         "clv",
+        "charges",
+        "charge",
+        "bill",
+        "billing",
+        "fee",
+        "fees",
+        "premium",
     }
 )
+# the largest number of a two-valued field read as a code (1/2, 1/3), not an amount
+SMALL_CODE = 9
+# words of a field whose small whole numbers stand for kinds of things, not amounts
+CODE_WORDS = frozenset(
+    {"region", "channel", "type", "category", "code", "group", "segment", "zone", "area",
+     "branch", "store", "country", "city", "state", "department", "industry", "occupation",
+     "agent", "company", "employer", "vendor", "supplier"}
+)  # fmt: skip
+# words of a field whose 0 cannot be a real value: a year, an age, an income, a price
+ZERO_PLACEHOLDER_WORDS = frozenset({"year", "yr", "price", "rate", "tariff", "wage"})
+# events counted or summed that are no purchase: claims, complaints, returns, late payments
+EVENT_WORDS = frozenset(
+    {"clm", "claim", "claims", "complaint", "complaints", "complain", "return", "returns",
+     "refund", "refunds", "late", "default", "fraud", "cancellation", "cancellations"}
+)  # fmt: skip
+# how long someone has been a customer: months of tenure, years of seniority (`antig`)
+TENURE_WORDS = frozenset({"tenure", "seniority", "antig", "longevity"})
 FREQUENCY_WORDS = frozenset({"frequency", "freq", "count", "trx", "visits"})
 # a count of these is frequency, an amount of them is spend
 PURCHASE_WORDS = frozenset({"purchases", "purchase", "orders", "order", "transactions", "deals"})
@@ -104,8 +128,8 @@ def name_words(name: str) -> list[str]:
 
 
 def axis_of(field: str, is_count: bool | None) -> str | None:
-    """The business axis a field measures (income, spend, frequency, recency, age), if its
-    name says so.
+    """The business axis a field measures (income, spend, frequency, recency, age, tenure), if
+    its name says so.
 
     `purchases` is ambiguous: a count of purchases is frequency, an amount is spend.
     `is_count` settles it (None: unknown, read as a count, as in the seed's example).
@@ -119,8 +143,12 @@ def axis_of(field: str, is_count: bool | None) -> str | None:
     """
     words = name_words(field)
     bag = set(words)
+    if bag & EVENT_WORDS:
+        return None  # claims, complaints, returns: neither what customers buy nor spend
     if "age" in bag or {"year", "birth"} <= bag or "birthyear" in bag:
         return "age"
+    if bag & TENURE_WORDS:
+        return "tenure"
     if bag & RECENCY_WORDS or ("last" in bag and bag & LAST_WORDS):
         return "recency"
     if bag & INCOME_WORDS:
@@ -342,7 +370,11 @@ def _numeric_spec(
     reason = _identifier(name, values)
     if reason is not None:
         return FieldSpec(name, FieldRole.ID, reason, notes=tuple(notes)), values
-    codes = {} if is_boolean or number_format == YES_NO else numeric_placeholders(values)
+    codes = (
+        {}
+        if is_boolean or number_format == YES_NO
+        else numeric_placeholders(values, not _zero_can_be_a_placeholder(name, values))
+    )
     cleaned = values_without(values, codes)
     notes = [
         *notes,
@@ -355,7 +387,40 @@ def _numeric_spec(
     common = dict(number_format=number_format, placeholders=tuple(codes), notes=tuple(notes))
     if is_boolean or bool(np.isin(present, (0.0, 1.0)).all()):
         return FieldSpec(name, FieldRole.BOOLEAN, **common), cleaned  # type: ignore[arg-type]
+    code = _number_code(name, present) if number_format is None else None
+    if code is not None:
+        return FieldSpec(name, code[0], code[1], notes=tuple(notes)), cleaned
     return FieldSpec(name, FieldRole.NUMERIC, **common), cleaned  # type: ignore[arg-type]
+
+
+def _number_code(name: str, present: np.ndarray) -> tuple[FieldRole, str] | None:
+    """The role and reason of whole numbers that are codes rather than quantities: two small
+    numbers only (1 and 2 are two kinds, not an amount), or values in a field named as a
+    kind of thing (Region 1, 2, 3; a travel agent's number): categories, or ignored as a
+    code when they are too many to be categories."""
+    if (present % 1 != 0).any():
+        return None
+    levels = len(pd.unique(present))
+    if levels == 2 and len(present) >= MIN_ID_CUSTOMERS and present.max() <= SMALL_CODE:
+        return FieldRole.CATEGORICAL, "two small whole numbers only: categories coded as numbers"
+    if not set(name_words(name.strip())) & CODE_WORDS:
+        return None
+    if levels <= MAX_CATEGORY_LEVELS:
+        return FieldRole.CATEGORICAL, (
+            f"{levels} whole numbers in a field named as a kind of thing: categories"
+        )
+    return FieldRole.IGNORED, f"a code ({levels} different numbers), not a quantity"
+
+
+def _zero_can_be_a_placeholder(name: str, values: np.ndarray) -> bool:
+    """Whether a 0 in this field may stand for "unknown": in a year, an age, an income, a
+    price, or among values that are all years. In an amount or a count (spend, a balance,
+    past claims, purchases) 0 means none, a real value."""
+    words = set(name_words(name.strip()))
+    if words & ZERO_PLACEHOLDER_WORDS or axis_of(name, None) in ("income", "age"):
+        return True
+    others = values[(values != 0) & ~np.isnan(values)]
+    return bool(len(others)) and bool(((others >= 1900) & (others <= 2100)).all())
 
 
 def _aliases(text: pd.Series) -> tuple[tuple[str, str], ...]:

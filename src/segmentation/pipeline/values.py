@@ -364,7 +364,7 @@ def _stands_apart(code: float, others: np.ndarray) -> bool:
         # real value next to 1, 2, 3
         return bool(
             low > 0
-            and others.max() > 1
+            and high > 1
             and low >= ZERO_CLEARANCE * float(np.median(others))
             and low > 3 * _typical_spacing(others)
         )
@@ -372,9 +372,13 @@ def _stands_apart(code: float, others: np.ndarray) -> bool:
     return code in NEGATIVE_CODES and code < others.min() and low >= 0
 
 
-def numeric_placeholders(values: np.ndarray, random_state: int = 0) -> dict[float, int]:
+def numeric_placeholders(
+    values: np.ndarray, zero_is_a_value: bool = False, random_state: int = 0
+) -> dict[float, int]:
     """Placeholder codes among a numeric field's values, with their counts: a code (0, -1,
-    -99, 999, ...) at the edge of the values that stands apart from all the others."""
+    -99, 999, ...) at the edge of the values that stands apart from all the others.
+    `zero_is_a_value`: the field measures an amount or a count, whose 0 means none (no
+    purchase, no spend), never "unknown"."""
     present = values[~np.isnan(values)]
     if len(present) < MIN_VALUES_FOR_PLACEHOLDERS:
         return {}
@@ -383,6 +387,8 @@ def numeric_placeholders(values: np.ndarray, random_state: int = 0) -> dict[floa
     edges = {float(present.min()), float(present.max())}
     if (present == 0).any():
         edges.add(0.0)
+    if zero_is_a_value:
+        edges.discard(0.0)
     for code in sorted(edges):
         if code not in (0.0, *NINES, *NEGATIVE_CODES):
             continue

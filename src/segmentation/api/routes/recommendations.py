@@ -6,7 +6,11 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from segmentation.api.convert import problems_from_validation, summaries_from_wire
+from segmentation.api.convert import (
+    outcomes_from_wire,
+    problems_from_validation,
+    summaries_from_wire,
+)
 from segmentation.api.deps import JsonBody, Service, Tenant
 from segmentation.api.errors import documented
 from segmentation.api.schemas import RecommendationsRequest, RecommendationsResponse
@@ -29,8 +33,9 @@ def _advice(body: bytes, service: SegmentationService, tenant: str | None) -> li
     assert request.analysis is not None  # the schema admits exactly one of the two
     analysis = request.analysis
     return service.advise(
-        summaries_from_wire(analysis.clusters), analysis.accuracy, analysis.axes()
-    )
+        summaries_from_wire(analysis.clusters), analysis.accuracy, analysis.axes(),
+        outcomes_from_wire(analysis.outcomes),
+    )  # fmt: skip
 
 
 @router.post(
