@@ -367,7 +367,10 @@ def _add_analyze_command(commands: Any) -> None:
     orders.add_argument("--amount", help="the order value column (or --quantity and --price)")
     orders.add_argument("--quantity")
     orders.add_argument("--price")
-    orders.add_argument("--invoice", help="invoice numbers; a leading C marks a cancellation")
+    orders.add_argument(
+        "--invoice",
+        help='invoice numbers; "C" + digits among invoices of digits marks a cancellation',
+    )
     orders.add_argument("--as-of", help="the day recency counts to (default: the last date)")
     analyze_cmd.set_defaults(run=run_analyze)
 

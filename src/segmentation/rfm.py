@@ -5,8 +5,12 @@ segmented like any other customers.
 
 - A purchase day is a day with at least one sale to the customer: same-day orders are merged,
   as Fader & Hardie do for the CDNOW data (a zero-value sale still counts as a purchase).
-- Cancellations (an invoice number starting with "C") and negative values are returns: they
-  reduce the customer's spend but are not purchases.
+- Cancellations and negative values are returns: they reduce the customer's spend but are
+  not purchases. A cancellation is an invoice "C" + digits among invoices of digits (the UCI
+  Online Retail convention); where invoices have another shape ("CA-2016-152156"), a leading C
+  marks nothing.
+- Amounts, quantities and prices written as text ("$1,234.50", "12,5") are read as numbers,
+  as any customer field is (pipeline/values.py).
 - Rows without a customer id cannot be attributed and are left out (and counted).
 """
 
@@ -20,6 +24,7 @@ import pandas as pd
 
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.pipeline.schema import detect_date_format, parse_dates
+from segmentation.pipeline.values import number_reading, read_numbers, text_values
 
 __all__ = ["RfmResult", "TransactionColumns", "customers_from_transactions"]
 
@@ -91,6 +96,38 @@ def _column(frame: pd.DataFrame, name: str | None, role: str) -> pd.Series:
     return frame[name]
 
 
+# invoices of digits, and the share of them a file must hold for "C" + digits to mark a return
+INVOICE_DIGITS = r"^\d+$"
+CANCELLATION = r"^[Cc]\d+$"
+DIGIT_INVOICES_SHARE = 0.9
+
+
+def _cancellations(invoices: pd.Series) -> pd.Series:
+    """Which rows are cancellations: "C536379" among invoices such as "536365". When most
+    invoices start with C, or the others are not digits, a leading C is part of the number."""
+    text = invoices.astype(str).str.strip()
+    marked = text.str.match(CANCELLATION)
+    others = text[~text.str.match(r"^[Cc]")]
+    if (
+        not marked.any()
+        or marked.mean() > 0.5
+        or others.empty
+        or others.str.match(INVOICE_DIGITS).mean() < DIGIT_INVOICES_SHARE
+    ):
+        return pd.Series(False, index=invoices.index)
+    return marked
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    """A column of amounts as numbers, text read as a spreadsheet wrote it ("$1,234.50")."""
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column.astype(float)
+    text = text_values(column).values
+    reading = number_reading(text)
+    numbers = reading.values if reading is not None else read_numbers(text, None)
+    return pd.Series(numbers, index=column.index)
+
+
 def customers_from_transactions(
     frame: pd.DataFrame,
     *,
@@ -118,10 +155,10 @@ def customers_from_transactions(
         )
     days = parse_dates(text_dates, date_format).dt.normalize()
     if amount is not None:
-        value = pd.to_numeric(_column(frame, amount, "amount"), errors="coerce")
+        value = _numbers(_column(frame, amount, "amount"))
     elif quantity is not None and price is not None:
-        value = pd.to_numeric(_column(frame, quantity, "quantity"), errors="coerce") * (
-            pd.to_numeric(_column(frame, price, "price"), errors="coerce")
+        value = _numbers(_column(frame, quantity, "quantity")) * _numbers(
+            _column(frame, price, "price")
         )
     else:
         raise InvalidInputError(
@@ -130,7 +167,7 @@ def customers_from_transactions(
     cut = pd.Timestamp(as_of) if as_of is not None else days.max()
     known = ids.notna() & days.notna() & value.notna() & (days <= cut)
     cancelled = (
-        _column(frame, invoice, "invoice").astype(str).str.upper().str.startswith("C")
+        _cancellations(_column(frame, invoice, "invoice"))
         if invoice is not None
         else pd.Series(False, index=frame.index)
     )

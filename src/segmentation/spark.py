@@ -20,7 +20,8 @@ What runs where. The driver never collects the full data:
   statistics the local profile tests (`FieldSummary`: counts, means, variances, the
   count of every category level, rare ones included), so sizes, shares, means, category
   shares and the characteristics' significance tests use every customer; the names are the
-  sample's profile's;
+  sample's profile's; outcomes (churn, response) are read by the same schema as locally and
+  their rates or means per segment aggregated over every customer too;
 - with `previous`, the sample follows the earlier analysis (ids and names kept, `lineage`
   measured on the sample's customers), and every customer is scored into those segments.
 
@@ -42,7 +43,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -57,14 +58,16 @@ from segmentation.options import AnalysisOptions
 from segmentation.pipeline.features import category_text, numeric_values
 from segmentation.pipeline.lineage import PreviousSegmentation
 from segmentation.pipeline.models import CentroidModel
+from segmentation.pipeline.outcomes import Meaning, OutcomeSummary
 from segmentation.pipeline.profile import (
     FieldSummary,
     categories_of,
     centroid_of,
     describe,
+    outcome_of,
 )
 from segmentation.pipeline.schema import FieldRole, FieldSpec
-from segmentation.results import Analysis, DataQuality, Segment
+from segmentation.results import Analysis, DataQuality, Outcome, Segment
 
 __all__ = ["SPARK_SAMPLE_SIZE", "analyze", "read", "session"]
 
@@ -327,7 +330,7 @@ def _scored(frame: Any, fitted: FittedSegmentation, id_field: str | None) -> Any
     )
 
     names = fitted.names
-    specs = [e.spec for e in fitted.encoder.encodings_]
+    specs = [e.spec for e in fitted.encoder.encodings_] + list(fitted.encoder.schema.outcomes)
     schema_fields = [StructField("clusterId", LongType(), False)]
     schema_fields += [StructField("clusterName", StringType(), False)]
     schema_fields += [StructField("confidence", DoubleType(), False)]
@@ -411,6 +414,7 @@ def _segment_summaries(
             means[i],
             variances[i],
             float(minima[i]) if math.isfinite(minima[i]) else math.nan,
+            rows=sizes,
         )
         for i, spec in enumerate(numeric)
     }
@@ -425,15 +429,34 @@ def _segment_summaries(
     return sizes, [summaries[s.name] for s in specs]
 
 
+def _outcome_summary(summary: FieldSummary) -> OutcomeSummary:
+    """An outcome's aggregates (read by the schema as 0/1 or its numbers) as the profile's."""
+    spec = summary.spec
+    kind: Literal["rate", "mean"] = "rate" if spec.positive is not None else "mean"
+    meaning = cast(Meaning | None, spec.meaning)
+    return OutcomeSummary(
+        spec.name, kind, spec.positive, meaning, summary.count, summary.mean, summary.var
+    )
+
+
+def _overall(outcome: Outcome, summaries: list[OutcomeSummary]) -> float:
+    """An outcome's rate or mean over every customer, from the aggregates."""
+    found = next((s for s in summaries if s.field == outcome.field), None)
+    return outcome.overall if found is None else found.overall
+
+
 def _full_segments(
-    sample: Analysis, sizes: np.ndarray, summaries: list[FieldSummary]
+    sample: Analysis,
+    sizes: np.ndarray,
+    summaries: list[FieldSummary],
+    outcomes: list[OutcomeSummary],
 ) -> tuple[Segment, ...]:
-    """The sample's segments with their sizes, means, shares, characteristics and
+    """The sample's segments with their sizes, means, shares, characteristics, outcomes and
     standardized differences measured on every customer (names stay the sample's)."""
     total = int(sizes.sum()) or 1
     segments = []
     for at, segment in enumerate(sample.segments):
-        _, characteristics, standardized = describe(summaries, at, int(sizes[at]))
+        _, characteristics, standardized = describe(summaries, at, int(sizes[at]), outcomes)
         segments.append(
             replace(
                 segment,
@@ -443,6 +466,7 @@ def _full_segments(
                 categories=categories_of(summaries, at),
                 characteristics=characteristics,
                 standardized=standardized,
+                outcomes={o.field: outcome_of(o, at) for o in outcomes},
             )
         )
     return tuple(segments)
@@ -567,15 +591,19 @@ def analyze(
     lap("spark-refit")
     id_field = sample.encoder.schema.id_field
     scored = _scored(frame, fitted, id_field).persist(_disk())
-    specs = [e.spec for e in fitted.encoder.encodings_]
+    outcome_specs = list(fitted.encoder.schema.outcomes)
+    specs = [e.spec for e in fitted.encoder.encodings_] + outcome_specs
     sizes, summaries = _segment_summaries(scored, specs, [s.segment_id for s in sample.segments])
+    outcomes = [_outcome_summary(s) for s in summaries[len(specs) - len(outcome_specs) :]]
+    summaries = summaries[: len(specs) - len(outcome_specs)]
     numeric = [s.name for s in specs if s.role is FieldRole.NUMERIC]
     notes = _skew_notes(_numeric_summary(frame, numeric), rows)
     lap("spark-score-profile")
     quality, selection = sample.data_quality, sample.k_selection
     return replace(
         sample,
-        segments=_full_segments(sample, sizes, summaries),
+        segments=_full_segments(sample, sizes, summaries, outcomes),
+        outcomes=tuple(replace(o, overall=_overall(o, outcomes)) for o in sample.outcomes),
         model=fitted.model, centers=fitted.centers,
         data_quality=DataQuality(
             rows, tuple(replace(f, missing=missing.get(f.name, f.missing)) for f in quality.fields),

@@ -197,3 +197,30 @@ def test_a_spark_dataframe_is_a_source(session: Any) -> None:
     assert len(analysis.segments) == 3
     assert analysis.assignments.count() == 2_000
     assert len(analysis.labels) == 2_000  # the sample is every customer here
+
+
+def test_outcomes_are_aggregated_over_every_customer(session: Any, tmp_path: Path) -> None:
+    """An outcome field is found by the sample's schema, never segments customers, and its
+    rate per segment and overall is measured on every customer, not the sample."""
+    population = make_population(30_000, 3, random_state=5)
+    frame = population.frame.copy()
+    rng = np.random.default_rng(5)
+    churn_rate = np.where(population.labels == population.labels[0], 0.6, 0.1)
+    frame["Churn"] = np.where(rng.random(len(frame)) < churn_rate, "Yes", "No")
+    frame.to_parquet(tmp_path / "customers.parquet", index=False)
+    distributed = engine.analyze(
+        str(tmp_path / "customers.parquet"), spark=session, sample_size=5_000
+    )
+    assert len(distributed.labels) == 5_000  # the sample's
+    scored = distributed.assignments.toPandas()
+    segment_of = dict(zip(scored["id"], scored["clusterId"], strict=True))
+    labels = frame["id"].map(segment_of).to_numpy()
+    churned = (frame["Churn"] == "Yes").to_numpy()
+    (outcome,) = distributed.outcomes
+    assert (outcome.field, outcome.kind, outcome.positive) == ("Churn", "rate", "Yes")
+    assert outcome.overall == pytest.approx(churned.mean(), abs=1e-9)
+    assert "Churn" not in distributed.feature_importance
+    for segment in distributed.segments:
+        members = labels == segment.segment_id
+        assert segment.outcomes["Churn"] == pytest.approx(churned[members].mean(), abs=1e-9)
+    assert any(c.startswith("Churn: ") for s in distributed.segments for c in s.characteristics)

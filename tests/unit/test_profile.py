@@ -72,7 +72,7 @@ def test_format_number(value: float, text: str) -> None:
         ("customer_age", None, "age"),
         ("Year_Birth", None, "age"),
         # days since signup is tenure, not recency; days since last purchase is recency
-        ("days_since_signup", None, None),
+        ("days_since_signup", None, "tenure"),
         ("days_since_last_purchase", None, "recency"),
         # nothing recognised
         ("satisfaction", None, None),

@@ -223,7 +223,9 @@ class TransactionsSpec(_Strict):
     amount: str | None = None
     quantity: str | None = None
     price: str | None = None
-    invoice: str | None = Field(None, description="a leading C marks a cancellation")
+    invoice: str | None = Field(
+        None, description='"C" + digits among invoices of digits marks a cancellation'
+    )
     asOf: str | None = Field(None, description="the day recency counts to; default the last")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from segmentation.pipeline.schema import axis_of
+from segmentation.pipeline.schema import axis_of, joined
 from segmentation.pipeline.words import (
     MAX_NAME_LENGTH,
     MISSING_LEVEL,
@@ -113,14 +113,18 @@ def descriptor(item: Evidence) -> str:
     if item.kind == "share":
         return level_phrase(item.field, item.level, present=item.segment_value > item.overall_value)
     axis = axis_of(item.field, None)
-    if axis in AXIS_WORDS and item.kind == "mean" and not _reversed(item.field, axis):
-        return AXIS_WORDS[axis][0 if item.effect > 0 else 1]
+    if axis in AXIS_WORDS and item.kind in ("mean", "date"):
+        higher = (item.effect > 0) != _reversed(item.field, axis)
+        if item.kind == "date" and axis == "recency":
+            higher = not higher  # a later last purchase is a more recent customer
+        return AXIS_WORDS[axis][0 if higher else 1]
     return f"{'High' if item.effect > 0 else 'Low'} {short_label(item.field)}"
 
 
 def _reversed(field: str, axis: str) -> bool:
-    """A birth year, or a date, grows the other way: a later one is younger, more recent."""
-    return axis == "age" and "birth" in field.lower()
+    """A birth year or an enrolment year grows the other way: a later one is younger, or a
+    newer customer."""
+    return (axis == "age" and "birth" in field.lower()) or (axis == "tenure" and joined(field))
 
 
 def field_name(evidence: Sequence[Evidence]) -> str:

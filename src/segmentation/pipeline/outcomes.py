@@ -19,6 +19,7 @@ import pandas as pd
 
 __all__ = [
     "LEAK_AUC",
+    "PRESENT",
     "OutcomeSummary",
     "leak_strength",
     "outcome_meaning",
@@ -47,6 +48,8 @@ NUMERIC_OUTCOME_WORDS = frozenset({"target", "label", "outcome"})
 ALONE_WORDS = {"revenue": "gain", "purchased": "gain", "bought": "gain", "clicked": "gain",
                "left": "loss", "exit": "loss", "exited": "loss"}  # fmt: skip
 YES_LEVELS = frozenset({"yes", "y", "true", "t", "1"})
+# the "level" of an event outcome: a customer with any value had the event (a cancellation year)
+PRESENT = "(any value)"
 
 # A field whose values alone rank the outcome's positives above its negatives this well
 # (area under the ROC curve, either direction) restates the outcome.
@@ -116,6 +119,9 @@ def outcome_values(
     if positive is None:
         assert numbers is not None
         return numbers.astype(float, copy=False)
+    if positive == PRESENT:  # never missing: no value is the other level
+        present = ~np.isnan(numbers) if numbers is not None else column.notna().to_numpy()
+        return present.astype(float)
     if numbers is not None:
         folded = positive.casefold()
         target = 1.0 if folded in ("true", "yes", "y", "t") else float(positive)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from segmentation.pipeline.features import MISSING_LEVEL, category_codes, numeric_values
 from segmentation.pipeline.naming import OUTLIERS_NAME, business_name, field_name, make_unique
-from segmentation.pipeline.outcomes import OutcomeSummary, summarize_outcome
+from segmentation.pipeline.outcomes import PRESENT, OutcomeSummary, summarize_outcome
 from segmentation.pipeline.schema import (
     ADDITIVE_AXES,
     FieldRole,
@@ -24,6 +24,7 @@ from segmentation.pipeline.schema import (
     Schema,
     axis_fields,
     axis_of,
+    joined,
 )
 from segmentation.pipeline.words import format_number, is_generic_level, label, level_phrase
 
@@ -380,8 +381,10 @@ class _AxisScores:
                 z = member.standardized(segment)
                 if axis == "age" and "birth" in member.spec.name.lower():
                     z = -z  # a later birth year is a younger customer
-                if axis in ("recency", "tenure") and member.spec.role is FieldRole.DATE:
-                    z = -z  # a later date is a more recent, or a newer, customer
+                if axis == "recency" and member.spec.role is FieldRole.DATE:
+                    z = -z  # a later last-purchase date is a more recent customer
+                if axis == "tenure" and joined(member.spec.name):
+                    z = -z  # a later enrolment is a newer customer
                 zs.append(z)
             scores[axis] = float(np.mean(zs))
         return scores
@@ -417,7 +420,12 @@ def outcome_phrase(summary: OutcomeSummary, value: float, overall: float) -> str
     if summary.kind == "mean":
         return f"{name} {format_number(value)} vs {format_number(overall)} overall"
     positive = summary.positive or ""
-    what = name if positive.casefold() in YES_TEXTS else f"{positive} ({name})"
+    if positive == PRESENT:
+        what = f"With a {name.lower()}"
+    elif positive.casefold() in YES_TEXTS:
+        what = name
+    else:
+        what = f"{positive} ({name})"
     return f"{what}: {value:.0%} vs {overall:.0%} overall"
 
 

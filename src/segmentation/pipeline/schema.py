@@ -26,6 +26,7 @@ from segmentation.pipeline.ingest import IngestedCustomers
 from segmentation.pipeline.outcomes import (
     LEAK_AUC,
     NUMERIC_OUTCOME_WORDS,
+    PRESENT,
     leak_strength,
     outcome_meaning,
     outcome_values,
@@ -34,6 +35,7 @@ from segmentation.pipeline.outcomes import (
 )
 from segmentation.pipeline.values import (
     YES_NO,
+    YES_WORDS,
     band_reading,
     decimal_comma_evident,
     format_count,
@@ -58,6 +60,7 @@ __all__ = [
     "detect_date_format",
     "infer_schema",
     "is_money",
+    "joined",
     "name_words",
     "parse_dates",
     "read_field",
@@ -112,8 +115,14 @@ EVENT_WORDS = frozenset(
     {"clm", "claim", "claims", "complaint", "complaints", "complain", "return", "returns",
      "refund", "refunds", "late", "default", "fraud", "cancellation", "cancellations"}
 )  # fmt: skip
-# how long someone has been a customer: months of tenure, years of seniority (`antig`)
+# how long someone has been a customer: months of tenure, years of seniority (`antig`) ...
 TENURE_WORDS = frozenset({"tenure", "seniority", "antig", "longevity"})
+DURATION_WORDS = frozenset({"days", "weeks", "months", "years"})
+# ... or when they became one (a later enrolment is a newer customer)
+JOINED_WORDS = frozenset(
+    {"enrollment", "enrolment", "enrolled", "joined", "join", "signup", "registration",
+     "registered", "activation", "activ", "onboarded", "onboarding"}
+)  # fmt: skip
 FREQUENCY_WORDS = frozenset({"frequency", "freq", "count", "trx", "visits"})
 # a count of these is frequency, an amount of them is spend
 PURCHASE_WORDS = frozenset({"purchases", "purchase", "orders", "order", "transactions", "deals"})
@@ -147,10 +156,10 @@ def axis_of(field: str, is_count: bool | None) -> str | None:
         return None  # claims, complaints, returns: neither what customers buy nor spend
     if "age" in bag or {"year", "birth"} <= bag or "birthyear" in bag:
         return "age"
-    if bag & TENURE_WORDS:
-        return "tenure"
     if bag & RECENCY_WORDS or ("last" in bag and bag & LAST_WORDS):
         return "recency"
+    if bag & TENURE_WORDS or joined(field) or (bag & JOINED_WORDS and bag & DURATION_WORDS):
+        return "tenure"
     if bag & INCOME_WORDS:
         return "income"
     if bag & FREQUENCY_WORDS or (bag & NUMBER_WORDS and bag & PURCHASE_WORDS):
@@ -189,6 +198,17 @@ def axis_fields(axes: Mapping[str, str]) -> dict[str, list[str]]:
     if counts:
         grouped["frequency"] = counts
     return grouped
+
+
+def joined(field: str) -> bool:
+    """Whether a field says when someone became a customer (an enrolment year, a signup or
+    customer-since date): the later, the newer the customer. Days since signup count the
+    other way, as tenure does."""
+    bag = set(name_words(field))
+    if bag & DURATION_WORDS:
+        return False
+    since = "since" in bag and bool(bag & {"customer", "member", "client"})
+    return since or bool(bag & JOINED_WORDS) or bool({"dt", "date"} & bag and "customer" in bag)
 
 
 def is_money(field: str) -> bool:
@@ -318,6 +338,10 @@ MIN_NAMED_ID_CUSTOMERS = 10
 ID_NAME_ENDINGS = ("id", "ids", "key", "uuid", "guid", "number", "num", "no", "nr")
 ID_NAME_WORDS = frozenset({"id", "key", "uuid", "guid", "number", "num", "no", "nr", "code"})
 GENERIC_NAME = re.compile(r"^column_\d+$")
+# words that name an event which ends a customer relationship: a field of the date or year it
+# happened, set for some customers only, is an outcome (the share of customers with one)
+EVENT_STEMS = ("cancel", "churn", "attrit", "exit", "terminat", "closure", "closed", "lapse")
+EVENT_SHARE = 0.05
 
 
 def id_like_name(field: str) -> bool:
@@ -490,9 +514,13 @@ def _text_field(
         )  # fmt: skip
     yes_no = yes_no_reading(text)
     if yes_no is not None:
-        return _numeric_spec(
+        spec, values = _numeric_spec(
             name, yes_no.values, is_boolean=True, number_format=YES_NO, notes=notes
         )
+        # the yes as the file spells it ("Yes", "TRUE"): what an outcome's rate counts
+        spelled = text.dropna()
+        yes = spelled[spelled.str.casefold().isin(YES_WORDS)].mode()
+        return replace(spec, positive=str(yes.iloc[0]) if len(yes) else "yes"), values
     spec = _text_spec(name, text, n_customers, notes)
     return spec, apply_aliases(text, spec.aliases)
 
@@ -536,7 +564,7 @@ def _outcome_of(
     levels = _levels(values) if usable else {}
     if len(levels) == 2:
         if spec.role is FieldRole.BOOLEAN:
-            positive = "yes" if spec.number_format == YES_NO else "1"
+            positive = spec.positive or "1"
         else:
             positive = positive_level(levels, word)
         return replace(spec, role=FieldRole.OUTCOME, positive=positive)
@@ -575,28 +603,61 @@ def _find_outcomes(
     for name, spec in specs.items():
         if name in named_features or name in named_outcomes or name not in values:
             continue
-        words = [w.lower() for w in name_words(name.strip())]
-        found_word = outcome_word(words)
-        if found_word is None:
-            continue
-        outcome = _outcome_of(spec, values[name], found_word[0], explicit=False)
+        found = _outcome_by_name(name, spec, values[name])
+        if found is not None:
+            specs[name] = found
+    _last_column_outcome(specs, values, named_outcomes, named_features)
+
+
+def _outcome_by_name(
+    name: str, spec: FieldSpec, values: np.ndarray | pd.Series
+) -> FieldSpec | None:
+    """The field as an outcome when its name and shape say so: a two-level field named for
+    one (Churn, Exited, y), or a field named for an event (a cancellation year, a churn date)
+    that has a value only for the customers it happened to."""
+    words = [w.lower() for w in name_words(name.strip())]
+    found_word = outcome_word(words)
+    if found_word is not None:
+        outcome = _outcome_of(spec, values, found_word[0], explicit=False)
         if outcome is not None:
-            specs[name] = replace(
+            return replace(
                 outcome, meaning=found_word[1],
                 reason=f"an outcome ('{found_word[0]}' in its name): reported per segment, "
                 "never a feature",
             )  # fmt: skip
+    event = next((w for w in words for stem in EVENT_STEMS if w.startswith(stem)), None)
+    present = float(1 - pd.isna(values).mean()) if len(values) else 0.0
+    if event is None or spec.role not in (FieldRole.NUMERIC, FieldRole.DATE):
+        return None
+    if not EVENT_SHARE <= present <= 1 - EVENT_SHARE:
+        return None
+    return replace(
+        spec, role=FieldRole.OUTCOME, positive=PRESENT, meaning="loss",
+        reason=f"an outcome: a {event} recorded for {present:.0%} of customers only (reported "
+        "per segment as the share with one, never a feature)",
+    )  # fmt: skip
+
+
+def _last_column_outcome(
+    specs: dict[str, FieldSpec],
+    values: Mapping[str, np.ndarray | pd.Series],
+    named_outcomes: Sequence[str],
+    named_features: set[str],
+) -> None:
+    """The last column of a file without a header row, with two levels: its outcome, where
+    such files put it (and no name says otherwise)."""
     names = list(specs)
-    if names and all(GENERIC_NAME.match(n) for n in names) and not named_outcomes:
-        last = names[-1]
-        spec = specs[last]
-        if last in values and last not in named_features and spec.role is not FieldRole.OUTCOME:
-            outcome = _outcome_of(spec, values[last], None, explicit=False)
-            if outcome is not None and outcome.positive is not None:
-                specs[last] = replace(
-                    outcome, reason="an outcome: the last column of a file without a header "
-                    "row, with two levels (where such files put it)",
-                )  # fmt: skip
+    if not names or not all(GENERIC_NAME.match(n) for n in names) or named_outcomes:
+        return
+    last = names[-1]
+    spec = specs[last]
+    if last in values and last not in named_features and spec.role is not FieldRole.OUTCOME:
+        outcome = _outcome_of(spec, values[last], None, explicit=False)
+        if outcome is not None and outcome.positive is not None:
+            specs[last] = replace(
+                outcome, reason="an outcome: the last column of a file without a header "
+                "row, with two levels (where such files put it)",
+            )  # fmt: skip
 
 
 def _as_outcome_values(spec: FieldSpec, values: np.ndarray | pd.Series) -> np.ndarray:

@@ -23,6 +23,7 @@ import pandas as pd
 __all__ = [
     "BANDS",
     "YES_NO",
+    "YES_WORDS",
     "NumberReading",
     "TextValues",
     "band_reading",
