@@ -18,6 +18,7 @@ import csv
 import gzip
 import lzma
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,17 +103,38 @@ class CustomerFile:
     notes: tuple[str, ...] = ()
 
 
+# lines of the sample the delimiter is judged on, and the share that must agree on a count
+DELIMITER_LINES = 200
+DELIMITER_AGREEMENT = 0.9
+
+
 def _delimiter(sample: str) -> str | None:
-    """The sniffed delimiter; None for a whitespace-aligned text file."""
+    """The delimiter that splits the sample's lines into the most fields, the same number on
+    nearly every line (quotes respected): ";" beats "," in a European export whose decimal
+    commas split some values, whatever the sniffer's guess. None for a whitespace-aligned
+    text file."""
+    lines = [line for line in sample.splitlines()[:-1] or sample.splitlines() if line.strip()]
+    lines = lines[:DELIMITER_LINES]
+    best: tuple[int, str] | None = None
+    for delimiter in DELIMITERS:
+        counts = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
+        if not counts:
+            continue
+        fields, agreeing = Counter(counts).most_common(1)[0]
+        agreed = fields > 1 and agreeing >= DELIMITER_AGREEMENT * len(counts)
+        if agreed and (best is None or fields > best[0]):
+            best = (fields, delimiter)
+    if best is not None:
+        return best[1]
     try:
         return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:
         # the sniffer gives up on ragged rows: take the header's most frequent delimiter, so
         # that pandas reports the ragged row instead of reading one wide column
         header = sample.splitlines()[0] if sample else ""
-        counts = {d: header.count(d) for d in DELIMITERS}
-        best = max(counts, key=lambda d: counts[d])
-        return best if counts[best] else None
+        counts_in_header = {d: header.count(d) for d in DELIMITERS}
+        most = max(counts_in_header, key=lambda d: counts_in_header[d])
+        return most if counts_in_header[most] else None
 
 
 GENERIC_FIELD = "column_{}"

@@ -63,6 +63,44 @@ def _segments_table(analysis: Analysis, data: ChartData) -> str:
     )
 
 
+def _outcome_value(value: float | None, kind: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.1%}" if kind == "rate" else f"{value:,.4g}"
+
+
+def _outcomes(analysis: Analysis) -> str:
+    """Each outcome's rate (or mean) per segment beside the overall one: what happened to
+    the customers of each segment, never used to form them."""
+    if not analysis.outcomes:
+        return ""
+    heads = "".join(
+        f"<th>{escape(o.field)}" + (
+            f" <span class='muted'>(share {escape(o.positive)})</span>"
+            if o.kind == "rate" and o.positive else " <span class='muted'>(mean)</span>"
+        ) + "</th>"
+        for o in analysis.outcomes
+    )  # fmt: skip
+    rows = "".join(
+        f"<tr><td>{escape(s.name)}</td>"
+        + "".join(
+            f"<td class='number'>{_outcome_value(s.outcomes.get(o.field), o.kind)}</td>"
+            for o in analysis.outcomes
+        )
+        + "</tr>"
+        for s in analysis.segments
+    )
+    overall = "".join(
+        f"<td class='number'>{_outcome_value(o.overall, o.kind)}</td>" for o in analysis.outcomes
+    )
+    return (
+        "<h2>Outcomes</h2><p class='muted'>What happened to each segment's customers. These "
+        "fields are reported, never used to form the segments.</p>"
+        f"<table><tr><th>Segment</th>{heads}</tr>{rows}"
+        f"<tr><td><strong>All customers</strong></td>{overall}</tr></table>"
+    )
+
+
 def _charts(data: ChartData) -> str:
     figures = []
     for name in data.available():
@@ -80,13 +118,14 @@ def _data_quality(analysis: Analysis) -> str:
     rows = "".join(
         f"<tr><td>{escape(f.name)}</td><td>{escape(f.role)}</td>"
         f"<td class='number'>{f.missing:,}</td>"
-        f"<td>{escape(f.handling or f.reason or '')}</td></tr>"
+        f"<td>{escape(f.reason)}</td><td>{escape(f.handling)}</td></tr>"
         for f in quality.fields
     )
     warnings = "".join(f"<li>{escape(w)}</li>" for w in quality.warnings)
     return (
         f"<p>{quality.records:,} customers.</p>"
-        "<table><tr><th>Field</th><th>Role</th><th>Missing</th><th>Handling</th></tr>"
+        "<table><tr><th>Field</th><th>Role</th><th>Missing</th><th>Why</th><th>How it was "
+        "read and encoded</th></tr>"
         f"{rows}</table>" + (f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else "")
     )
 
@@ -139,6 +178,7 @@ def render_report(analysis: Analysis, recommendations: Sequence[Recommendation],
 silhouette {_number(analysis.metrics.silhouette)}.</p>
 <h2>Segments</h2>
 {_segments_table(analysis, data)}
+{_outcomes(analysis)}
 {_what_changed(analysis)}
 <h2>Recommendations</h2>
 <ol>{advice}</ol>

@@ -37,6 +37,7 @@ from segmentation.bulk_json import (
 from segmentation.charts import chart_data_of, render
 from segmentation.config import Settings
 from segmentation.errors import InvalidInputError, Problem, SegmentationError
+from segmentation.files import read_customer_file
 from segmentation.options import AnalysisOptions, on_the_wire
 from segmentation.pipeline.ingest import ingest
 from segmentation.pipeline.lineage import PreviousSegmentation
@@ -333,15 +334,18 @@ class SegmentationService:
 
     def field_roles(self, body: bytes) -> bytes:
         """`POST /api/fields`: the role the analysis would give each field of these
-        customers (a file's first rows), and why a field would be ignored."""
+        customers (a file's first rows), why, and how its values would be read."""
         customers = read_customers_request(parse_json(body), FIELD_PREVIEW_CUSTOMERS)
-        schema = infer_schema(ingest(customers, min_customers=1))
-        fields = [
-            {"field": spec.name, "role": spec.role.value, "reason": spec.reason or None,
-             "handling": "; ".join(spec.notes) or None}
-            for spec in schema.fields
-        ]  # fmt: skip
-        return dumps({"customers": len(customers), "fields": fields})
+        return dumps(_field_roles(customers, len(customers), ()))
+
+    @staticmethod
+    def file_field_roles(path: Path, kind: str, header: bool | None) -> bytes:
+        """`POST /api/fields/file`: the same for a file's first rows, read as an analysis
+        reads the whole file (its delimiter, header row, blank rows, decimal commas)."""
+        read = read_customer_file(path, kind, FIELD_PREVIEW_CUSTOMERS, header)
+        if read.frame.empty:
+            raise InvalidInputError(Problem("the file holds no customers", field="file"))
+        return dumps(_field_roles(read.frame, len(read.frame), read.notes))
 
     # -- scoring -------------------------------------------------------------------------
 
@@ -457,6 +461,31 @@ class SegmentationService:
     ) -> bytes:
         analysis = self.store.analysis(analysis_id, tenant)
         return render(name, chart_data_of(analysis), image_format)
+
+
+# distinct values shown per field in a preview
+PREVIEW_EXAMPLES = 3
+
+
+def _field_roles(customers: Any, count: int, notes: Sequence[str]) -> dict[str, Any]:
+    """Each field's role, reason, reading and a few of its values, for a preview (repeated
+    ids are no reason to withhold one: the first row of each is looked at)."""
+    ingested = ingest(customers, min_customers=1, duplicate_ids="first")
+    schema = infer_schema(ingested)
+    frame = ingested.frame
+
+    def examples(name: str) -> list[str]:
+        if name not in frame:
+            return []
+        present = frame[name].dropna().astype(str)
+        return [str(v) for v in present.unique()[:PREVIEW_EXAMPLES]]
+
+    fields = [
+        {"field": spec.name, "role": spec.role.value, "reason": spec.reason or None,
+         "handling": "; ".join(spec.notes) or None, "examples": examples(spec.name)}
+        for spec in schema.fields
+    ]  # fmt: skip
+    return {"customers": count, "fields": fields, "notes": list(notes)}
 
 
 def _assignment_rows(scored: Assignment, ids: Sequence[Any] | None) -> list[dict[str, Any]]:

@@ -40,8 +40,10 @@ class HttpError(ServiceError):
 
 
 class PayloadTooLargeError(HttpError):
-    def __init__(self, limit: int, setting: str = "SEGMENTATION_MAX_BODY_BYTES") -> None:
-        advice = (
+    def __init__(
+        self, limit: int, setting: str = "SEGMENTATION_MAX_BODY_BYTES", advice: str | None = None
+    ) -> None:
+        advice = advice or (
             "send fewer customers per request, or submit a job (POST /api/jobs)"
             if setting == "SEGMENTATION_MAX_BODY_BYTES"
             else "split the customers into several jobs"

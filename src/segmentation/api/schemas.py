@@ -197,11 +197,16 @@ class FieldRoleOut(_Out):
     handling: str | None = Field(
         None, description="How its values are read: blanks, placeholders, decimal commas, bands."
     )
+    examples: list[str] = Field(default_factory=list, description="A few of its values, as text.")
 
 
 class FieldsOut(_Out):
     customers: int
     fields: list[FieldRoleOut]
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What reading a file skipped or assumed (blank rows, no header row).",
+    )
 
 
 class SparkJobRequest(_Strict):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from segmentation.api.deps import JsonBody, Pool, Service, Tenant
-from segmentation.api.errors import documented
+from segmentation.api.errors import PayloadTooLargeError, UnsupportedMediaError, documented
 from segmentation.api.schemas import (
     ACCURACY_DOC,
     AnalysisResponse,
@@ -15,6 +18,8 @@ from segmentation.api.schemas import (
     FieldsRequest,
 )
 from segmentation.api.wire import json_body
+from segmentation.errors import InvalidInputError, Problem
+from segmentation.files import detect_kind
 
 router = APIRouter(tags=["analysis"])
 
@@ -65,3 +70,68 @@ async def analyze_customers(
 async def field_roles(body: JsonBody, service: Service) -> Response:
     content = await run_in_threadpool(service.field_roles, body)
     return Response(content, media_type="application/json")
+
+
+# a preview reads a file's first rows: the dashboard sends its first 256 KiB
+PREVIEW_FILE_BYTES = 2 << 20
+PREVIEW_ADVICE = "send the file's first rows only; POST /api/jobs reads the whole file"
+
+
+def _header_part(value: object) -> bool | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidInputError(Problem('must be "true" or "false"', field="header"))
+
+
+@router.post(
+    "/api/fields/file",
+    response_model=FieldsOut,
+    summary="The role each field of a file would get, read as an analysis reads the file",
+    description=(
+        "multipart/form-data with a `file` part (the first rows of a CSV with any delimiter, "
+        "or JSON Lines; at most 2 MiB) and an optional `header` part (`true` or `false`; "
+        "default: detected). The file is read as `POST /api/jobs` reads it: its delimiter, "
+        "a header row or none, blank rows, numbers written as text, placeholders."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "header": {"type": "string", "enum": ["true", "false"]},
+                        },
+                    }
+                }
+            },
+        }
+    },
+    responses=documented(400, 413, 415, 422),
+)
+async def file_field_roles(request: Request, service: Service) -> Response:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+        raise UnsupportedMediaError(content_type)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > PREVIEW_FILE_BYTES + (64 << 10):
+        raise PayloadTooLargeError(PREVIEW_FILE_BYTES, "a preview", PREVIEW_ADVICE)
+    form = await request.form(max_part_size=PREVIEW_FILE_BYTES)
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidInputError(Problem("a multipart upload needs a 'file' part", field="file"))
+    header = _header_part(form.get("header"))
+    content = await upload.read(PREVIEW_FILE_BYTES + 1)
+    if len(content) > PREVIEW_FILE_BYTES:
+        raise PayloadTooLargeError(PREVIEW_FILE_BYTES, "a preview", PREVIEW_ADVICE)
+    kind = detect_kind(content[:8192], upload.filename or "preview")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"preview.{kind}"
+        path.write_bytes(content)
+        answer = await run_in_threadpool(service.file_field_roles, path, kind, header)
+    return Response(answer, media_type="application/json")

@@ -36,12 +36,26 @@ function renderSummary(analysis) {
   term(dl, "New data", element("a", { href: `/?previous=${analysisId}` }, "Refit, compared with this analysis"));
 }
 
-function segmentCard(cluster) {
+// an outcome (churn, response) in one segment beside its overall value: "47% (27% overall)"
+function outcomeText(value, outcome) {
+  if (value === null || value === undefined) return "no value";
+  const shown = (v) => (outcome.kind === "rate" ? percent(v) : decimal(v));
+  return `${shown(value)} (${shown(outcome.overall)} overall)`;
+}
+
+function segmentCard(cluster, outcomes) {
   const colour = cluster.isOutliers ? OUTLIERS : PALETTE[cluster.clusterId % PALETTE.length];
   const facts = element("dl", { className: "facts" });
   term(facts, "Customers", `${count(cluster.size)} (${percent(cluster.share)})`);
   term(facts, "Confidence", `${decimal(cluster.confidence)}${cluster.ambiguousShare ? `, ${percent(cluster.ambiguousShare)} ambiguous` : ""}`);
   term(facts, "Stability", decimal(cluster.stability));
+  for (const outcome of outcomes) {
+    const value = cluster.outcomes?.[outcome.field];
+    const measured = value?.rate ?? value?.mean;
+    const what = outcome.kind === "rate" && outcome.positive && !["yes", "1", "true"].includes(outcome.positive.toLowerCase())
+      ? `${outcome.field}: ${outcome.positive}` : outcome.field;
+    term(facts, what, outcomeText(measured, outcome));
+  }
   const traits = cluster.characteristics.length
     ? element("ul", { className: "traits" }, ...cluster.characteristics.map((c) => element("li", {}, c)))
     : element("p", { className: "muted" }, cluster.isOutliers ? "Customers no segment is dense enough to hold." : "No field sets it clearly apart from the average.");
@@ -224,7 +238,7 @@ async function main() {
     return;
   }
   renderSummary(analysis);
-  $("segments").replaceChildren(...analysis.clusters.map(segmentCard));
+  $("segments").replaceChildren(...analysis.clusters.map((c) => segmentCard(c, analysis.outcomes ?? [])));
   renderK(analysis.kSelection);
   renderQuality(analysis.dataQuality);
   if (analysis.lineage) renderChanges(analysis.lineage, analysis.clusters);

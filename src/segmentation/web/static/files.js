@@ -1,7 +1,6 @@
-// Reading customer files in the browser, for what the API takes only as JSON or does not
-// offer yet: the field list before a run (no preview endpoint) and new customers to score
-// (assign takes JSON). The service reads uploads itself (segmentation/files.py); this is only
-// the browser's view of the first rows and never decides a field's role.
+// Reading customer files in the browser: the first rows a preview sends to the service
+// (POST /api/fields/file reads them as it reads any upload, segmentation/files.py) and new
+// customers to score (assign takes JSON). The browser never decides a field's role.
 
 const DELIMITERS = [",", ";", "\t", "|"];
 const MAGIC = {
@@ -127,23 +126,6 @@ export function parseRecords(text, maxRows = Infinity) {
 }
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-const DATE = /^(\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?|\d{1,2}[-/]\d{1,2}[-/]\d{4}|\d{4}\/\d{2}\/\d{2})$/;
-
-// What the first rows hold, in words, for the analyst to decide what to leave out.
-export function describeValues(rows, field) {
-  const values = rows.map((r) => r[field]).filter((v) => v !== "" && v !== null && v !== undefined);
-  const distinct = [...new Set(values.map(String))];
-  const examples = distinct.slice(0, 3).join(", ");
-  if (!values.length) return { looks: "empty", examples: "" };
-  if (values.every((v) => typeof v === "number" || NUMBER.test(String(v).trim()))) {
-    const unique = distinct.length === values.length && values.length > 1;
-    return { looks: unique ? "numbers, all different" : "numbers", examples };
-  }
-  if (values.every((v) => typeof v === "boolean" || /^(true|false)$/i.test(String(v)))) return { looks: "true / false", examples };
-  if (values.every((v) => DATE.test(String(v).trim()))) return { looks: "dates", examples };
-  return { looks: `text, ${distinct.length} different`, examples };
-}
-
 // Text columns whose every value is a number become numbers (a zero-padded code stays text,
 // as the service reads files); empty cells become null. JSON Lines values are kept as sent.
 export function typedRecords(parsed) {

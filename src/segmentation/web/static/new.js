@@ -5,10 +5,9 @@ import {
   ApiError, apiJson, clearError, postJson, count, element, labelCells, rememberSource, showError, sourceName,
   when,
 } from "./api.js";
-import { UnreadableHere, describeValues, parseRecords, readText } from "./files.js";
+import { UnreadableHere, readText } from "./files.js";
 
 const PREVIEW_CHARS = 256 * 1024;
-const PREVIEW_ROWS = 200;
 const POLL_MS = 400;
 const STAGES = {
   queued: "Waiting for a worker",
@@ -32,30 +31,27 @@ let detectedFields = null; // null: the browser could not read the header
 // --- the file and its fields ------------------------------------------------------------------
 
 const ROLE_WORDS = {
-  id: "the customer id (not a feature)", numeric: "number", boolean: "true / false",
-  categorical: "category", date: "date", ignored: "ignored",
+  numeric: "number", boolean: "true / false", categorical: "category", date: "date",
+  outcome: "outcome, reported per segment (never used to segment)", ignored: "ignored",
 };
 
 function roleText(role) {
-  if (role === undefined) return "…";
-  if (!role) return "decided when it runs";
+  if (!role.role) return "decided when it runs";
+  if (role.role === "id") return role.reason || "an identifier (not a feature)";
   const words = ROLE_WORDS[role.role] || role.role;
-  return role.reason && role.role === "ignored" ? `${words}: ${role.reason}` : words;
+  return role.reason ? `${words}: ${role.reason}` : words;
 }
 
-// the role the service would give each field, from the rows read here (POST /api/fields)
-async function rolesOf(rows) {
-  try {
-    const answer = await postJson("/api/fields", { customerData: rows });
-    return new Proxy(Object.fromEntries(answer.fields.map((f) => [f.field, f])), {
-      get: (known, field) => known[field] ?? null,
-    });
-  } catch {
-    return new Proxy({}, { get: () => null });
-  }
+// the service reads the first rows as it will read the whole file (POST /api/fields/file):
+// its delimiter, header row, blank rows, numbers written as text, placeholders
+function rolesOf(text) {
+  const body = new FormData();
+  body.append("file", new Blob([text], { type: "text/plain" }), "preview.csv");
+  return apiJson("/api/fields/file", { method: "POST", body });
 }
 
-function fieldRow(field, values, role) {
+function fieldRow(role) {
+  const field = role.field;
   const box = element("input", { type: "checkbox", checked: true, id: `use-${CSS.escape(field)}`, value: field });
   box.className = "use-field";
   const label = element("label", { htmlFor: box.id, className: "visually-hidden" }, `Use ${field}`);
@@ -63,8 +59,8 @@ function fieldRow(field, values, role) {
     element("td", {}, box, label),
     element("th", { scope: "row" }, field),
     element("td", { className: "role" }, roleText(role)),
-    element("td", {}, values.looks),
-    element("td", { className: "examples" }, values.examples));
+    element("td", {}, role.handling || "as written"),
+    element("td", { className: "examples" }, (role.examples || []).join(", ")));
 }
 
 async function preview(file) {
@@ -73,29 +69,24 @@ async function preview(file) {
   tbody.replaceChildren();
   detectedFields = null;
   section.hidden = false;
+  $("fields-note").textContent = "Reading the first rows…";
   try {
-    const parsed = parseRecords(await readText(file, PREVIEW_CHARS), PREVIEW_ROWS);
-    if (!parsed.fields.length) throw new Error("no header row was found");
-    detectedFields = parsed.fields;
-    for (const field of parsed.fields) tbody.append(fieldRow(field, describeValues(parsed.rows, field)));
-    // the roles arrive after the rows are listed: the form never waits for them
-    rolesOf(parsed.rows).then((roles) => {
-      for (const row of tbody.querySelectorAll("tr")) {
-        const field = row.querySelector("th").textContent;
-        row.querySelector("td.role").textContent = roleText(roles[field]);
-      }
-    });
+    const answer = await rolesOf(await readText(file, PREVIEW_CHARS));
+    detectedFields = answer.fields.map((f) => f.field);
+    for (const role of answer.fields) tbody.append(fieldRow(role));
     labelCells($("fields-table"));
     $("fields-table").hidden = false;
     $("exclude-typed").hidden = true;
+    const notes = answer.notes.length ? ` ${answer.notes.map((n) => n[0].toUpperCase() + n.slice(1)).join(". ")}.` : "";
     $("fields-note").textContent =
-      `${parsed.kind}: ${parsed.fields.length} fields, read from the first ${count(parsed.rows.length)} rows in this browser. ` +
-      "Untick a field to leave it out. Each field's role is the one the service gives it on these rows; " +
-      "the analysis decides on every row, and its page lists the roles under Data quality.";
+      `${answer.fields.length} fields, read by the service from the first ${count(answer.customers)} rows as it will read the whole file.${notes} ` +
+      "Untick a field to leave it out. The analysis decides each role on every row, and its page lists them under Data quality.";
   } catch (error) {
     $("fields-table").hidden = true;
     $("exclude-typed").hidden = false;
-    const why = error instanceof UnreadableHere ? error.message : `the browser could not read its header (${error.message})`;
+    const why = error instanceof UnreadableHere ? error.message
+      : error instanceof ApiError ? `the first rows could not be read (${error.message})`
+      : `the browser could not read the file (${error.message})`;
     $("fields-note").textContent =
       `${why}, so the fields are detected by the service when the analysis runs. ` +
       "You can still name fields to leave out, and the analysis page lists every field with its role.";
