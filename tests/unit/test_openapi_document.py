@@ -126,7 +126,8 @@ def test_body_routes_document_413_and_415(
     method: str, path: str, operation: dict[str, Any]
 ) -> None:
     assert operation["requestBody"]["required"] is True
-    assert "application/json" in operation["requestBody"]["content"]
+    # JSON, or a file upload (POST /api/fields/file takes only a file)
+    assert {"application/json", "multipart/form-data"} & set(operation["requestBody"]["content"])
     assert {413, 415} <= _statuses(operation)
 
 

@@ -99,7 +99,8 @@ def positive_level(levels: Mapping[str, int], word: str | None) -> str:
     attrition), else the rarer one (churners are fewer than stayers; "2" in a 1/2 code)."""
     by_fold = {level.casefold(): level for level in levels}
     for fold, level in by_fold.items():
-        if fold in YES_LEVELS:
+        # "1" is a yes beside "0" only: beside "2" it is a code
+        if fold in YES_LEVELS and (fold != "1" or "0" in by_fold):
             return level
     if word is not None:
         stem = word[:5]

@@ -100,6 +100,8 @@ SPEND_WORDS = frozenset(
         "premium",
     }
 )
+# words of a field whose small numbers are ordered (a city tier, a grade): numbers, not codes
+ORDINAL_WORDS = frozenset({"tier", "level", "rank", "grade", "score", "rating", "stage"})
 # the largest number of a two-valued field read as a code (1/2, 1/3), not an amount
 SMALL_CODE = 9
 # words of a field whose small whole numbers stand for kinds of things, not amounts
@@ -427,7 +429,8 @@ def _number_code(name: str, present: np.ndarray) -> tuple[FieldRole, str] | None
     levels = len(pd.unique(present))
     if levels == 2 and len(present) >= MIN_ID_CUSTOMERS and present.max() <= SMALL_CODE:
         return FieldRole.CATEGORICAL, "two small whole numbers only: categories coded as numbers"
-    if not set(name_words(name.strip())) & CODE_WORDS:
+    words = set(name_words(name.strip()))
+    if not words & CODE_WORDS or words & ORDINAL_WORDS:
         return None
     if levels <= MAX_CATEGORY_LEVELS:
         return FieldRole.CATEGORICAL, (

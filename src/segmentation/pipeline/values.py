@@ -66,6 +66,7 @@ NO_WORDS = frozenset({"no", "n", "false", "f"})
 CURRENCY = "$€£¥₹"
 # spaces a spreadsheet writes inside numbers: no-break and narrow no-break spaces
 SPACES = "\u00a0\u202f\u2009"
+PLAIN_SPACES = str.maketrans(dict.fromkeys(SPACES, " "))
 SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "%": 1.0}
 # a share of the present values at most this large may fail to read as numbers (stray words
 # in a column of numbers: read as missing and reported); more and the field is text
@@ -148,6 +149,7 @@ GROUPED = {".": _grouped("."), ",": _grouped(",")}
 
 def _number(text: str, decimal: str) -> float:
     """One text as a number with `decimal` as the decimal mark; NaN when it is none."""
+    text = text.translate(PLAIN_SPACES)
     negative = False
     accounting = ACCOUNTING.match(text)
     if accounting:  # (1,234.00): a negative amount as accountants write it
@@ -203,8 +205,8 @@ class NumberReading:
         if self.unreadable:
             shown = ", ".join(repr(t) for t in list(self.unreadable)[:3])
             count = sum(self.unreadable.values())
-            not_numbers = format_count(count, "value")
-            notes.append(f"{not_numbers} that are not numbers ({shown}) read as missing")
+            verb = "is not a number" if count == 1 else "are not numbers"
+            notes.append(f"{format_count(count, 'value')} that {verb} ({shown}) read as missing")
         return notes
 
 
@@ -251,7 +253,8 @@ def number_reading(text: pd.Series, decimal_hint: str | None = None) -> NumberRe
     texts = pd.Series(np.asarray(distinct, dtype=object), dtype=object)
     if texts.empty or _zero_padded(texts):
         return None
-    shaped = texts.str.match(NUMBER_SHAPE) | texts.str.match(ACCOUNTING)
+    plain = texts.str.translate(PLAIN_SPACES)
+    shaped = plain.str.match(NUMBER_SHAPE) | plain.str.match(ACCOUNTING)
     counts = np.bincount(codes, minlength=len(texts))
     unreadable_share = counts[~shaped.to_numpy()].sum() / len(present)
     if unreadable_share > MAX_UNREADABLE_SHARE:

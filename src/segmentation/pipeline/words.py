@@ -28,9 +28,10 @@ FILLER_WORDS = frozenset(
     {"num", "number", "nb", "n", "mnt", "amt", "amount", "month", "monthly", "per", "of", "the",
      "total", "count", "avg", "average", "k", "1", "100"}
 )  # fmt: skip
-# "1" and "0" are codes among a category's levels (a true/false field has no levels here)
-YES_LEVELS = frozenset({"yes", "y", "true", "t"})
-NO_LEVELS = frozenset({"no", "n", "false", "f", "none"})
+# "1", "0", "F", "M" are codes among a category's levels (a true/false field, "Y"/"N" included,
+# is read as such and has no levels here)
+YES_LEVELS = frozenset({"yes", "true"})
+NO_LEVELS = frozenset({"no", "false", "none"})
 OTHER_LEVELS = frozenset({"other", "others"})
 # a level this short ("M", "A1") says nothing without its field
 SHORT_LEVEL = 2
