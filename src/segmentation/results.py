@@ -30,7 +30,10 @@ ACCURACY_METHOD = (
     "resampling stability (Hennig's clusterboot): mean best-match Jaccard similarity of each "
     "segment over bootstrap refits, weighted by segment size; capped at 0.5 when the segments "
     "separate no better than uniform data of the same shape (gap statistic: Gap(k) - Gap(1) "
-    "within one standard error), since cuts of structureless data can reproduce perfectly"
+    "within one standard error), since cuts of structureless data can reproduce perfectly; "
+    f"and capped at the chosen k's prediction strength when that is below "
+    f"{search.PREDICTION_STRENGTH_THRESHOLD}, since a number of segments that does not "
+    "reproduce on held-out halves may not be found again with another random state"
 )
 K_SELECTION_METHOD = (
     "stability, then separation, on a bounded sample: the k whose segments reproduce on "

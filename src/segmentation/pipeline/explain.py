@@ -37,6 +37,7 @@ from segmentation.pipeline.models import (
     ward_tree,
 )
 from segmentation.pipeline.search import (
+    PREDICTION_STRENGTH_THRESHOLD,
     SILHOUETTE_SAMPLE_SIZE,
     SearchResult,
     SilhouetteSample,
@@ -316,11 +317,14 @@ class Trust:
     confidence: np.ndarray
     ambiguous: np.ndarray
     stability: Stability
-    #: the headline accuracy: the stability, capped when there is no structure
+    #: the headline accuracy: the stability, capped when there is no structure and at the
+    #: chosen k's prediction strength when that is below the threshold
     accuracy: float
     structure: StructureGap | None
     importance: dict[str, float]
     metrics: Metrics
+    #: the chosen k's prediction strength when it fell short and capped the accuracy
+    weak_k_strength: float | None = None
 
     @property
     def lacks_structure(self) -> bool:
@@ -389,13 +393,23 @@ def measure_trust(
     accuracy = stability.overall
     if gap is not None and not gap.has_structure:
         accuracy = min(accuracy, NO_STRUCTURE_ACCURACY)
+    # a number of segments whose segments do not reproduce on held-out halves is one a
+    # rerun with another random state may not find again: the partition's own stability
+    # would overstate how far to trust it
+    strength = found.chosen.prediction_strength
+    weak = bool(np.isfinite(strength) and strength < PREDICTION_STRENGTH_THRESHOLD)
+    if weak:
+        accuracy = min(accuracy, strength)
     nan = float("nan")
     metrics = Metrics(
         silhouette, calinski, davies, fidelity, len(sample),
         gap.gain if gap else nan, gap.standard_error if gap else nan,
     )  # fmt: skip
     ambiguous = (scores < AMBIGUOUS_BELOW) & (labels != NOISE)
-    return Trust(centers, scores, ambiguous, stability, accuracy, gap, importance, metrics)
+    return Trust(
+        centers, scores, ambiguous, stability, accuracy, gap, importance, metrics,
+        float(strength) if weak else None,
+    )  # fmt: skip
 
 
 def projection(

@@ -11,7 +11,7 @@ from segmentation.pipeline.explain import MIN_CUSTOMERS_FOR_ACCURACY, NO_STRUCTU
 from segmentation.pipeline.features import FeatureEncoder
 from segmentation.pipeline.ingest import IngestedCustomers
 from segmentation.pipeline.schema import Schema
-from segmentation.pipeline.search import format_score
+from segmentation.pipeline.search import PREDICTION_STRENGTH_THRESHOLD, format_score
 from segmentation.results import DataQuality, FieldReport, Segment
 
 __all__ = ["LOW_ACCURACY", "data_quality", "warnings"]
@@ -60,6 +60,14 @@ def _accuracy_note(trust: Trust, n_customers: int) -> str | None:
             f"{format_score(trust.structure.standard_error, 3)}): these customers show no "
             f"cluster structure, so accuracy is capped at {NO_STRUCTURE_ACCURACY} and the "
             "segments are a convenient partition, not distinct groups."
+        )
+    if trust.weak_k_strength is not None:
+        return (
+            f"The number of segments ({len(trust.stability.per_segment)}) does not clearly "
+            "reproduce on held-out halves of the customers (prediction strength "
+            f"{format_score(trust.weak_k_strength)}, below {PREDICTION_STRENGTH_THRESHOLD}): "
+            "another random state may find another number. Accuracy is capped at that "
+            "strength; compare a few random states, or fix nClusters."
         )
     if accuracy < LOW_ACCURACY:
         return (
