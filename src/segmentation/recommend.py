@@ -260,6 +260,8 @@ OUTCOME_Z = 2.576  # two-sided p < 0.01
 # the average comes before any trait
 OUTCOME_WEIGHT = 1.5
 OUTCOME_PRIORITY = 100.0
+# the standardized difference a characteristic needs (profile.MIN_EFFECT_SD)
+STATED_DIFFERENCE = 0.5
 # a level this over-represented (and by 15 points) is the segment's product mix
 MIX_LIFT = 1.5
 MIX_POINTS = 0.15
@@ -373,6 +375,8 @@ def _rule_levers(segment: SegmentSummary, averages: _Averages) -> list[_Lever]:
         if not all(levels[axis] == level for axis, level in needs.items()):
             continue
         backed = [("spend" if axis == "value" else axis, d) for axis, d in claims]
+        if not _stated(segment, [f for axis, _ in backed for f in averages.fields.get(axis, ())]):
+            continue
         ratios = [averages.ratio(segment, axis) for axis, _ in backed]
         strength = max((abs(math.log(r)) for r in ratios if r is not None and r > 0), default=0.0)
         figures = tuple(averages.figure(segment, axis, d) for axis, d in backed)
@@ -381,9 +385,19 @@ def _rule_levers(segment: SegmentSummary, averages: _Averages) -> list[_Lever]:
     return levers
 
 
+def _stated(segment: SegmentSummary, fields: Sequence[str]) -> bool:
+    """Whether one of these fields differs enough in the segment to be a characteristic of
+    it (half a standard deviation): advice never rests on a difference the profile calls
+    close to the average. Summaries without standardized means are taken at their ratios."""
+    known = [abs(segment.standardized[f]) for f in fields if f in segment.standardized]
+    return not known or max(known) >= STATED_DIFFERENCE
+
+
 def _tenure_lever(segment: SegmentSummary, averages: _Averages) -> list[_Lever]:
     ratio = averages.ratio(segment, "tenure")
     if ratio is None or LOW_RATIO < ratio < HIGH_RATIO or ratio <= 0:
+        return []
+    if not _stated(segment, averages.fields["tenure"]):
         return []
     if ratio <= LOW_RATIO:
         action = "Onboard {segment} with a welcome series and an early second-purchase offer:"
