@@ -134,7 +134,12 @@ def _checks(names: list[str], advice: list[Any]) -> list[str]:
             problems.append(f"name repeats a word: {name!r}")
         if len(name) > 40:
             problems.append(f"name longer than 40 characters: {name!r}")
-    per_segment = [r for r in advice if r.segment is not None and r.cluster_id is not None]
+    # each segment's own action: the first advice naming it (cross-segment advice follows)
+    first: dict[int, Any] = {}
+    for r in advice:
+        if r.cluster_id is not None:
+            first.setdefault(r.cluster_id, r)
+    per_segment = list(first.values())
     actions = [r.action.replace(f'"{r.segment}"', "{segment}") for r in per_segment]
     if len(per_segment) > 1 and len(set(actions)) < len(actions):
         problems.append(f"{len(actions) - len(set(actions))} segments share an action")

@@ -179,9 +179,10 @@ class _Averages:
     def figure(self, segment: SegmentSummary, axis: str, direction: Direction) -> Figure:
         """'Total spend (6 fields) 1.2k vs 606 average' or 'Spending score 82 vs 50 average'."""
         members = self.fields[axis]
-        name = label(members[0]) if len(members) == 1 else (
-            f"{AXIS_LABELS.get(axis, label(axis))} ({len(members)} fields)"
-        )  # fmt: skip
+        total = AXIS_LABELS.get(axis, label(axis))
+        if axis == "frequency" and all("visit" in m.lower() for m in members):
+            total = "Total visits"  # visits counted where no purchase count exists
+        name = label(members[0]) if len(members) == 1 else f"{total} ({len(members)} fields)"
         return Figure(name, self._raw(segment, axis), self.mean[axis], direction)
 
     def value(self, segment: SegmentSummary) -> float:

@@ -81,6 +81,7 @@ SPEND_WORDS = frozenset(
         "spending",
         "spent",
         "mnt",
+        "amt",
         "amount",
         "monetary",
         "revenue",
@@ -115,17 +116,22 @@ ZERO_PLACEHOLDER_WORDS = frozenset({"year", "yr", "price", "rate", "tariff", "wa
 # events counted or summed that are no purchase: claims, complaints, returns, late payments
 EVENT_WORDS = frozenset(
     {"clm", "claim", "claims", "complaint", "complaints", "complain", "return", "returns",
-     "refund", "refunds", "late", "default", "fraud", "cancellation", "cancellations"}
+     "refund", "refunds", "late", "default", "fraud", "cancellation", "cancellations",
+     "contact", "contacts", "call", "calls"}
 )  # fmt: skip
+# a change or a ratio of an amount is no amount: "Total_Amt_Chng_Q4_Q1", "OrderAmountHike"
+CHANGE_WORDS = frozenset({"chng", "change", "ratio", "pct", "growth", "hike", "utilization"})
 # how long someone has been a customer: months of tenure, years of seniority (`antig`) ...
 TENURE_WORDS = frozenset({"tenure", "seniority", "antig", "longevity"})
 DURATION_WORDS = frozenset({"days", "weeks", "months", "years"})
+CALENDAR_PARTS = frozenset({"month", "day", "week", "weekday", "quarter", "hour"})
+RELATIONSHIP_WORDS = frozenset({"book", "customer", "member", "client", "relationship", "account"})
 # ... or when they became one (a later enrolment is a newer customer)
 JOINED_WORDS = frozenset(
     {"enrollment", "enrolment", "enrolled", "joined", "join", "signup", "registration",
      "registered", "activation", "activ", "onboarded", "onboarding"}
 )  # fmt: skip
-FREQUENCY_WORDS = frozenset({"frequency", "freq", "count", "trx", "visits"})
+FREQUENCY_WORDS = frozenset({"frequency", "freq", "count", "ct", "cnt", "trx", "visits"})
 # a count of these is frequency, an amount of them is spend
 PURCHASE_WORDS = frozenset({"purchases", "purchase", "orders", "order", "transactions", "deals"})
 NUMBER_WORDS = frozenset({"num", "number", "n", "nb"})
@@ -154,14 +160,17 @@ def axis_of(field: str, is_count: bool | None) -> str | None:
     """
     words = name_words(field)
     bag = set(words)
-    if bag & EVENT_WORDS:
-        return None  # claims, complaints, returns: neither what customers buy nor spend
+    if bag & (EVENT_WORDS | CHANGE_WORDS):
+        return None  # claims, calls, returns, or a change: neither what customers buy nor spend
     if "age" in bag or {"year", "birth"} <= bag or "birthyear" in bag:
         return "age"
     if bag & RECENCY_WORDS or ("last" in bag and bag & LAST_WORDS):
         return "recency"
-    if bag & TENURE_WORDS or joined(field) or (bag & JOINED_WORDS and bag & DURATION_WORDS):
+    held = bag & (JOINED_WORDS | RELATIONSHIP_WORDS)  # months on book, years as a member
+    if bag & TENURE_WORDS or joined(field) or (held and bag & DURATION_WORDS):
         return "tenure"
+    if bag & JOINED_WORDS:
+        return None  # an enrolment month: a time of year, not how long
     if bag & INCOME_WORDS:
         return "income"
     if bag & FREQUENCY_WORDS or (bag & NUMBER_WORDS and bag & PURCHASE_WORDS):
@@ -207,7 +216,8 @@ def joined(field: str) -> bool:
     customer-since date): the later, the newer the customer. Days since signup count the
     other way, as tenure does."""
     bag = set(name_words(field))
-    if bag & DURATION_WORDS:
+    # days since signup count forward; an enrolment month or day is a time of year
+    if bag & DURATION_WORDS or (bag & CALENDAR_PARTS and not bag & {"year", "date", "dt"}):
         return False
     since = "since" in bag and bool(bag & {"customer", "member", "client"})
     return since or bool(bag & JOINED_WORDS) or bool({"dt", "date"} & bag and "customer" in bag)
