@@ -368,3 +368,31 @@ def test_no_horizontal_scroll_at_390_px(
         page.context.close()
     assert watch.console_errors == [], watch.console_errors
     assert watch.outside_requests == [], watch.outside_requests
+
+
+def test_a_european_churn_export_reads_right_and_shows_churn_per_segment(
+    page: Page, server: str, artifacts: Path
+) -> None:
+    """A semicolon export with a BOM and blank numeric cells: the preview (read by the
+    service as the job will read it) shows the numbers as numbers, the id and the outcome
+    for what they are; the analysis page shows each segment's churn beside the overall."""
+    page.goto(f"{server}/")
+    page.set_input_files("#file", DATASETS / "realworld" / "ecommerce_churn.csv")
+    page.wait_for_selector("#fields-table tbody tr")
+    fields = page.locator("#fields-table tbody th").all_inner_texts()
+    roles = dict(zip(fields, page.locator("#fields-table tbody td.role").all_inner_texts(),
+                     strict=True))  # fmt: skip
+    assert roles["CustomerID"] == "the customer id"
+    assert roles["Churn"].startswith("outcome, reported per segment")
+    assert roles["Tenure"] == roles["WarehouseToHome"] == "number"
+    shot(page, artifacts, "new-analysis-churn-export")
+    page.click("#start")
+    analysis_id = wait_for_analysis_page(page)
+    stored = api_json(server, f"/api/analyses/{analysis_id}")
+    overall = stored["outcomes"][0]["overall"]
+    cards = page.locator("#segments .card")
+    assert cards.count() == len(stored["clusters"])
+    for i in range(cards.count()):
+        text = cards.nth(i).inner_text()
+        assert "Churn" in text and f"({overall:.0%} overall)" in text, text
+    shot(page, artifacts, "analysis-churn-export")
