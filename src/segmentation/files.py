@@ -108,33 +108,73 @@ DELIMITER_LINES = 200
 DELIMITER_AGREEMENT = 0.9
 
 
-def _delimiter(sample: str) -> str | None:
+@dataclass(frozen=True)
+class _Layout:
+    """How a text file is laid out: its delimiter (None: aligned on whitespace), the
+    preamble lines before the header (`sep=;`, `# comments`), and the fields of its widest
+    usual line (a header one field short of rows that end in a delimiter is padded)."""
+
+    delimiter: str | None
+    skip: int = 0
+    width: int | None = None
+
+
+PREAMBLE = re.compile(r"^(sep=.|#.*)$")
+
+
+def _layout(sample: str) -> _Layout:
     """The delimiter that splits the sample's lines into the most fields, the same number on
     nearly every line (quotes respected): ";" beats "," in a European export whose decimal
-    commas split some values, whatever the sniffer's guess. None for a whitespace-aligned
-    text file."""
+    commas split some values, whatever the sniffer's guess."""
     lines = [line for line in sample.splitlines()[:-1] or sample.splitlines() if line.strip()]
-    lines = lines[:DELIMITER_LINES]
+    skip = 0
+    while skip < len(lines) and PREAMBLE.match(lines[skip].strip()):
+        skip += 1
+    hinted = lines[0].strip()[4:] if skip and lines[0].strip().startswith("sep=") else None
+    lines = lines[skip : skip + DELIMITER_LINES]
     best: tuple[int, str] | None = None
-    for delimiter in DELIMITERS:
+    for delimiter in [hinted] if hinted else DELIMITERS:
         counts = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
         if not counts:
             continue
         fields, agreeing = Counter(counts).most_common(1)[0]
         agreed = fields > 1 and agreeing >= DELIMITER_AGREEMENT * len(counts)
         if agreed and (best is None or fields > best[0]):
-            best = (fields, delimiter)
+            header = len(next(csv.reader(lines[:1], delimiter=delimiter)))
+            best = (max(fields, header), delimiter)
     if best is not None:
-        return best[1]
+        return _Layout(best[1], skip, best[0])
+    return _Layout(_sniffed(sample), skip)
+
+
+def _sniffed(sample: str) -> str | None:
+    """csv's sniffer, for files no delimiter splits evenly; None for a whitespace-aligned
+    text file."""
     try:
         return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:
         # the sniffer gives up on ragged rows: take the header's most frequent delimiter, so
-        # that pandas reports the ragged row instead of reading one wide column
+        # that the ragged row is reported instead of one wide column read
         header = sample.splitlines()[0] if sample else ""
         counts_in_header = {d: header.count(d) for d in DELIMITERS}
         most = max(counts_in_header, key=lambda d: counts_in_header[d])
         return most if counts_in_header[most] else None
+
+
+RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _parser_problem(error: Exception) -> Problem:
+    """pandas' tokenizer error in the caller's words."""
+    ragged = RAGGED.search(str(error))
+    if ragged:
+        expected, line, saw = ragged.groups()
+        return Problem(
+            f"line {line} has {saw} fields where the file's rows have {expected}: a delimiter "
+            "too many, or a value that holds the delimiter without quotes",
+            field="file",
+        )
+    return Problem(f"the CSV file cannot be read: {error}", field="file")
 
 
 GENERIC_FIELD = "column_{}"
@@ -213,13 +253,19 @@ def _is_blank(column: pd.Series) -> pd.Series:
     return column.isna() | column.astype(str).str.strip().eq("")
 
 
+# beyond this a float no longer holds every whole number: such values stay text (an id of
+# 20 digits is compared as written, never rounded or wrapped around)
+EXACT_FLOAT = 2.0**53
+
+
 def _numbers_unless_codes(column: pd.Series) -> pd.Series:
-    """A text column as numbers when every value is one and none is zero-padded."""
+    """A text column as numbers when every value is one (finite, and exact as a float) and
+    none is zero-padded."""
     present = column.dropna()
     if present.empty or present.str.match(r"^[+-]?0\d").any():
         return column
     numbers = pd.to_numeric(present, errors="coerce")
-    if numbers.isna().any():
+    if numbers.isna().any() or not (numbers.abs() < EXACT_FLOAT).all():
         return column
     converted = pd.to_numeric(column, errors="coerce")
     integral = bool((numbers % 1 == 0).all()) and not column.isna().any()
@@ -231,18 +277,18 @@ def _read_csv(path: Path, rows: int | None = None, header: bool | None = None) -
     encoding = _encoding(path, opener)
     with opener(path, "rt", encoding=encoding, newline="") as handle:
         sample = handle.read(SNIFF_BYTES)
-    delimiter = _delimiter(sample)
+    layout = _layout(sample)
     read: dict[str, Any] = dict(
-        sep=delimiter or r"\s+", encoding=encoding, compression=compression,  # by content
+        sep=layout.delimiter or r"\s+", encoding=encoding, compression=compression,  # by content
         # as text, as written: pandas' own inference would turn the code "0001" into 1, and
         # its missing-value words would hide placeholders such as "NULL" from the report
-        dtype=str, keep_default_na=False, na_values=[""], header=None,
+        dtype=str, keep_default_na=False, na_values=[""], header=None, skiprows=layout.skip,
+        names=None if layout.width is None else list(range(layout.width)),
     )  # fmt: skip
     notes = []
     try:
         if header is None:
-            probe = pd.read_csv(path, nrows=HEADER_PROBE_ROWS, **read)
-            header = not first_row_is_data(probe)
+            header = not first_row_is_data(pd.read_csv(path, nrows=HEADER_PROBE_ROWS, **read))
             if not header:
                 notes.append(
                     "the first row looks like data, not field names: the fields are named "
@@ -250,9 +296,7 @@ def _read_csv(path: Path, rows: int | None = None, header: bool | None = None) -
                 )
         frame = pd.read_csv(path, nrows=None if rows is None else rows + 1, **read)
     except pd.errors.ParserError as error:
-        raise InvalidInputError(
-            Problem(f"the CSV file cannot be read: {error}", field="file")
-        ) from None
+        raise InvalidInputError(_parser_problem(error)) from None
     except pd.errors.EmptyDataError:
         raise InvalidInputError(Problem("the file holds no rows", field="file")) from None
     if header:

@@ -71,6 +71,9 @@ SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "%": 1.0}
 # a share of the present values at most this large may fail to read as numbers (stray words
 # in a column of numbers: read as missing and reported); more and the field is text
 MAX_UNREADABLE_SHARE = 0.02
+# the largest magnitude read as a number (pipeline.ingest.MAX_ABS_NUMBER, for numbers sent as
+# numbers): beyond 1e15 a float loses whole numbers and squared distances lose all precision
+LARGEST = 1e15
 # bands are categories: a field with more distinct values is no field of bands
 MAX_BAND_LEVELS = 50
 
@@ -216,6 +219,15 @@ def _band_note(number_format: str) -> str:
 
 
 def _read_distinct(distinct: pd.Series, number_format: str) -> np.ndarray:
+    numbers = np.array(_parse_distinct(distinct, number_format), dtype=float)  # a copy
+    # "inf", "1e400", 25 digits: no value a customer has (ingest refuses such numbers sent
+    # as numbers); read as not a number, so they are missing values reported, or refused
+    with np.errstate(invalid="ignore"):
+        numbers[~(np.abs(numbers) <= LARGEST)] = np.nan
+    return numbers
+
+
+def _parse_distinct(distinct: pd.Series, number_format: str) -> np.ndarray:
     if number_format.startswith(BANDS):
         _, decimal, width = number_format.split()
         return np.array([_band_value(t, decimal, float(width)) for t in distinct], dtype=float)
@@ -256,16 +268,21 @@ def number_reading(text: pd.Series, decimal_hint: str | None = None) -> NumberRe
     plain = texts.str.translate(PLAIN_SPACES)
     shaped = plain.str.match(NUMBER_SHAPE) | plain.str.match(ACCOUNTING)
     counts = np.bincount(codes, minlength=len(texts))
-    unreadable_share = counts[~shaped.to_numpy()].sum() / len(present)
-    if unreadable_share > MAX_UNREADABLE_SHARE:
+    if not _few_unreadable(int(counts[~shaped.to_numpy()].sum()), len(present)):
         return None
     decimal = _decimal_mark(texts[shaped]) or decimal_hint or "."
     numbers = _read_distinct(texts, decimal)
     failed = np.isnan(numbers)
-    if counts[failed].sum() / len(present) > MAX_UNREADABLE_SHARE or failed.all():
+    if not _few_unreadable(int(counts[failed].sum()), len(present)) or failed.all():
         return None
     unreadable = {str(texts.iloc[i]): int(counts[i]) for i in np.flatnonzero(failed)}
     return NumberReading(decimal, read_numbers(text, decimal), unreadable)
+
+
+def _few_unreadable(unreadable: int, present: int) -> bool:
+    """Few enough values that are not numbers for the field to be numbers with stray values:
+    2% of them, or one in a small file (but never a tenth)."""
+    return unreadable <= max(MAX_UNREADABLE_SHARE * present, 1) and unreadable < 0.1 * present
 
 
 def decimal_comma_evident(text: pd.Series) -> bool:
