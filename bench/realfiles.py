@@ -12,7 +12,8 @@ its field ("Mostly No") or doubles a word, no two segments get the same action, 
 numeric column and the one-hot text columns of the file standardized, KMeans (n_init=10) with
 the best silhouette over k = 2..10, under the same random states.
 
-Results go to `bench/results/realfiles.json`, and `--markdown` prints the table the docs show.
+Results go to `bench/results/realfiles.json`; `--markdown` prints the table the docs show,
+and `--table` prints it from the results file without running anything again.
 """
 
 from __future__ import annotations
@@ -192,8 +193,10 @@ def markdown(results: list[FileResult]) -> str:
     ]
     for r in results:
         accuracy = "/".join("-" if a is None else f"{a:.2f}" for a in r.accuracies)
+        refused = " (refused with the defaults: ids repeat; shown with duplicateIds first)"
         lines.append(
-            f"| {r.file} | {r.customers:,} | {', '.join(r.roles.get('id', [])) or '-'} | "
+            f"| {r.file}{refused if r.refused else ''} | {r.customers:,} | "
+            f"{', '.join(r.roles.get('id', [])) or '-'} | "
             f"{', '.join(r.roles.get('outcome', [])) or '-'} | "
             f"{len(r.roles.get('ignored', []))} | {', '.join(map(str, r.ks))} | {accuracy} | "
             f"{', '.join(map(str, r.naive_ks))} | {'; '.join(r.names)} | "
@@ -215,7 +218,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="random states 0..N-1")
     parser.add_argument("--only", default=None, help="files whose name contains this")
     parser.add_argument("--markdown", action="store_true", help="print the docs' table")
+    parser.add_argument("--table", action="store_true", help="the table of the results file")
     args = parser.parse_args()
+    if args.table:
+        stored = json.loads(RESULTS.read_text())
+        print(markdown([FileResult(**row) for row in stored]))
+        return
     seeds = tuple(range(args.seeds))
     results = []
     for path in _files(args.extra):

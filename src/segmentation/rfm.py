@@ -122,9 +122,13 @@ def _numbers(column: pd.Series) -> pd.Series:
     """A column of amounts as numbers, text read as a spreadsheet wrote it ("$1,234.50")."""
     if pd.api.types.is_numeric_dtype(column.dtype):
         return column.astype(float)
-    text = text_values(column).values
-    reading = number_reading(text)
-    numbers = reading.values if reading is not None else read_numbers(text, None)
+    read = text_values(column)
+    reading = number_reading(read)
+    numbers = (
+        read.per_customer(reading.level_values)
+        if reading is not None
+        else read_numbers(read.values, None)
+    )
     return pd.Series(numbers, index=column.index)
 
 

@@ -70,8 +70,8 @@ pytestmark = pytest.mark.slow
 
 # FUZZ_SCALE multiplies the examples, as for the schemathesis suite (test_openapi_fuzz.py)
 FUZZ_SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
-CLI_EXAMPLES = 15 * FUZZ_SCALE
-HTTP_EXAMPLES = 40 * FUZZ_SCALE
+CLI_EXAMPLES = 10 * FUZZ_SCALE
+HTTP_EXAMPLES = 25 * FUZZ_SCALE
 # Shrinking runs every smaller table through the command or the server again: minutes for
 # each kind of crash. Off unless MESSY_SHRINK=1; a failure shows (and keeps) its first table.
 SHRINK = os.environ.get("MESSY_SHRINK") == "1"

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from segmentation.pipeline.values import (
+    NumberReading,
+    TextValues,
     band_reading,
     number_reading,
     numeric_placeholders,
@@ -19,8 +21,14 @@ from segmentation.pipeline.values import (
 )
 
 
-def _text(values: list[str | None]) -> pd.Series:
-    return text_values(pd.Series(values, dtype=object)).values
+def _text(values: list[str | None]) -> TextValues:
+    return text_values(pd.Series(values, dtype=object))
+
+
+def _numbers(reading: NumberReading, values: list[str | None]) -> list[float]:
+    """The numbers of `values`, per customer, as the reading reads them."""
+    result: list[float] = _text(values).per_customer(reading.level_values).tolist()
+    return result
 
 
 @pytest.mark.parametrize(
@@ -46,7 +54,7 @@ def test_numbers_written_as_text(
     reading = number_reading(_text(values))
     assert reading is not None
     assert reading.number_format == number_format
-    assert reading.values.tolist() == pytest.approx(expected)
+    assert _numbers(reading, values) == pytest.approx(expected)
 
 
 def test_blanks_are_missing_and_counted() -> None:
@@ -81,16 +89,19 @@ def test_a_few_stray_words_among_numbers_are_missing_and_reported() -> None:
     values = [str(i) for i in range(200)] + ["n.a.", "see notes"]
     reading = number_reading(_text(values))
     assert reading is not None
-    assert np.isnan(reading.values[-1]) and reading.values[10] == 10
+    numbers = _numbers(reading, values)
+    assert np.isnan(numbers[-1]) and numbers[10] == 10
     # "n.a." is a placeholder, read as missing before any number is looked for
     assert reading.notes == ["1 value that is not a number ('see notes') read as missing"]
 
 
 def test_the_rest_of_the_file_says_which_mark_is_decimal() -> None:
     # "1,234" alone could be either; a file whose other fields show decimal commas says comma
-    assert number_reading(_text(["1,234", "5,678"])).values.tolist() == [1234, 5678]  # type: ignore[union-attr]
-    read = number_reading(_text(["1,234", "5,678"]), decimal_hint=",")
-    assert read is not None and read.values.tolist() == pytest.approx([1.234, 5.678])
+    values = ["1,234", "5,678"]
+    point = number_reading(_text(values))
+    assert point is not None and _numbers(point, values) == [1234, 5678]
+    comma = number_reading(_text(values), decimal_hint=",")
+    assert comma is not None and _numbers(comma, values) == pytest.approx([1.234, 5.678])
 
 
 @pytest.mark.parametrize(
@@ -109,7 +120,7 @@ def test_the_rest_of_the_file_says_which_mark_is_decimal() -> None:
 def test_bands_are_numbers_at_their_midpoints(values: list[str], midpoints: list[float]) -> None:
     reading = band_reading(_text(values))
     assert reading is not None
-    assert reading.values.tolist() == pytest.approx(midpoints, rel=1e-3)
+    assert _numbers(reading, values) == pytest.approx(midpoints, rel=1e-3)
     # new customers scored later are read the same way
     again = read_numbers(pd.Series(values), reading.number_format)
     assert again.tolist() == pytest.approx(midpoints, rel=1e-3)
@@ -122,7 +133,8 @@ def test_phone_numbers_are_no_bands() -> None:
 def test_yes_no_in_any_case() -> None:
     reading = yes_no_reading(_text(["Yes", "no", "YES", None]))
     assert reading is not None
-    assert reading.values.tolist()[:3] == [1.0, 0.0, 1.0] and math.isnan(reading.values[3])
+    numbers = _numbers(reading, ["Yes", "no", "YES", None])
+    assert numbers[:3] == [1.0, 0.0, 1.0] and math.isnan(numbers[3])
     assert yes_no_reading(_text(["Yes", "Maybe"])) is None
 
 

@@ -36,6 +36,7 @@ from segmentation.pipeline.outcomes import (
 from segmentation.pipeline.values import (
     YES_NO,
     YES_WORDS,
+    TextValues,
     band_reading,
     decimal_comma_evident,
     format_count,
@@ -460,13 +461,12 @@ def _zero_can_be_a_placeholder(name: str, values: np.ndarray) -> bool:
     return bool(len(others)) and bool(((others >= 1900) & (others <= 2100)).all())
 
 
-def _aliases(text: pd.Series) -> tuple[tuple[str, str], ...]:
+def _aliases(levels: pd.Series, counts: np.ndarray) -> tuple[tuple[str, str], ...]:
     """Spellings of one level that differ only in case ('yes', 'YES' beside 'Yes'), each
     mapped to the most frequent one."""
-    counts = text.value_counts()
     groups: dict[str, list[tuple[int, str]]] = {}
-    for level, count in counts.items():
-        groups.setdefault(str(level).casefold(), []).append((-int(count), str(level)))
+    for level, count in zip(levels.map(str), counts.tolist(), strict=True):
+        groups.setdefault(level.casefold(), []).append((-int(count), level))
     aliases = []
     for spellings in groups.values():
         if len(spellings) > 1:
@@ -479,12 +479,12 @@ def apply_aliases(text: pd.Series, aliases: Sequence[tuple[str, str]]) -> pd.Ser
     return text.replace(dict(aliases)) if aliases else text
 
 
-def _text_spec(name: str, text: pd.Series, n_customers: int, notes: list[str]) -> FieldSpec:
+def _text_spec(name: str, read: TextValues, n_customers: int, notes: list[str]) -> FieldSpec:
     """The role of a text field (stripped, placeholders as missing) that holds no dates,
     numbers or yes/no: a category, an identifier, or free text (ignored)."""
-    aliases = _aliases(text.dropna())
-    distinct = apply_aliases(text, aliases).dropna().unique()
-    levels, n_present = len(distinct), int(text.notna().sum())
+    aliases = _aliases(read.levels, read.counts)
+    distinct = apply_aliases(read.levels, aliases).unique()
+    levels, n_present = len(distinct), read.present
     if levels <= 1:
         return _constant(name, levels, notes)
     if levels == n_present and n_present >= 10:
@@ -506,60 +506,60 @@ def _text_spec(name: str, text: pd.Series, n_customers: int, notes: list[str]) -
     return FieldSpec(name, FieldRole.CATEGORICAL, aliases=aliases, notes=tuple(notes))
 
 
+def _yes_spelling(read: TextValues) -> str:
+    """The yes as the file spells it most ("Yes", "TRUE"): what an outcome's rate counts."""
+    yes = read.levels.str.casefold().isin(YES_WORDS).to_numpy()
+    if not yes.any():
+        return "yes"
+    return str(read.levels[yes].iloc[int(np.argmax(read.counts[yes]))])
+
+
 def _text_field(
-    name: str, column: pd.Series, n_customers: int, decimal_hint: str | None
+    name: str, read: TextValues, n_customers: int, decimal_hint: str | None
 ) -> tuple[FieldSpec, np.ndarray | pd.Series]:
-    """A text field read as dates, numbers (plain, formatted, or bands), yes/no, or text."""
-    read = text_values(column)
-    text, notes = read.values, read.notes
-    distinct = pd.Series(text.dropna().unique(), dtype=object)
-    if len(distinct) == 0:
-        return _constant(name, 0, notes), text
-    date_format = _date_format_of(distinct) if len(distinct) > 1 else None
+    """A text field read as dates, numbers (plain, formatted, or bands), yes/no, or text.
+    Every test looks at the field's distinct texts; the values per customer are built once."""
+    notes = read.notes
+    if read.levels.empty:
+        return _constant(name, 0, notes), read.values
+    date_format = _date_format_of(read.levels) if len(read.levels) > 1 else None
     if date_format is not None:
         spec = FieldSpec(name, FieldRole.DATE, date_format=date_format, notes=tuple(notes))
-        return spec, text
-    reading = number_reading(text, decimal_hint) or band_reading(text, decimal_hint)
+        return spec, read.values
+    reading = number_reading(read, decimal_hint) or band_reading(read, decimal_hint)
     if reading is not None:
         return _numeric_spec(
-            name, reading.values, number_format=reading.number_format,
+            name, read.per_customer(reading.level_values), number_format=reading.number_format,
             notes=[*notes, *reading.notes],
         )  # fmt: skip
-    yes_no = yes_no_reading(text)
+    yes_no = yes_no_reading(read)
     if yes_no is not None:
         spec, values = _numeric_spec(
-            name, yes_no.values, is_boolean=True, number_format=YES_NO, notes=notes
-        )
-        # the yes as the file spells it ("Yes", "TRUE"): what an outcome's rate counts
-        spelled = text.dropna()
-        yes = spelled[spelled.str.casefold().isin(YES_WORDS)].mode()
-        return replace(spec, positive=str(yes.iloc[0]) if len(yes) else "yes"), values
-    spec = _text_spec(name, text, n_customers, notes)
-    return spec, apply_aliases(text, spec.aliases)
+            name, read.per_customer(yes_no.level_values), is_boolean=True, number_format=YES_NO,
+            notes=notes,
+        )  # fmt: skip
+        return replace(spec, positive=_yes_spelling(read)), values
+    spec = _text_spec(name, read, n_customers, notes)
+    return spec, apply_aliases(read.values, spec.aliases)
 
 
 def _value_field(
-    name: str, column: pd.Series, customers: IngestedCustomers, decimal_hint: str | None
-) -> tuple[FieldSpec, np.ndarray | pd.Series]:
+    name: str, column: pd.Series, customers: IngestedCustomers, read: TextValues | None,
+    decimal_hint: str | None,
+) -> tuple[FieldSpec, np.ndarray | pd.Series]:  # fmt: skip
     """A field's role from its values, and its values as read (numbers as float64 with
-    placeholders as NaN, text stripped with placeholders as None)."""
-    n_customers = len(customers.frame)
-    if pd.api.types.is_numeric_dtype(column.dtype):
+    placeholders as NaN, text stripped with placeholders as None); `read` is a text
+    field's values (None for numbers)."""
+    if read is None:
         numbers = column.to_numpy(dtype=float, na_value=np.nan)
         return _numeric_spec(name, numbers, is_boolean=name in customers.boolean_fields)
-    return _text_field(name, column, n_customers, decimal_hint)
+    return _text_field(name, read, len(customers.frame), decimal_hint)
 
 
-def _decimal_hint(frame: pd.DataFrame, fields: Sequence[str]) -> str | None:
+def _decimal_hint(texts: Mapping[str, TextValues]) -> str | None:
     """A comma when some text field of these customers shows decimal commas ("29,85"): a
     "1,234" elsewhere in the same export is then read as 1.234 too."""
-    for name in fields:
-        column = frame[name]
-        if not pd.api.types.is_numeric_dtype(column.dtype) and decimal_comma_evident(
-            text_values(column).values
-        ):
-            return ","
-    return None
+    return "," if any(decimal_comma_evident(read) for read in texts.values()) else None
 
 
 def _levels(values: np.ndarray | pd.Series) -> dict[str, int]:
@@ -639,9 +639,9 @@ def _outcome_by_name(
                 "never a feature",
             )  # fmt: skip
     event = next((w for w in words for stem in EVENT_STEMS if w.startswith(stem)), None)
-    present = float(1 - pd.isna(values).mean()) if len(values) else 0.0
     if event is None or spec.role not in (FieldRole.NUMERIC, FieldRole.DATE):
         return None
+    present = float(1 - pd.isna(values).mean()) if len(values) else 0.0
     if not EVENT_SHARE <= present <= 1 - EVENT_SHARE:
         return None
     return replace(
@@ -718,6 +718,7 @@ def _find_leaks(
 def _drop_almost_empty(
     specs: dict[str, FieldSpec],
     values: Mapping[str, np.ndarray | pd.Series],
+    texts: Mapping[str, TextValues],
     named_features: set[str],
 ) -> None:
     """Leave out the features with hardly any value (placeholders included): imputed, they
@@ -725,7 +726,13 @@ def _drop_almost_empty(
     for name, spec in list(specs.items()):
         if not spec.is_feature or name in named_features:
             continue
-        missing = float(pd.isna(values[name]).mean())
+        read = values[name]
+        # numbers read as NaN where missing; text missing where its code says (no string scan)
+        missing = float(
+            np.isnan(read).mean()
+            if isinstance(read, np.ndarray)
+            else (texts[name].codes < 0).mean()
+        )
         if missing > ALMOST_EMPTY_SHARE:
             specs[name] = replace(
                 spec, role=FieldRole.IGNORED,
@@ -789,7 +796,13 @@ def infer_schema(
     # features then exclude: a field named in both is excluded
     named = set(features or ()) - set(exclude)
     candidates = [n for n in frame.columns if n not in exclude and n != customers.id_field]
-    decimal_hint = _decimal_hint(frame, candidates)
+    # each text field read once: its distinct texts serve every test below
+    texts = {
+        name: text_values(frame[name])
+        for name in candidates
+        if not pd.api.types.is_numeric_dtype(frame[name].dtype)
+    }
+    decimal_hint = _decimal_hint(texts)
     specs: dict[str, FieldSpec] = {}
     values: dict[str, np.ndarray | pd.Series] = {}
     for name in frame.columns:
@@ -798,14 +811,16 @@ def infer_schema(
         elif name in exclude:
             specs[name] = FieldSpec(name, FieldRole.IGNORED, "excluded by the options")
         else:
-            specs[name], values[name] = _value_field(name, frame[name], customers, decimal_hint)
+            specs[name], values[name] = _value_field(
+                name, frame[name], customers, texts.get(name), decimal_hint
+            )
     _find_outcomes(specs, values, outcomes, named)
     if features:
         for name, spec in list(specs.items()):
             if spec.is_feature and name not in named:
                 specs[name] = replace(spec, role=FieldRole.IGNORED, reason="not named in features")
     _find_leaks(specs, values, named, random_state)
-    _drop_almost_empty(specs, values, named)
+    _drop_almost_empty(specs, values, texts, named)
     _check_named_features(specs, sorted(named))
     nested = [
         FieldSpec(name, FieldRole.IGNORED, "holds objects or lists, which cannot be compared")
@@ -826,6 +841,9 @@ def read_field(column: pd.Series, spec: FieldSpec) -> np.ndarray | pd.Series:
     numeric_dtype = pd.api.types.is_numeric_dtype(column.dtype)
     if numeric_dtype and spec.role in (FieldRole.CATEGORICAL, FieldRole.DATE):
         return column  # a level sent as a number: read as its text where it is encoded
+    plain = spec.role in (FieldRole.NUMERIC, FieldRole.BOOLEAN) and not spec.placeholders
+    if numeric_dtype and plain and column.dtype == np.float64:
+        return column  # numbers as ingest gives them: nothing to read
     text = None if numeric_dtype else apply_aliases(text_values(column).values, spec.aliases)
     numbers = None
     if spec.reads_numbers or (spec.role is FieldRole.OUTCOME and numeric_dtype):

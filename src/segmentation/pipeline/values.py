@@ -86,11 +86,33 @@ def format_count(count: int, noun: str) -> str:
 @dataclass(frozen=True)
 class TextValues:
     """A text field's values stripped of surrounding whitespace, with blanks and
-    placeholder texts (`NULL`, `?`) as missing, and how many of each there were."""
+    placeholder texts (`NULL`, `?`) as missing, and how many of each there were.
 
-    values: pd.Series
+    Held as each customer's code into the distinct readable texts (`levels`, -1 for a
+    missing value) and how many customers hold each: every test of a field's text looks at
+    its levels (a million customers hold a few thousand at most), never at every row."""
+
+    codes: np.ndarray
+    levels: pd.Series
+    counts: np.ndarray
     blanks: int
     placeholders: dict[str, int]
+
+    @property
+    def values(self) -> pd.Series:
+        """The text per customer, None where missing."""
+        table = np.empty(len(self.levels) + 1, dtype=object)  # code -1 reads the last: None
+        table[:-1] = self.levels.to_numpy(dtype=object)
+        return pd.Series(table[self.codes], dtype=object)
+
+    def per_customer(self, level_values: np.ndarray) -> np.ndarray:
+        """Values given per level, per customer (NaN where missing)."""
+        values: np.ndarray = np.append(level_values.astype(float), np.nan)[self.codes]
+        return values
+
+    @property
+    def present(self) -> int:
+        return int(self.counts.sum())
 
     @property
     def notes(self) -> list[str]:
@@ -109,26 +131,28 @@ def _strip(distinct: pd.Series) -> pd.Series:
 
 
 def text_values(column: pd.Series) -> TextValues:
-    """The column's text, stripped, blanks and placeholder texts set to None (counted).
-
-    Works on the distinct values (a million customers hold a few thousand at most)."""
+    """The column's text, stripped, blanks and placeholder texts as missing (counted)."""
     codes, distinct = pd.factorize(column)
     texts = pd.Series(np.asarray(distinct, dtype=object), dtype=object).map(str)
     stripped = _strip(texts)
     folded = stripped.str.casefold()
     blank = (stripped == "").to_numpy()
     placeholder = folded.isin(PLACEHOLDER_TEXTS).to_numpy() & ~blank
-    counts = np.bincount(codes[codes >= 0], minlength=len(distinct))
+    raw_counts = np.bincount(codes[codes >= 0], minlength=len(distinct))
     found: dict[str, int] = {}
     for position in np.flatnonzero(placeholder):
         shown = str(stripped.iloc[position])
-        found[shown] = found.get(shown, 0) + int(counts[position])
-    readable = stripped.to_numpy(dtype=object).copy()
-    readable[blank | placeholder] = None
-    table = np.empty(len(readable) + 1, dtype=object)  # code -1 (missing) reads the last: None
-    table[:-1] = readable
-    values = pd.Series(table[codes], index=column.index, dtype=object)
-    return TextValues(values, int(counts[blank].sum()), found)
+        found[shown] = found.get(shown, 0) + int(raw_counts[position])
+    # two texts that read alike once stripped (" a", "a") are one level
+    readable = stripped.where(~(blank | placeholder))
+    level_of, levels = pd.factorize(readable)  # missing: -1
+    customer_codes = np.append(level_of, -1)[codes]
+    counts = np.bincount(level_of[level_of >= 0], weights=raw_counts[level_of >= 0],
+                         minlength=len(levels)).astype(np.int64)  # fmt: skip
+    return TextValues(
+        customer_codes, pd.Series(np.asarray(levels, dtype=object), dtype=object), counts,
+        int(raw_counts[blank].sum()), found,
+    )  # fmt: skip
 
 
 # --- numbers written as text ------------------------------------------------------------------
@@ -191,11 +215,12 @@ def _decimal_mark(texts: pd.Series) -> str | None:
 
 @dataclass(frozen=True)
 class NumberReading:
-    """How a text field reads as numbers: the format (see `read_numbers`), the values read,
-    and the values that could not be read (a few stray words, read as missing)."""
+    """How a text field reads as numbers: the format (see `read_numbers`), the number of each
+    of its levels (`TextValues.levels`; NaN: not a number), and the values that could not be
+    read (a few stray words, read as missing)."""
 
     number_format: str
-    values: np.ndarray
+    level_values: np.ndarray
     unreadable: dict[str, int]
 
     @property
@@ -256,27 +281,24 @@ def read_numbers(column: pd.Series, number_format: str | None) -> np.ndarray:
     return np.append(numbers, np.nan)[codes]
 
 
-def number_reading(text: pd.Series, decimal_hint: str | None = None) -> NumberReading | None:
-    """How a text field (stripped, missing as None) reads as numbers, or None when it is not
-    numbers. The decimal mark comes from the values ("29,85" or "1.234,5" say comma), else
-    from `decimal_hint` (what the rest of the file says), else the point."""
-    present = text.dropna()
-    codes, distinct = pd.factorize(present)
-    texts = pd.Series(np.asarray(distinct, dtype=object), dtype=object)
+def number_reading(read: TextValues, decimal_hint: str | None = None) -> NumberReading | None:
+    """How a text field reads as numbers, or None when it is not numbers. The decimal mark
+    comes from the values ("29,85" or "1.234,5" say comma), else from `decimal_hint` (what the
+    rest of the file says), else the point."""
+    texts, counts = read.levels, read.counts
     if texts.empty or _zero_padded(texts):
         return None
     plain = texts.str.translate(PLAIN_SPACES)
     shaped = plain.str.match(NUMBER_SHAPE) | plain.str.match(ACCOUNTING)
-    counts = np.bincount(codes, minlength=len(texts))
-    if not _few_unreadable(int(counts[~shaped.to_numpy()].sum()), len(present)):
+    if not _few_unreadable(int(counts[~shaped.to_numpy()].sum()), read.present):
         return None
     decimal = _decimal_mark(texts[shaped]) or decimal_hint or "."
     numbers = _read_distinct(texts, decimal)
     failed = np.isnan(numbers)
-    if not _few_unreadable(int(counts[failed].sum()), len(present)) or failed.all():
+    if not _few_unreadable(int(counts[failed].sum()), read.present) or failed.all():
         return None
     unreadable = {str(texts.iloc[i]): int(counts[i]) for i in np.flatnonzero(failed)}
-    return NumberReading(decimal, read_numbers(text, decimal), unreadable)
+    return NumberReading(decimal, numbers, unreadable)
 
 
 def _few_unreadable(unreadable: int, present: int) -> bool:
@@ -285,22 +307,22 @@ def _few_unreadable(unreadable: int, present: int) -> bool:
     return unreadable <= max(MAX_UNREADABLE_SHARE * present, 1) and unreadable < 0.1 * present
 
 
-def decimal_comma_evident(text: pd.Series) -> bool:
+def decimal_comma_evident(read: TextValues) -> bool:
     """Whether a text field's values show decimal commas ("29,85", "1.234,50")."""
-    distinct = pd.Series(text.dropna().unique(), dtype=object)
+    distinct = read.levels
     if distinct.empty or _zero_padded(distinct):
         return False
     shaped = distinct[distinct.str.match(NUMBER_SHAPE)]
     return len(shaped) == len(distinct) and _decimal_mark(shaped) == ","
 
 
-def yes_no_reading(text: pd.Series) -> NumberReading | None:
+def yes_no_reading(read: TextValues) -> NumberReading | None:
     """yes/no, y/n, true/false or t/f (any case) as 1/0; None for other text."""
-    distinct = set(text.dropna().str.casefold().unique())
+    distinct = set(read.levels.str.casefold())
     pairs = (({"yes"}, {"no"}), ({"y"}, {"n"}), ({"true"}, {"false"}), ({"t"}, {"f"}))
     if not any(distinct <= yes | no and distinct & yes and distinct & no for yes, no in pairs):
         return None
-    return NumberReading(YES_NO, read_numbers(text, YES_NO), {})
+    return NumberReading(YES_NO, _read_distinct(read.levels, YES_NO), {})
 
 
 # --- bands and ranges -------------------------------------------------------------------------
@@ -339,11 +361,11 @@ def _band_value(text: str, decimal: str, width: float) -> float:
     return _number(text, decimal)
 
 
-def band_reading(text: pd.Series, decimal_hint: str | None = None) -> NumberReading | None:
+def band_reading(read: TextValues, decimal_hint: str | None = None) -> NumberReading | None:
     """Bands ("$30,000 - $39,999", "Under $20,000", "$500,000 Plus", "25-29") as numbers at
     their midpoints, when every value is a band (or a plain number) and some band is closed
     with low < high; None otherwise."""
-    distinct = pd.Series(text.dropna().unique(), dtype=object)
+    distinct = read.levels
     if distinct.empty or len(distinct) > MAX_BAND_LEVELS:
         return None
     closed = distinct[distinct.map(lambda t: CLOSED_BAND.match(t) is not None)]
@@ -363,7 +385,7 @@ def band_reading(text: pd.Series, decimal_hint: str | None = None) -> NumberRead
     values = _read_distinct(distinct.map(str), number_format)
     if np.isnan(values).any():
         return None
-    return NumberReading(number_format, read_numbers(text, number_format), {})
+    return NumberReading(number_format, values, {})
 
 
 # --- numeric placeholders ---------------------------------------------------------------------
