@@ -485,6 +485,17 @@ def _server_log_tail(log_dir: Path) -> str:
     return logs[-1].read_text(errors="replace")[-20_000:] if logs else ""
 
 
+def server_error(body: str, log_dir: Path) -> tuple[str, str]:
+    """Where a 5xx came from ("ValueError in search.py:__init__", from the server's log
+    when it holds the traceback) and the log's tail."""
+    kind = re.search(r"internal error \((\w+)", body)
+    log = _server_log_tail(log_dir)
+    origin = kind[1] if kind else "?"
+    if "Traceback" in log:
+        origin = traceback_origin(log, "unexpected error on")
+    return origin, log
+
+
 def outcome(what: str) -> None:
     """Counted in hypothesis' statistics (--hypothesis-show-statistics); not in pinned tests."""
     if currently_in_test_context():
@@ -653,11 +664,7 @@ def check_analyze(base_url: str, log_dir: Path, table: Table, typed: bool) -> No
         f"{table.describe()}"
     )
     if response.status_code >= 500:
-        kind = re.search(r"internal error \((\w+)", response.text)
-        log = _server_log_tail(log_dir)
-        origin = kind[1] if kind else "?"
-        if "Traceback" in log:
-            origin = traceback_origin(log, "unexpected error on")
+        origin, log = server_error(response.text, log_dir)
         raise crash(
             f"analyze {response.status_code} {origin}",
             f"{context}\n--- server log ---\n{log[-8000:]}",
@@ -692,11 +699,7 @@ def check_job(base_url: str, log_dir: Path, table: Table) -> None:
     )
     context = f"POST /api/jobs: {response.status_code} {response.text[:2000]}\n{table.describe()}"
     if response.status_code >= 500:
-        kind = re.search(r"internal error \((\w+)", response.text)
-        log = _server_log_tail(log_dir)
-        origin = kind[1] if kind else "?"
-        if "Traceback" in log:
-            origin = traceback_origin(log, "unexpected error on")
+        origin, log = server_error(response.text, log_dir)
         raise crash(
             f"job upload {response.status_code} {origin}",
             f"{context}\n--- server log ---\n{log[-8000:]}",

@@ -6,7 +6,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["json_body"]
+__all__ = ["file_upload", "json_body"]
+
+
+def file_upload(**parts: dict[str, Any]) -> dict[str, Any]:
+    """The multipart/form-data media type of an upload: a required binary `file` part and
+    the optional text `parts` given (name -> its schema)."""
+    return {
+        "schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary"}, **parts},
+        }
+    }
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

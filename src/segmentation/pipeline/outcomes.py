@@ -26,6 +26,7 @@ __all__ = [
     "outcome_values",
     "outcome_word",
     "positive_level",
+    "segment_moments",
     "summarize_outcome",
 ]
 
@@ -204,6 +205,16 @@ def summarize_outcome(
     n_segments: int,
 ) -> OutcomeSummary:
     """An outcome's count, mean and variance (ddof=1) per segment, in one pass."""
+    count, mean, var = segment_moments(values, segment_ids, n_segments)
+    kind: Literal["rate", "mean"] = "rate" if positive is not None else "mean"
+    return OutcomeSummary(field, kind, positive, meaning, count, mean, var)
+
+
+def segment_moments(
+    values: np.ndarray, segment_ids: np.ndarray, n_segments: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per segment: how many customers have a value, its mean and variance (ddof=1; NaN for
+    fewer than 2), NaN values left out, in one vectorised pass."""
     present = ~np.isnan(values)
     ids, kept = segment_ids[present], values[present]
     count = np.bincount(ids, minlength=n_segments)
@@ -211,5 +222,4 @@ def summarize_outcome(
         mean = np.bincount(ids, weights=kept, minlength=n_segments) / count
         squares = np.bincount(ids, weights=(kept - mean[ids]) ** 2, minlength=n_segments)
         var = np.where(count > 1, squares / np.maximum(count - 1, 1), np.nan)
-    kind: Literal["rate", "mean"] = "rate" if positive is not None else "mean"
-    return OutcomeSummary(field, kind, positive, meaning, count, mean, var)
+    return count, mean, var

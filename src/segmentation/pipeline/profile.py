@@ -16,7 +16,12 @@ import pandas as pd
 
 from segmentation.pipeline.features import MISSING_LEVEL, category_codes, numeric_values
 from segmentation.pipeline.naming import OUTLIERS_NAME, business_name, field_name, make_unique
-from segmentation.pipeline.outcomes import PRESENT, OutcomeSummary, summarize_outcome
+from segmentation.pipeline.outcomes import (
+    PRESENT,
+    OutcomeSummary,
+    segment_moments,
+    summarize_outcome,
+)
 from segmentation.pipeline.schema import (
     ADDITIVE_AXES,
     FieldRole,
@@ -321,13 +326,8 @@ def summarize(
             spec, {str(level): table[:, j] for j, level in enumerate(uniques)}
         ), None
     values = numeric_values(frame, spec)
-    present = ~np.isnan(values)
-    ids, kept = segment_ids[present], values[present]
-    count = np.bincount(ids, minlength=n_segments)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(ids, weights=kept, minlength=n_segments) / count
-        squares = np.bincount(ids, weights=(kept - mean[ids]) ** 2, minlength=n_segments)
-        var = np.where(count > 1, squares / np.maximum(count - 1, 1), math.nan)
+    count, mean, var = segment_moments(values, segment_ids, n_segments)
+    kept = values[~np.isnan(values)]
     minimum = float(kept.min()) if kept.size else math.nan
     rows = np.bincount(segment_ids, minlength=n_segments)
     return FieldSummary(spec, count, mean, var, minimum, rows=rows), values

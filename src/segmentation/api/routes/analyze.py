@@ -17,7 +17,7 @@ from segmentation.api.schemas import (
     FieldsOut,
     FieldsRequest,
 )
-from segmentation.api.wire import json_body
+from segmentation.api.wire import file_upload, json_body
 from segmentation.errors import InvalidInputError, Problem
 from segmentation.files import detect_kind
 
@@ -99,16 +99,9 @@ def _header_part(value: object) -> bool | None:
         "requestBody": {
             "required": True,
             "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "header": {"type": "string", "enum": ["true", "false"]},
-                        },
-                    }
-                }
+                "multipart/form-data": file_upload(
+                    header={"type": "string", "enum": ["true", "false"]}
+                )
             },
         }
     },

@@ -20,6 +20,7 @@ from segmentation.api.schemas import (
     JobOut,
     SparkJobRequest,
 )
+from segmentation.api.wire import file_upload
 from segmentation.errors import InvalidInputError, JobNotFinishedError, Problem
 from segmentation.files import check_customer_file, detect_kind
 from segmentation.jobs.model import Job, JobStatus
@@ -179,20 +180,10 @@ async def _receive_file(request: Request, runner: JobRunner, limit: int, tenant:
                         ]
                     }
                 },
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "options": {"type": "string", "description": "options as JSON"},
-                            "transactions": {
-                                "type": "string",
-                                "description": "TransactionsSpec as JSON",
-                            },
-                        },
-                    }
-                },
+                "multipart/form-data": file_upload(
+                    options={"type": "string", "description": "options as JSON"},
+                    transactions={"type": "string", "description": "TransactionsSpec as JSON"},
+                ),
             },
         }
     },
