@@ -426,7 +426,8 @@ def _numeric_spec(
         return FieldSpec(name, FieldRole.BOOLEAN, **common), cleaned  # type: ignore[arg-type]
     code = _number_code(name, present) if number_format is None else None
     if code is not None:
-        return FieldSpec(name, code[0], code[1], notes=tuple(notes)), cleaned
+        spec = FieldSpec(name, code[0], code[1], placeholders=tuple(codes), notes=tuple(notes))
+        return spec, cleaned
     return FieldSpec(name, FieldRole.NUMERIC, **common), cleaned  # type: ignore[arg-type]
 
 
@@ -840,12 +841,17 @@ def read_field(column: pd.Series, spec: FieldSpec) -> np.ndarray | pd.Series:
         return column
     numeric_dtype = pd.api.types.is_numeric_dtype(column.dtype)
     if numeric_dtype and spec.role in (FieldRole.CATEGORICAL, FieldRole.DATE):
-        return column  # a level sent as a number: read as its text where it is encoded
+        # a level sent as a number: read as its text where it is encoded; a code such as
+        # 999 for "unknown" among the levels is no level
+        if not spec.placeholders:
+            return column
+        codes_read = values_without(read_numbers(column, None), spec.placeholders)
+        return pd.Series(codes_read, index=column.index)
     plain = spec.role in (FieldRole.NUMERIC, FieldRole.BOOLEAN) and not spec.placeholders
     if numeric_dtype and plain and column.dtype == np.float64:
         return column  # numbers as ingest gives them: nothing to read
     text = None if numeric_dtype else apply_aliases(text_values(column).values, spec.aliases)
-    numbers = None
+    numbers: np.ndarray | None = None
     if spec.reads_numbers or (spec.role is FieldRole.OUTCOME and numeric_dtype):
         source = column if text is None else text
         numbers = values_without(read_numbers(source, spec.number_format), spec.placeholders)

@@ -597,10 +597,6 @@ class _AtK:
         return max(self.candidates, key=lambda c: (c.is_stable, c.silhouette_or_worst))
 
 
-def _ks(views: Sequence[_AtK]) -> str:
-    return ", ".join(str(v.k) for v in sorted(views, key=lambda v: v.k))
-
-
 Measure = Callable[[Candidate], Candidate]
 
 

@@ -97,13 +97,15 @@ class TextValues:
     counts: np.ndarray
     blanks: int
     placeholders: dict[str, int]
+    #: the column's index, which the text per customer keeps
+    index: pd.Index | None = None
 
     @property
     def values(self) -> pd.Series:
         """The text per customer, None where missing."""
         table = np.empty(len(self.levels) + 1, dtype=object)  # code -1 reads the last: None
         table[:-1] = self.levels.to_numpy(dtype=object)
-        return pd.Series(table[self.codes], dtype=object)
+        return pd.Series(table[self.codes], index=self.index, dtype=object)
 
     def per_customer(self, level_values: np.ndarray) -> np.ndarray:
         """Values given per level, per customer (NaN where missing)."""
@@ -151,7 +153,7 @@ def text_values(column: pd.Series) -> TextValues:
                          minlength=len(levels)).astype(np.int64)  # fmt: skip
     return TextValues(
         customer_codes, pd.Series(np.asarray(levels, dtype=object), dtype=object), counts,
-        int(raw_counts[blank].sum()), found,
+        int(raw_counts[blank].sum()), found, column.index,
     )  # fmt: skip
 
 
